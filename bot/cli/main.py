@@ -1,0 +1,35 @@
+"""The `lore` command line: a thin layer over the library. Each command group lives in its
+own module and is registered here."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from bot.settings import LoreSettings
+from knowledge.errors import LoreError
+
+
+class LoreGroup(click.Group):
+    """Renders a `LoreError` as one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except LoreError as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=LoreGroup)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Lore: answers employees' questions from the company's own documents."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = LoreSettings()

@@ -1,0 +1,64 @@
+"""What goes into the agent and what comes out. Adapters build a `Question` from a platform
+event and render an `Answer`; nothing else crosses between them and the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from knowledge.types import Passage
+
+Platform = Literal["cli", "slack", "teams"]
+# Who can read the reply: only the asker (DM, personal chat, ephemeral) or others too.
+Place = Literal["private", "channel", "group", "thread"]
+
+
+@dataclass(frozen=True)
+class Asker:
+    user_id: str
+    display_name: str = ""
+    email: str | None = None
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    asker: Asker
+    conversation_id: str  # channel / chat id
+    thread_id: str  # thread the answer lives in; follow-ups share it
+    platform: Platform = "cli"
+    place: Place = "private"
+
+
+@dataclass(frozen=True)
+class Citation:
+    number: int  # the passage number the answer refers to, [n]
+    source: str  # path relative to the source root
+    title: str
+    heading: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A sentence quoted verbatim from a cited passage, shown beneath the generated text."""
+
+    source: str
+    quote: str
+    title: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    id: str
+    question: Question
+    text: str  # the generated text only (or the quotes / fallback text when generation failed its check)
+    citations: tuple[Citation, ...]
+    evidence: tuple[Evidence, ...]
+    passages: tuple[Passage, ...]  # what the model was given
+    confident: bool  # False = the knowledge base does not cover it (fallback reply)
+    model: str
+    adapter: str | None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: retrieval, prompt, generation, total

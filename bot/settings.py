@@ -1,0 +1,150 @@
+"""One settings object for the whole bot, read from `lore.toml` and `LORE_*` environment variables.
+
+Precedence (highest first): arguments passed in code, `LORE_*` variables (nested with `__`,
+e.g. `LORE_MODEL__BACKEND=openai`), `lore.toml` (path in `LORE_CONFIG`, default `./lore.toml`),
+defaults. Platform secrets keep the platforms' own variable names (`SLACK_BOT_TOKEN`,
+`MICROSOFT_APP_ID`, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+import knowledge
+from knowledge.config import IndexSettings, RefreshSettings, RetrievalSettings, SourceSettings
+
+SAMPLE_DOCS = Path(knowledge.__file__).resolve().parent / "sample_docs"
+
+
+class ModelSettings(BaseModel):
+    backend: Literal["local", "openai"] = "local"
+    base_model: Path | None = None  # a local Hugging Face model folder; None = bundled SmolLM2-135M
+    adapter: str | None = None  # adapter name to answer with; None = the promoted one
+    device: str = "auto"
+    max_new_tokens: int = 200
+    temperature: float = 0.0
+    repetition_penalty: float = 1.2
+    queue_size: int = 32
+    openai_base_url: str = "http://127.0.0.1:8000/v1"
+    openai_model: str = "lore"
+    openai_api_key: SecretStr = SecretStr("")
+    request_timeout_seconds: float = 120.0
+
+
+class AgentSettings(BaseModel):
+    persona: str = "You are Lore, the company's internal assistant."
+    glossary_file: Path | None = None
+    fallback_text: str = (
+        "I couldn't find this in the company's documents. "
+        "Please ask in #help or contact the team that owns the topic."
+    )
+    min_evidence_score: float = 0.35
+    history_turns: int = 6
+    answer_retention_days: int = 90
+
+
+class SlackSettings(BaseModel):
+    bot_token: SecretStr | None = None  # SLACK_BOT_TOKEN
+    signing_secret: SecretStr | None = None  # SLACK_SIGNING_SECRET
+    app_token: SecretStr | None = None  # SLACK_APP_TOKEN: Socket Mode when set
+    api_url: str = "https://slack.com/api/"  # SLACK_API_URL
+    thread_followups: Literal["always", "mention_only"] = "always"
+    channel_followups: dict[str, Literal["always", "mention_only"]] = Field(default_factory=dict)
+    rate_limit_per_minute: int = 10
+
+    @property
+    def enabled(self) -> bool:
+        return self.bot_token is not None
+
+
+class TeamsSettings(BaseModel):
+    app_id: str = ""  # MICROSOFT_APP_ID; empty = local/emulator mode without auth
+    app_password: SecretStr = SecretStr("")  # MICROSOFT_APP_PASSWORD
+    app_tenant_id: str = ""  # MICROSOFT_APP_TENANT_ID
+    app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = "MultiTenant"
+
+
+_PLATFORM_ENV = {
+    ("slack", "bot_token"): "SLACK_BOT_TOKEN",
+    ("slack", "signing_secret"): "SLACK_SIGNING_SECRET",
+    ("slack", "app_token"): "SLACK_APP_TOKEN",
+    ("slack", "api_url"): "SLACK_API_URL",
+    ("teams", "app_id"): "MICROSOFT_APP_ID",
+    ("teams", "app_password"): "MICROSOFT_APP_PASSWORD",
+    ("teams", "app_tenant_id"): "MICROSOFT_APP_TENANT_ID",
+    ("teams", "app_type"): "MICROSOFT_APP_TYPE",
+}
+
+
+class LoreSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LORE_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    home: Path = Path(".lore")
+    database_url: str | None = None  # SQLAlchemy URL; None = sqlite under home
+    acl_file: Path | None = None
+    directory_file: Path | None = None
+    sources: list[SourceSettings] = Field(
+        default_factory=lambda: [SourceSettings(name="sample", path=SAMPLE_DOCS)]
+    )
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    refresh: RefreshSettings = Field(default_factory=RefreshSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    teams: TeamsSettings = Field(default_factory=TeamsSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("LORE_CONFIG", "lore.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_path))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _platform_secrets(cls, data: object) -> object:
+        """Fill Slack and Teams settings from the platforms' own variable names."""
+        if not isinstance(data, dict):
+            return data
+        for (section, key), variable in _PLATFORM_ENV.items():
+            value = os.environ.get(variable)
+            if value is None:
+                continue
+            part = dict(data.get(section) or {})
+            part.setdefault(key, value)
+            data[section] = part
+        return data
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'lore.db').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
+
+    @property
+    def models_cache_dir(self) -> Path:
+        return self.home / "models"

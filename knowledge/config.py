@@ -1,0 +1,41 @@
+"""Settings of the knowledge layer. The bot's settings object embeds these; the knowledge
+package never reads the environment itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class SourceSettings(BaseModel):
+    """One shared-drive folder to index (a mounted SMB/NFS share is just a folder)."""
+
+    name: str
+    path: Path
+    include: list[str] = Field(default_factory=lambda: ["**/*"])
+    exclude: list[str] = Field(default_factory=list)
+    # Link prefix a person can click, e.g. https://drive.example.com/handbook/ ; else file://
+    url_prefix: str | None = None
+
+
+class IndexSettings(BaseModel):
+    chunk_tokens: int = 256  # embedding-model tokens per chunk (MiniLM reads at most 256)
+    chunk_overlap_tokens: int = 0
+    embedding_model: Path | None = None  # a local sentence-transformers folder; None = bundled MiniLM
+    embedding_batch_size: int = 32
+    collection: str = "lore"
+    chroma_host: str | None = None  # set to use a Chroma server instead of the embedded store
+    chroma_port: int = 8000
+
+
+class RefreshSettings(BaseModel):
+    interval_minutes: float | None = 60.0
+    cron: str | None = None  # crontab expression; wins over interval_minutes when set
+
+
+class RetrievalSettings(BaseModel):
+    k: int = 5
+    max_per_document: int = 2
+    candidates: int = 40  # per index, before fusion
+    rrf_k: int = 60

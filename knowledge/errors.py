@@ -1,0 +1,25 @@
+"""Errors the knowledge layer raises; each message says what to do about it."""
+
+
+class LoreError(Exception):
+    """Base of every error Lore raises on purpose. The CLI and adapters render these once."""
+
+
+class ConfigurationError(LoreError):
+    """A setting is missing or wrong."""
+
+
+class SourceError(LoreError):
+    """A source folder cannot be read."""
+
+
+class LoaderError(LoreError):
+    """One file cannot be parsed (corrupt, encrypted, unsupported). Sync skips and reports it."""
+
+
+class IndexBusyError(LoreError):
+    """Another refresh holds the index lock."""
+
+
+class IndexUnavailableError(LoreError):
+    """The vector store (embedded Chroma or a Chroma server) cannot be reached or opened."""
