@@ -53,6 +53,18 @@ class AgentSettings(BaseModel):
     answer_retention_days: int = 90
 
 
+class PermissionSettings(BaseModel):
+    """Who may read what, beyond the ACL file (`acl_file`) and directory file (`directory_file`)."""
+
+    unix_groups: dict[str, str] = Field(default_factory=dict)  # Unix group → directory group (or "everyone")
+    unix_users: dict[str, str] = Field(default_factory=dict)  # Unix user → e-mail
+    unix_user_domain: str | None = None  # unmapped Unix user → user@domain (else user@localhost)
+    # Conversation (Slack channel / Teams chat) id → the directory group all its members share;
+    # answers there may use that group's documents. Elsewhere shared places see `everyone` only.
+    channel_audiences: dict[str, str] = Field(default_factory=dict)
+    identity_cache_seconds: float = 3600.0  # Slack/Teams user → e-mail look-ups
+
+
 class SlackSettings(BaseModel):
     bot_token: SecretStr | None = None  # SLACK_BOT_TOKEN
     signing_secret: SecretStr | None = None  # SLACK_SIGNING_SECRET
@@ -95,6 +107,7 @@ class LoreSettings(BaseSettings):
     database_url: str | None = None  # SQLAlchemy URL; None = sqlite under home
     acl_file: Path | None = None
     directory_file: Path | None = None
+    permissions: PermissionSettings = Field(default_factory=PermissionSettings)
     sources: list[SourceSettings] = Field(
         default_factory=lambda: [SourceSettings(name="sample", path=SAMPLE_DOCS)]
     )

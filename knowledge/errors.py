@@ -23,3 +23,7 @@ class IndexBusyError(LoreError):
 
 class IndexUnavailableError(LoreError):
     """The vector store (embedded Chroma or a Chroma server) cannot be reached or opened."""
+
+
+class UnsupportedFormatError(LoaderError):
+    """The file type has no loader (images, binaries). Sync skips and counts it, no report."""

@@ -78,6 +78,10 @@ class Passage:
     text: str
     score: float
     principals: frozenset[str] = field(default_factory=lambda: frozenset({EVERYONE}))
+    # Cosine similarity of the query and this passage's vector when dense retrieval found it
+    # (None when only keyword search did). `score` is the rank-fused score, which says nothing
+    # about how well the passage matches; the agent judges evidence strength from this.
+    similarity: float | None = None
 
 
 @dataclass(frozen=True)

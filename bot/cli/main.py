@@ -33,3 +33,22 @@ def cli(ctx: click.Context, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     ctx.obj = LoreSettings()
+
+from bot.cli.manifests_commands import manifests  # noqa: E402
+
+cli.add_command(manifests)
+
+from bot.cli.knowledge_commands import index, search  # noqa: E402
+
+cli.add_command(index)
+cli.add_command(search)
+
+from bot.cli.ask_commands import ask, chat, evaluate  # noqa: E402
+
+cli.add_command(ask)
+cli.add_command(chat)
+cli.add_command(evaluate)
+
+from bot.cli.acl_commands import acl  # noqa: E402
+
+cli.add_command(acl)

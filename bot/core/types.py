@@ -61,4 +61,8 @@ class Answer:
     confident: bool  # False = the knowledge base does not cover it (fallback reply)
     model: str
     adapter: str | None
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: retrieval, prompt, generation, total
+    # Seconds: retrieval, prompt, generation, first_token (from the question's arrival), total.
+    timings: dict[str, float] = field(default_factory=dict)
+    # Everything retrieval returned, best first (a superset of `passages`; kept on fallback too).
+    retrieved: tuple[Passage, ...] = ()
+    generated_tokens: int = 0  # tokens the model generated (0 on fallback), for tokens/s

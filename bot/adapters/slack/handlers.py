@@ -1,0 +1,336 @@
+"""What the bot does with each Slack trigger: mentions, DMs, thread follow-ups, `/lore`,
+the feedback buttons and modal, and "Share in channel".
+
+Every handler acknowledges first (bolt acks events before calling them; commands and actions
+call `ack()` as their first await) and leaves the slow work to a task on the `Workload`, so
+Slack always gets its answer within 3 seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.adapters.slack.dedupe import RecentKeys
+from bot.adapters.slack.questions import clean_text, mentions, place_of, slack_question
+from bot.adapters.slack.rate_limit import RateLimiter
+from bot.adapters.slack.rendering import (
+    INPUT_ACTION,
+    PLACEHOLDER_TEXT,
+    RIGHT_BLOCK,
+    WRONG_BLOCK,
+    AnswerContent,
+    SlackMessage,
+    feedback_modal,
+    render_answer,
+    render_help,
+    render_notice,
+)
+from bot.adapters.slack.responder import (
+    Delivery,
+    Respond,
+    Responder,
+    apology,
+    new_error_id,
+    post_ephemeral,
+)
+from bot.adapters.slack.threads import AnsweredThreads
+from bot.core.types import Citation, Evidence
+from bot.server import Workload
+from bot.settings import SlackSettings
+from bot.store.answers import AnswerLog, StoredAnswer
+from bot.store.feedback import Feedback, FeedbackStore, Rating
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+# The `channel_type`s of message events the bot reads, with the event subscription that
+# delivers each: DMs ("im") are questions; in the others, replies in a thread the bot answered
+# are follow-ups.
+MESSAGE_EVENTS = {
+    "im": "message.im",
+    "channel": "message.channels",
+    "group": "message.groups",
+    "mpim": "message.mpim",
+}
+# Message subtypes that are still a person writing; every other subtype (edits, deletions,
+# joins, bot messages) is ignored.
+_PERSON_SUBTYPES = {None, "thread_broadcast", "file_share"}
+# How long the store may take before `/lore feedback` answers anyway (Slack waits 3 s).
+_FEEDBACK_ACK_BUDGET = 2.0
+
+
+class SlackHandlers:
+    """Bolt listeners; one instance per app, sharing the collaborators passed in."""
+
+    def __init__(
+        self,
+        settings: SlackSettings,
+        responder: Responder,
+        answers: AnswerLog,
+        feedback: FeedbackStore,
+        threads: AnsweredThreads,
+        workload: Workload,
+        recent: RecentKeys,
+        limiter: RateLimiter,
+        command: str = "/lore",
+    ) -> None:
+        self._settings = settings
+        self._responder = responder
+        self._answers = answers
+        self._feedback = feedback
+        self._threads = threads
+        self._workload = workload
+        self._recent = recent
+        self._limiter = limiter
+        self.command = command
+
+    # --- events -------------------------------------------------------------------------
+
+    async def on_mention(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext,
+        client: AsyncWebClient,
+    ) -> None:
+        """@Lore in a channel: answer in a thread under the question."""
+        if event.get("bot_id") or not event.get("user") or not self._new_event(body, event):
+            return
+        channel, ts = event["channel"], event["ts"]
+        in_thread = "thread_ts" in event and event["thread_ts"] != ts
+        thread_ts = event.get("thread_ts", ts)
+        text = clean_text(event.get("text", ""), context.bot_user_id)
+        await self._ask(
+            client, text, event["user"], channel, thread_ts,
+            Delivery(channel, thread_ts), place_of(channel, in_thread),
+        )
+
+    async def on_message(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext,
+        client: AsyncWebClient,
+    ) -> None:
+        """A DM, or a reply in a thread the bot answered (a follow-up without a mention)."""
+        user = event.get("user")
+        if (
+            event.get("subtype") not in _PERSON_SUBTYPES
+            or event.get("bot_id")
+            or not user
+            or user == context.bot_user_id
+        ):
+            return
+        channel, ts = event["channel"], event["ts"]
+        thread_ts = event.get("thread_ts")
+        in_thread = thread_ts is not None and thread_ts != ts
+        if event.get("channel_type") == "im":
+            # The whole DM is one conversation unless the person replies in a thread.
+            delivery = Delivery(channel, thread_ts if in_thread else None)
+            memory_thread = thread_ts if in_thread else channel
+        elif event.get("channel_type") in MESSAGE_EVENTS and in_thread:
+            if mentions(event.get("text", ""), context.bot_user_id):
+                return  # the app_mention event for the same message answers it
+            if self._followups(channel) != "always":
+                return
+            if not await asyncio.to_thread(self._threads.contains, channel, thread_ts):
+                return
+            delivery = Delivery(channel, thread_ts)
+            memory_thread = thread_ts
+        else:
+            return
+        if not self._new_event(body, event):
+            return
+        text = clean_text(event.get("text", ""), context.bot_user_id)
+        await self._ask(
+            client, text, user, channel, memory_thread, delivery, place_of(channel, in_thread)
+        )
+
+    # --- /lore --------------------------------------------------------------------------
+
+    async def on_command(
+        self, ack: Any, command: dict[str, Any], respond: Respond, client: AsyncWebClient
+    ) -> None:
+        """`/lore <question>`, `/lore help`, `/lore feedback <text>`."""
+        text = " ".join(command.get("text", "").split())
+        user, channel = command["user_id"], command["channel_id"]
+        verb, _, rest = text.partition(" ")
+        if not text or verb.lower() == "help":
+            await ack(**_ephemeral(render_help(self.command)))
+            return
+        if verb.lower() == "feedback":
+            await ack(**_ephemeral(await self._general_feedback(user, channel, rest)))
+            return
+        if not self._limiter.allow(user):
+            await ack(**_ephemeral(self._slow_down(user)))
+            return
+        await ack(response_type="ephemeral", text=f"_{PLACEHOLDER_TEXT}_")
+        question = slack_question(text, user, channel, channel, "private")
+        self._workload.spawn(
+            self._responder.answer_privately(question, user, respond), name="slack-ephemeral"
+        )
+
+    async def _general_feedback(self, user: str, channel: str, text: str) -> SlackMessage:
+        if not text:
+            return render_notice(f"Tell me what to pass on: {self.command} feedback <text>")
+
+        def store() -> StoredAnswer | None:
+            latest = self._answers.latest_for(user, channel)
+            self._feedback.record(
+                Feedback(
+                    answer_id=latest.id if latest else None, platform=PLATFORM, user_id=user,
+                    rating=None, text=text, conversation_id=channel,
+                )
+            )
+            return latest
+
+        try:
+            latest = await asyncio.wait_for(asyncio.to_thread(store), _FEEDBACK_ACK_BUDGET)
+        except Exception as error:  # noqa: BLE001  (the user gets an apology, the log the cause)
+            error_id = new_error_id()
+            log.error("storing feedback failed error_id=%s", error_id, exc_info=error)
+            return render_notice(apology(error_id))
+        if latest is None:
+            return render_notice("Thanks! Your feedback was passed on to the Lore team.")
+        return render_notice("Thanks! Your feedback on my latest answer here was recorded.")
+
+    # --- buttons and modal --------------------------------------------------------------
+
+    async def on_helpful(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient,
+        respond: Respond,
+    ) -> None:
+        await ack()
+        await self._rate(body, action, "helpful")
+        where = _container(body)
+        await post_ephemeral(
+            client, respond, where["channel"], body["user"]["id"],
+            render_notice("Thanks for the feedback!"), where.get("thread_ts"),
+        )
+
+    async def on_not_helpful(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """Store the 👎 at once, then ask what was wrong (the modal may be dismissed)."""
+        await ack()
+        feedback_id = await self._rate(body, action, "not_helpful")
+        await client.views_open(
+            trigger_id=body["trigger_id"], view=feedback_modal(action["value"], feedback_id)
+        )
+
+    async def on_feedback_submitted(
+        self, ack: Any, body: dict[str, Any], view: dict[str, Any]
+    ) -> None:
+        await ack()
+        metadata = json.loads(view["private_metadata"])
+        values = view["state"]["values"]
+        wrong = (values[WRONG_BLOCK][INPUT_ACTION].get("value") or "").strip()
+        right = (values[RIGHT_BLOCK][INPUT_ACTION].get("value") or "").strip()
+        if not wrong and not right:
+            return
+        found = await asyncio.to_thread(
+            self._feedback.add_details, metadata["feedback_id"], wrong, right
+        )
+        if not found:
+            log.warning("feedback %s vanished before its details arrived", metadata["feedback_id"])
+
+    async def on_share(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient,
+        respond: Respond,
+    ) -> None:
+        """Post an ephemeral answer publicly in the channel it was asked in."""
+        await ack()
+        user = body["user"]["id"]
+        channel = _container(body)["channel"]
+        stored = await asyncio.to_thread(self._answers.get, action["value"])
+        if stored is None:
+            await respond(
+                text="That answer is no longer available; ask again to share a fresh one.",
+                response_type="ephemeral", replace_original=False,
+            )
+            return
+        # Everything below makes the answer visible to the whole channel.
+        content = AnswerContent(
+            answer_id=stored.id,
+            text=stored.answer,
+            citations=tuple(Citation(**citation) for citation in stored.citations),
+            evidence=tuple(Evidence(**quote) for quote in stored.evidence),
+        )
+        messages = render_answer(content, shared_by=user, question=stored.question)
+        try:
+            posted = await client.chat_postMessage(channel=channel, **messages[0].payload())
+        except SlackApiError as error:
+            if error.response.get("error") not in ("not_in_channel", "channel_not_found"):
+                raise
+            await respond(
+                text="I can't post in this conversation. Invite me first (/invite @Lore), "
+                "then share again.",
+                response_type="ephemeral", replace_original=False,
+            )
+            return
+        for message in messages[1:]:
+            await client.chat_postMessage(
+                channel=channel, thread_ts=posted["ts"], **message.payload()
+            )
+        await asyncio.to_thread(self._threads.remember, channel, posted["ts"])
+        await respond(delete_original=True)
+
+    # --- shared steps -------------------------------------------------------------------
+
+    def _new_event(self, body: dict[str, Any], event: dict[str, Any]) -> bool:
+        """False for a retry or duplicate: the same event id, or the same message delivered
+        again under another event (a mention arrives as `app_mention` and as `message`)."""
+        keys = [f"message:{event['channel']}:{event['ts']}"]
+        if body.get("event_id"):
+            keys.append(f"event:{body['event_id']}")
+        return self._recent.first_time(*keys)
+
+    def _followups(self, channel: str) -> str:
+        return self._settings.channel_followups.get(channel, self._settings.thread_followups)
+
+    async def _ask(
+        self, client: AsyncWebClient, text: str, user: str, channel: str, thread_id: str,
+        where: Delivery, place: Any,
+    ) -> None:
+        if not text:
+            await client.chat_postMessage(
+                channel=where.channel, thread_ts=where.thread_ts, **render_help(self.command).payload()
+            )
+            return
+        if not self._limiter.allow(user):
+            notice = self._slow_down(user)
+            if channel.startswith("D"):
+                await client.chat_postMessage(channel=channel, thread_ts=where.thread_ts, **notice.payload())
+            else:
+                await client.chat_postEphemeral(
+                    channel=channel, user=user, thread_ts=where.thread_ts, **notice.payload()
+                )
+            return
+        question = slack_question(text, user, channel, thread_id, place)
+        self._workload.spawn(self._responder.answer_publicly(question, where), name="slack-answer")
+
+    def _slow_down(self, user: str) -> SlackMessage:
+        wait = max(1, round(self._limiter.retry_after(user)))
+        return render_notice(
+            "You're asking faster than I can keep up with. "
+            f"Please wait about {wait} seconds and ask again."
+        )
+
+    async def _rate(self, body: dict[str, Any], action: dict[str, Any], rating: Rating) -> int:
+        feedback = Feedback(
+            answer_id=action["value"], platform=PLATFORM, user_id=body["user"]["id"],
+            rating=rating, conversation_id=_container(body).get("channel"),
+        )
+        return await asyncio.to_thread(self._feedback.record, feedback)
+
+
+def _container(body: dict[str, Any]) -> dict[str, Any]:
+    """Channel and thread of the message a button was clicked in."""
+    container = body.get("container") or {}
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    return {"channel": channel, "thread_ts": container.get("thread_ts")}
+
+
+def _ephemeral(message: SlackMessage) -> dict[str, Any]:
+    return {"response_type": "ephemeral", **message.payload()}

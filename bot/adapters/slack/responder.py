@@ -1,0 +1,206 @@
+"""Runs the agent for one Slack question and delivers the answer: a placeholder at once, the
+text growing in it while the model writes, then the final Block Kit answer — or, when anything
+fails, a short apology with an error id that is in the log next to the traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.adapters.slack.rendering import (
+    AnswerContent,
+    SlackMessage,
+    render_answer,
+    render_notice,
+    render_placeholder,
+)
+from bot.adapters.slack.streaming import ProgressUpdater
+from bot.adapters.slack.threads import AnsweredThreads
+from bot.core.types import Answer, Question
+from bot.errors import BusyError
+
+if TYPE_CHECKING:
+    from bot.core.agent import Agent
+
+log = logging.getLogger(__name__)
+
+# bolt's `respond`: posts to the interaction's response_url.
+Respond = Callable[..., Awaitable[Any]]
+# chat.postEphemeral fails with these when the bot is not in the channel; the interaction's
+# response_url still reaches the user there.
+_NOT_REACHABLE = {"channel_not_found", "not_in_channel", "user_not_in_channel"}
+
+BUSY_TEXT = "I'm answering a lot of questions right now. Please ask again in a minute."
+
+
+def apology(error_id: str) -> str:
+    return (
+        "Sorry, something went wrong while I was answering. Please try again in a moment; "
+        f"if it keeps happening, tell the Lore admins this error id: {error_id}"
+    )
+
+
+def new_error_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a public answer goes: a channel, and the thread to answer in (None: top level)."""
+
+    channel: str
+    thread_ts: str | None
+
+
+class Responder:
+    """Answers questions with the agent in worker threads and posts the results to Slack."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        client: AsyncWebClient,
+        threads: AnsweredThreads,
+        executor: Executor,
+        progress_interval: float = 1.0,
+    ) -> None:
+        self._agent = agent
+        self._client = client
+        self._threads = threads
+        self._executor = executor
+        self._progress_interval = progress_interval
+
+    async def answer_publicly(self, question: Question, where: Delivery) -> None:
+        """Answer where everyone in the conversation sees it, streaming into a placeholder."""
+        started = time.monotonic()
+        try:
+            placeholder = await self._client.chat_postMessage(
+                channel=where.channel, thread_ts=where.thread_ts, **render_placeholder().payload()
+            )
+        except SlackApiError as error:
+            log.error(
+                "cannot post in channel=%s (%s); question dropped",
+                where.channel,
+                error.response.get("error"),
+            )
+            return
+        ts: str = placeholder["ts"]
+        first_reply = time.monotonic() - started
+        progress = ProgressUpdater(self._client, where.channel, ts, self._progress_interval)
+        try:
+            # From now on replies under the answer are follow-ups (a DM is one conversation).
+            if not where.channel.startswith("D"):
+                await asyncio.to_thread(
+                    self._threads.remember, where.channel, where.thread_ts or ts
+                )
+            answer = await self._run_agent(question, progress.push)
+            await progress.close()
+            messages = render_answer(AnswerContent.of(answer))
+            await self._client.chat_update(channel=where.channel, ts=ts, **messages[0].payload())
+            for message in messages[1:]:
+                await self._client.chat_postMessage(
+                    channel=where.channel, thread_ts=where.thread_ts or ts, **message.payload()
+                )
+        except Exception as error:  # noqa: BLE001  (every failure becomes an apology)
+            await progress.close()
+            notice = self._failure_notice(error, question)
+            try:
+                await self._client.chat_update(channel=where.channel, ts=ts, **notice.payload())
+            except SlackApiError:
+                log.exception("could not replace the placeholder with the apology")
+            return
+        self._log_answer(answer, first_reply, time.monotonic() - started)
+
+    async def answer_privately(
+        self, question: Question, user_id: str, respond: Respond
+    ) -> None:
+        """Answer only the asker (ephemeral), with a button to share the answer."""
+        started = time.monotonic()
+        channel = question.conversation_id
+        try:
+            answer = await self._run_agent(question, None)
+            for message in render_answer(AnswerContent.of(answer), shareable=True):
+                await post_ephemeral(self._client, respond, channel, user_id, message)
+        except Exception as error:  # noqa: BLE001  (every failure becomes an apology)
+            notice = self._failure_notice(error, question)
+            try:
+                await post_ephemeral(self._client, respond, channel, user_id, notice)
+            except Exception:  # noqa: BLE001
+                log.exception("could not send the apology")
+            return
+        self._log_answer(answer, 0.0, time.monotonic() - started)
+
+    async def _run_agent(
+        self, question: Question, on_text: Callable[[str], None] | None
+    ) -> Answer:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._agent.answer, question, on_text)
+
+    def _failure_notice(self, error: Exception, question: Question) -> SlackMessage:
+        if isinstance(error, BusyError):
+            log.warning("model busy; asked user=%s to retry", question.asker.user_id)
+            return render_notice(BUSY_TEXT)
+        error_id = new_error_id()
+        log.error(
+            "answer failed error_id=%s channel=%s user=%s thread=%s",
+            error_id,
+            question.conversation_id,
+            question.asker.user_id,
+            question.thread_id,
+            exc_info=error,
+        )
+        return render_notice(apology(error_id))
+
+    @staticmethod
+    def _log_answer(answer: Answer, first_reply: float, total: float) -> None:
+        question = answer.question
+        timings = " ".join(f"{key}={value:.2f}s" for key, value in answer.timings.items())
+        log.info(
+            "slack answer id=%s channel=%s user=%s thread=%s place=%s confident=%s sources=%d "
+            "model=%s adapter=%s first_reply=%.2fs delivered=%.2fs %s",
+            answer.id,
+            question.conversation_id,
+            question.asker.user_id,
+            question.thread_id,
+            question.place,
+            answer.confident,
+            len(answer.citations),
+            answer.model,
+            answer.adapter,
+            first_reply,
+            total,
+            timings,
+        )
+
+
+async def post_ephemeral(
+    client: AsyncWebClient,
+    respond: Respond,
+    channel: str,
+    user_id: str,
+    message: SlackMessage,
+    thread_ts: str | None = None,
+) -> None:
+    """Show `message` to `user_id` only; through the interaction's response_url when the bot
+    is not a member of the channel (slash commands work in any channel)."""
+    try:
+        await client.chat_postEphemeral(
+            channel=channel, user=user_id, thread_ts=thread_ts, **message.payload()
+        )
+    except SlackApiError as error:
+        if error.response.get("error") not in _NOT_REACHABLE:
+            raise
+        await respond(
+            text=message.text,
+            blocks=list(message.blocks),
+            response_type="ephemeral",
+            replace_original=False,
+        )

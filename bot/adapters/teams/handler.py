@@ -1,0 +1,288 @@
+"""The Teams bot: decides what each incoming activity asks for and answers it through the core
+agent. Questions are answered in the background so the HTTP request is acknowledged at once
+(the Bot Framework gives a bot 15 seconds and then retries); a typing indicator runs meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
+from botbuilder.schema import Activity, ActivityTypes, ChannelAccount
+
+from bot.adapters.teams import replies
+from bot.adapters.teams.cards import answer_activities, streamed_final_activity, text_activity
+from bot.adapters.teams.conversation import (
+    mentions_bot,
+    parse_request,
+    question_for,
+    text_without_bot_mention,
+    where,
+)
+from bot.adapters.teams.feedback_input import (
+    SUBMIT_ACTION_INVOKE,
+    MalformedFeedbackError,
+    from_card_submit,
+    from_submit_action,
+    is_card_feedback,
+)
+from bot.adapters.teams.sent_answers import SentAnswers
+from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS, TeamsStream
+from bot.core.types import Question
+from bot.errors import BusyError
+from bot.server import Workload
+from bot.store.feedback import Feedback, FeedbackStore
+
+if TYPE_CHECKING:
+    from bot.core.agent import Agent
+    from bot.store.answers import AnswerLog
+
+log = logging.getLogger(__name__)
+
+TYPING_INTERVAL_SECONDS = 3.0  # Teams shows a typing indicator for about 3 s
+FEEDBACK_WAIT_SECONDS = 5.0
+RECENT_ACTIVITIES = 2048  # ids remembered to ignore the Bot Framework's redeliveries
+
+
+class LoreTeamsBot(ActivityHandler):
+    """Personal chat: every message is a question. Group chats and channels: only messages
+    that @mention the bot. "help", "feedback <text>" and "ask <question>" are commands."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        answers: AnswerLog,
+        feedback: FeedbackStore,
+        sent: SentAnswers,
+        workload: Workload,
+        *,
+        typing_interval: float = TYPING_INTERVAL_SECONDS,
+        stream_interval: float | None = UPDATE_INTERVAL_SECONDS,
+    ) -> None:
+        """`stream_interval`: seconds between streamed updates in personal chats; None turns
+        streaming off (typing indicator and one reply everywhere)."""
+        self._agent = agent
+        self._answers = answers
+        self._feedback = feedback
+        self._sent = sent
+        self._workload = workload
+        self._typing_interval = typing_interval
+        self._stream_interval = stream_interval
+        self._in_flight: dict[asyncio.Task[None], str] = {}  # answer task → conversation id
+        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        if self._is_redelivery(activity):
+            log.info("teams: ignoring redelivered activity %s", activity.id)
+            return
+        if is_card_feedback(activity):
+            await self._record_card_feedback(turn_context)
+            return
+        place = where(activity)
+        if place.scope != "personal" and not mentions_bot(activity):
+            return  # group chats and channels: only messages addressed to the bot
+        request = parse_request(text_without_bot_mention(activity))
+        if request.command == "help":
+            await turn_context.send_activity(text_activity(replies.help_text(place.scope)))
+        elif request.command == "feedback":
+            await self._record_text_feedback(turn_context, request.text)
+        elif not request.text:
+            await turn_context.send_activity(text_activity(replies.EMPTY_QUESTION))
+        else:
+            stream = await self._open_stream(turn_context) if place.scope == "personal" else None
+            if stream is None:
+                await turn_context.send_activity(Activity(type=ActivityTypes.typing))
+            question = question_for(activity, request.text)
+            # The server's workload reports queue depth and finishes the answer on shutdown.
+            task = self._workload.spawn(
+                self._answer(turn_context, question, stream), name="teams-answer"
+            )
+            self._in_flight[task] = question.conversation_id
+            task.add_done_callback(lambda done: self._in_flight.pop(done, None))
+
+    async def _open_stream(self, turn_context: TurnContext) -> TeamsStream | None:
+        """Teams streams replies only in personal chats; elsewhere: typing, then one reply."""
+        if self._stream_interval is None:
+            return None
+        stream = TeamsStream(turn_context, self._stream_interval)
+        return stream if await stream.start() else None
+
+    async def on_members_added_activity(
+        self, members_added: list[ChannelAccount], turn_context: TurnContext
+    ) -> None:
+        bot_id = turn_context.activity.recipient.id
+        if any(member.id == bot_id for member in members_added):
+            scope = where(turn_context.activity).scope
+            await turn_context.send_activity(text_activity(replies.welcome_text(scope)))
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
+        # Teams' built-in feedback is not routed by botbuilder's handlers (see STACK-NOTES).
+        if turn_context.activity.name != SUBMIT_ACTION_INVOKE:
+            return await super().on_invoke_activity(turn_context)
+        activity = turn_context.activity
+        try:
+            answer_id = await self._answer_shown_by(activity)
+            await self._store(from_submit_action(activity, answer_id))
+        except MalformedFeedbackError as error:
+            log.warning("teams: rejected feedback invoke %s: %s", activity.id, error)
+            return InvokeResponse(status=400)
+        except Exception:
+            log.exception(
+                "teams: storing feedback invoke %s failed (error id %s)", activity.id, _error_id()
+            )
+            return InvokeResponse(status=500)
+        # A plain-dict body breaks botbuilder's serialization; an empty 200 is what Teams wants.
+        return InvokeResponse(status=200)
+
+    async def _answer_shown_by(self, activity: Activity) -> str | None:
+        """The answer id of the message a feedback invoke refers to (its `replyToId`)."""
+        if not activity.reply_to_id:
+            return None
+        conversation_id = where(activity).conversation_id
+        answer_id = await asyncio.to_thread(
+            self._sent.answer_id, conversation_id, activity.reply_to_id
+        )
+        pending = {
+            task for task, where_id in self._in_flight.items() if where_id == conversation_id
+        }
+        if answer_id is None and pending:
+            # The rating can arrive between an answer's send and our note of its message id.
+            await asyncio.wait(pending, timeout=FEEDBACK_WAIT_SECONDS)
+            answer_id = await asyncio.to_thread(
+                self._sent.answer_id, conversation_id, activity.reply_to_id
+            )
+        return answer_id
+
+    async def _answer(
+        self, turn_context: TurnContext, question: Question, stream: TeamsStream | None
+    ) -> None:
+        typing = None if stream else asyncio.create_task(self._keep_typing(turn_context))
+        started = time.monotonic()
+        try:
+            answer = await asyncio.to_thread(
+                self._agent.answer, question, stream.on_text if stream else None
+            )
+            if typing:
+                typing.cancel()
+            if stream:
+                messages = [await stream.finish(streamed_final_activity(answer))]
+            else:
+                messages = answer_activities(answer)
+            message_ids = [stream.stream_id] if stream and stream.stream_id else []
+            for message in messages:
+                sent = await turn_context.send_activity(message)
+                if sent is not None and sent.id:
+                    message_ids.append(sent.id)
+            for message_id in dict.fromkeys(message_ids):
+                await asyncio.to_thread(
+                    self._sent.remember, question.conversation_id, message_id, answer.id
+                )
+            log.info(
+                "teams answer %s conversation=%s thread=%s user=%s confident=%s messages=%d "
+                "streamed=%s retrieval=%.2fs generation=%.2fs total=%.2fs",
+                answer.id,
+                question.conversation_id,
+                question.thread_id,
+                question.asker.user_id,
+                answer.confident,
+                len(messages),
+                stream is not None,
+                answer.timings.get("retrieval", 0.0),
+                answer.timings.get("generation", 0.0),
+                time.monotonic() - started,
+            )
+        except BusyError:
+            await self._reply_safely(turn_context, replies.BUSY, stream)
+        except Exception:
+            error_id = _error_id()
+            log.exception(
+                "teams: answering in %s failed (error id %s)", question.conversation_id, error_id
+            )
+            await self._reply_safely(turn_context, replies.apology(error_id), stream)
+        finally:
+            if typing:
+                typing.cancel()
+
+    async def _keep_typing(self, turn_context: TurnContext) -> None:
+        while True:
+            await asyncio.sleep(self._typing_interval)
+            try:
+                await turn_context.send_activity(Activity(type=ActivityTypes.typing))
+            except Exception as error:  # a lost typing indicator is not worth failing the answer
+                log.debug("teams: typing indicator failed: %s", error)
+                return
+
+    async def _reply_safely(
+        self, turn_context: TurnContext, text: str, stream: TeamsStream | None
+    ) -> None:
+        try:
+            message = text_activity(text)
+            # A started stream must be ended, or Teams keeps showing the partial answer.
+            await turn_context.send_activity(await stream.finish(message) if stream else message)
+        except Exception:
+            log.exception(
+                "teams: could not send a reply to %s", turn_context.activity.conversation.id
+            )
+
+    async def _record_text_feedback(self, turn_context: TurnContext, text: str) -> None:
+        if not text:
+            await turn_context.send_activity(text_activity(replies.FEEDBACK_NEEDS_TEXT))
+            return
+        activity = turn_context.activity
+        question = question_for(activity, text)
+        latest = await asyncio.to_thread(
+            self._answers.latest_for, question.asker.user_id, question.conversation_id
+        )
+        await self._store(
+            Feedback(
+                answer_id=latest.id if latest else None,
+                platform="teams",
+                user_id=question.asker.user_id,
+                rating=None,
+                text=text,
+                conversation_id=question.conversation_id,
+            )
+        )
+        await turn_context.send_activity(text_activity(replies.feedback_thanks(latest is not None)))
+
+    async def _record_card_feedback(self, turn_context: TurnContext) -> None:
+        try:
+            feedback = from_card_submit(turn_context.activity)
+        except MalformedFeedbackError as error:
+            log.warning("teams: ignored card feedback %s: %s", turn_context.activity.id, error)
+            return
+        await self._store(feedback)
+        await turn_context.send_activity(
+            text_activity(replies.feedback_thanks(feedback.answer_id is not None))
+        )
+
+    async def _store(self, feedback: Feedback) -> None:
+        feedback_id = await asyncio.to_thread(self._feedback.record, feedback)
+        log.info(
+            "teams feedback %s answer=%s user=%s rating=%s",
+            feedback_id,
+            feedback.answer_id,
+            feedback.user_id,
+            feedback.rating,
+        )
+
+    def _is_redelivery(self, activity: Activity) -> bool:
+        if not activity.id:
+            return False
+        key = (activity.conversation.id, activity.id)
+        if key in self._recent:
+            return True
+        self._recent[key] = None
+        if len(self._recent) > RECENT_ACTIVITIES:
+            self._recent.popitem(last=False)
+        return False
+
+
+def _error_id() -> str:
+    return uuid.uuid4().hex[:8]

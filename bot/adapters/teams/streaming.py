@@ -1,0 +1,127 @@
+"""Teams' streaming protocol for personal chats: an informative update ("Looking through the
+documents…") at once, then the growing answer text as streaming updates (at most one a second,
+as Teams asks), then a final message that ends the stream.
+
+Each update is a `typing` activity with a `streaminfo` entity; the id Teams gives the first
+one names the stream; the final message carries `streamType: final`. The agent calls `on_text`
+from its worker thread, so updates are handed over to the event loop and sent by one task,
+always with the newest text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from botbuilder.core import TurnContext
+from botbuilder.schema import Activity, ActivityTypes, Entity
+
+log = logging.getLogger(__name__)
+
+INFORMATIVE_TEXT = "Looking through the documents…"
+UPDATE_INTERVAL_SECONDS = 1.0  # Teams throttles streams to about one update a second
+
+
+class TeamsStream:
+    """One streamed reply in a personal chat."""
+
+    def __init__(
+        self, turn_context: TurnContext, interval: float = UPDATE_INTERVAL_SECONDS
+    ) -> None:
+        self._context = turn_context
+        self._interval = interval
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        self._text = ""
+        self._sent_text = ""
+        self._sequence = 0
+        self._closed = False
+        self._sender: asyncio.Task[None] | None = None
+        self.stream_id: str | None = None
+
+    async def start(self) -> bool:
+        """Send the informative update. False when Teams refused a stream (then reply plainly)."""
+        try:
+            response = await self._context.send_activity(
+                self._update(INFORMATIVE_TEXT, "informative")
+            )
+        except Exception as error:
+            log.info("teams: streaming unavailable here (%s); replying in one message", error)
+            return False
+        if response is None or not response.id:
+            return False
+        self.stream_id = response.id
+        self._sender = asyncio.create_task(self._send_updates())
+        return True
+
+    def on_text(self, text: str) -> None:
+        """Called by the agent (from its worker thread) with the answer so far."""
+        self._loop.call_soon_threadsafe(self._set_text, text)
+
+    async def finish(self, final: Activity) -> Activity:
+        """Stop the updates and mark `final` as the message that ends the stream."""
+        self._closed = True
+        self._changed.set()
+        if self._sender is not None:
+            await self._sender
+        final.entities = [*(final.entities or []), _stream_info(self.stream_id, "final", None)]
+        return final
+
+    async def abandon(self) -> None:
+        """Stop sending updates (the reply will be an apology instead)."""
+        await self.finish(Activity(type=ActivityTypes.message))
+
+    def _set_text(self, text: str) -> None:
+        self._text = text
+        self._changed.set()
+
+    async def _send_updates(self) -> None:
+        last = time.monotonic()
+        while not self._closed:
+            await self._changed.wait()
+            self._changed.clear()
+            wait = self._interval - (time.monotonic() - last)
+            if wait > 0 and not self._closed:
+                await asyncio.sleep(wait)
+            if self._closed or not self._text or self._text == self._sent_text:
+                continue
+            text = self._text
+            try:
+                await self._context.send_activity(self._update(text, "streaming"))
+            except Exception as error:  # a lost update is replaced by the next one or the final
+                log.debug("teams: stream update failed: %s", error)
+            self._sent_text = text
+            last = time.monotonic()
+
+    def _update(self, text: str, kind: str) -> Activity:
+        self._sequence += 1
+        return Activity(
+            type=ActivityTypes.typing,
+            text=text,
+            entities=[_stream_info(self.stream_id, kind, self._sequence)],
+        )
+
+
+class StreamInfo(Entity):
+    """The `streaminfo` entity (botbuilder 4.17 has no model for it, and `Entity` drops
+    properties it does not declare when serializing)."""
+
+    _attribute_map = {
+        "type": {"key": "type", "type": "str"},
+        "stream_id": {"key": "streamId", "type": "str"},
+        "stream_type": {"key": "streamType", "type": "str"},
+        "stream_sequence": {"key": "streamSequence", "type": "int"},
+    }
+
+    def __init__(
+        self, *, stream_type: str, stream_id: str | None = None, stream_sequence: int | None = None
+    ) -> None:
+        super().__init__(type="streaminfo")
+        self.stream_type = stream_type
+        self.stream_id = stream_id
+        self.stream_sequence = stream_sequence
+
+
+def _stream_info(stream_id: str | None, kind: str, sequence: int | None) -> StreamInfo:
+    return StreamInfo(stream_type=kind, stream_id=stream_id, stream_sequence=sequence)

@@ -1,0 +1,108 @@
+"""The app factory: the one place the bot's parts are constructed and wired together.
+
+The CLI, `lore serve` and the platform adapters all take a `Services`; tests build one with
+`tests/support/stack.py`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.core.agent import Agent
+from bot.core.glossary import SAMPLE_GLOSSARY, Glossary, load_glossary
+from bot.model import generation_defaults, load_model
+from bot.model.base import Model
+from bot.settings import SAMPLE_DOCS, LoreSettings
+from bot.store.answers import AnswerLog
+from bot.store.database import Database
+from bot.store.feedback import FeedbackStore
+from bot.store.threads import ThreadMemory
+from knowledge.base import KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a running bot uses, built once per process."""
+
+    settings: LoreSettings
+    knowledge: KnowledgeBase
+    model: Model
+    database: Database
+    answers: AnswerLog
+    threads: ThreadMemory
+    feedback: FeedbackStore
+    agent: Agent
+
+    def purge_expired(self) -> int:
+        """Delete answers and thread turns older than `agent.answer_retention_days`; returns
+        how many rows went. Run at start-up and by whoever schedules housekeeping."""
+        days = self.settings.agent.answer_retention_days
+        return self.answers.purge_older_than(days) + self.threads.purge_older_than(days)
+
+    def close(self) -> None:
+        """Release the index, the database and the model (when it holds resources)."""
+        self.knowledge.close()
+        self.database.close()
+        close_model = getattr(self.model, "close", None)
+        if callable(close_model):
+            close_model()
+
+
+def build_services(settings: LoreSettings, model: Model | None = None) -> Services:
+    """Construct the bot from `settings`. The model is loaded here (eagerly) unless one is given,
+    e.g. an already-loaded model shared between services, or a test's tiny model."""
+    knowledge = KnowledgeBase(settings.home, settings.sources, settings.index, settings.retrieval)
+    database: Database | None = None
+    try:
+        database = Database(settings.database)
+        if model is None:
+            model = load_model(settings.model, settings.home)
+        answers = AnswerLog(database)
+        threads = ThreadMemory(database, max_turns=settings.agent.history_turns)
+        agent = Agent(
+            knowledge.retriever,
+            model,
+            answers,
+            threads,
+            settings.agent,
+            settings.retrieval,
+            glossary=glossary_for(settings),
+            generation=generation_defaults(settings.model),
+            embedder=knowledge.embedder,
+        )
+        services = Services(
+            settings=settings,
+            knowledge=knowledge,
+            model=model,
+            database=database,
+            answers=answers,
+            threads=threads,
+            feedback=FeedbackStore(database),
+            agent=agent,
+        )
+    except BaseException:
+        knowledge.close()
+        if database is not None:
+            database.close()
+        raise
+    purged = services.purge_expired()
+    if purged:
+        log.info("Purged %d answer-log rows older than %d days", purged, settings.agent.answer_retention_days)
+    return services
+
+
+def glossary_for(settings: LoreSettings) -> Glossary | None:
+    """The configured glossary; with none configured and the bundled sample handbook as the only
+    source, the sample's own glossary."""
+    if settings.agent.glossary_file is not None:
+        return load_glossary(settings.agent.glossary_file)
+    if _only_sample_docs(settings) and SAMPLE_GLOSSARY.is_file():
+        return load_glossary(SAMPLE_GLOSSARY)
+    return None
+
+
+def _only_sample_docs(settings: LoreSettings) -> bool:
+    return len(settings.sources) == 1 and Path(settings.sources[0].path).resolve() == SAMPLE_DOCS

@@ -1,0 +1,127 @@
+"""`lore acl explain PATH` and `lore acl principals EMAIL`: check who may read a document,
+and what a person may read, from the current ACL file, file modes and directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import click
+from wcmatch import glob
+
+from bot.core.access import build_access_policy, build_permission_policy
+from bot.core.types import Asker
+from bot.settings import LoreSettings
+from knowledge.config import SourceSettings
+from knowledge.errors import ConfigurationError
+from knowledge.loaders import is_supported
+from knowledge.sources.filesystem import GLOB_FLAGS, is_hidden_or_temporary
+from knowledge.types import SourceFile
+
+try:  # POSIX only; owners are unknown elsewhere, as in the filesystem source.
+    import pwd
+except ImportError:  # pragma: no cover - Windows
+    pwd = None  # type: ignore[assignment]
+
+
+@click.group()
+def acl() -> None:
+    """Document permissions: who may read what, and why."""
+
+
+@acl.command("explain")
+@click.argument("path")
+@click.option("--source", "source_name", help="Source name, when PATH exists in several sources.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def explain(settings: LoreSettings, path: str, source_name: str | None, as_json: bool) -> None:
+    """Show who may read the document at PATH (absolute, or relative to a source's folder)
+    and which ACL rule or file mode decided it."""
+    source, relative = locate(settings.sources, path, source_name)
+    file = source_file(source, relative)
+    explanation = build_permission_policy(settings).explain(file)
+    note = indexing_note(source, relative)
+    if as_json:
+        click.echo(json.dumps({**explanation.to_dict(), "indexed": note is None, "note": note or ""}))
+        return
+    click.echo(f"{relative}  (source {source.name}: {source.path})")
+    click.echo(f"readable by: {', '.join(sorted(explanation.principals)) or 'nobody'}")
+    click.echo(f"why: {explanation.reason}")
+    if note:
+        click.echo(f"note: {note}")
+
+
+@acl.command("principals")
+@click.argument("email")
+@click.pass_obj
+def principals(settings: LoreSettings, email: str) -> None:
+    """Show the principals the person with EMAIL holds (from the directory file)."""
+    held = build_access_policy(settings).principals(Asker(user_id=email, email=email))
+    click.echo(", ".join(sorted(held)))
+
+
+def locate(sources: list[SourceSettings], path: str, source_name: str | None) -> tuple[SourceSettings, str]:
+    """The source holding `path` and the POSIX path relative to its root."""
+    candidates = [s for s in sources if source_name in (None, s.name)]
+    if source_name is not None and not candidates:
+        names = ", ".join(s.name for s in sources)
+        raise ConfigurationError(f"No source named {source_name!r}; configured sources: {names}.")
+    given = Path(path).expanduser()
+    found: list[tuple[SourceSettings, str]] = []
+    for source in candidates:
+        root = Path(source.path).expanduser().absolute()
+        target = given if given.is_absolute() else root / given
+        if not given.is_absolute() and not target.exists() and (Path.cwd() / given).exists():
+            target = Path.cwd() / given  # a path typed relative to where the user stands
+        target = Path(os.path.abspath(target))
+        if target.is_relative_to(root) and target.exists():
+            found.append((source, target.relative_to(root).as_posix()))
+    if not found:
+        roots = "; ".join(f"{s.name}: {s.path}" for s in candidates) or "none"
+        raise ConfigurationError(f"{path} is not a file inside a configured source ({roots}).")
+    if len(found) > 1:
+        names = ", ".join(source.name for source, _ in found)
+        raise ConfigurationError(f"{path} exists in several sources ({names}); pick one with --source NAME.")
+    return found[0]
+
+
+def source_file(source: SourceSettings, relative: str) -> SourceFile:
+    """The file's metadata as the filesystem source records it at indexing."""
+    root = Path(source.path).expanduser().absolute()
+    try:
+        info = os.stat(root.joinpath(*relative.split("/")))
+    except OSError as error:
+        raise ConfigurationError(f"Cannot read {root / relative}: {error.strerror or error}") from error
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigurationError(f"{root / relative} is not a file; give the path of a document.")
+    owner: str | None = None
+    if pwd is not None:
+        try:
+            owner = pwd.getpwuid(info.st_uid).pw_name
+        except KeyError:
+            owner = None
+    return SourceFile(
+        source=source.name,
+        root=str(root),
+        relative_path=relative,
+        url=root.joinpath(*relative.split("/")).as_uri(),
+        size=info.st_size,
+        mtime=info.st_mtime,
+        owner=owner,
+        mode=stat.S_IMODE(info.st_mode),
+    )
+
+
+def indexing_note(source: SourceSettings, relative: str) -> str | None:
+    """Why the refresh would not index this file, or None when it would."""
+    if any(is_hidden_or_temporary(part) for part in relative.split("/")):
+        return "not indexed: hidden or temporary file"
+    if not glob.globmatch(relative, list(source.include) or ["**/*"], flags=GLOB_FLAGS):
+        return "not indexed: outside the source's include globs"
+    if source.exclude and glob.globmatch(relative, list(source.exclude), flags=GLOB_FLAGS):
+        return "not indexed: matched by the source's exclude globs"
+    if not is_supported(Path(relative)):
+        return "not indexed: no loader for this file type"
+    return None

@@ -1,0 +1,234 @@
+"""`lore ask`, `lore chat` and `lore eval`: ask the agent from a terminal, and measure it."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from bot.core.types import Answer, Asker, Question
+from bot.settings import LoreSettings
+from knowledge.errors import LoreError
+
+if TYPE_CHECKING:
+    from bot.app import Services
+    from bot.core.evaluation import EvalReport
+
+CONVERSATION = "cli"
+CHAT_HELP = "Commands: /good (rate the last answer helpful), /bad <why>, /help, /quit."
+
+adapter_option = click.option(
+    "--adapter",
+    metavar="NAME|base",
+    default=None,
+    help="Answer with this adapter, or `base` for the bare base model (default: the promoted one).",
+)
+
+
+@contextmanager
+def _services(settings: LoreSettings, adapter: str | None) -> Iterator[Services]:
+    # Imported here: building services loads the index and model libraries, which the other
+    # commands do not need.
+    from bot.app import build_services
+
+    services = build_services(settings)
+    try:
+        if services.knowledge.status().documents == 0:
+            raise LoreError("The index is empty: run `lore index` first.")
+        if adapter is not None:
+            services.model.use_adapter(None if adapter == "base" else adapter)
+        yield services
+    finally:
+        services.close()
+
+
+def _asker() -> Asker:
+    user = getpass.getuser()
+    return Asker(user_id=user, display_name=user)
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """The `--json` shape of an answer."""
+    return {
+        "id": answer.id,
+        "answer": answer.text,
+        "evidence": [{"source": e.source, "quote": e.quote} for e in answer.evidence],
+        "citations": [
+            {"source": c.source, "title": c.title, "heading": c.heading, "url": c.url}
+            for c in answer.citations
+        ],
+        "confident": answer.confident,
+        "model": answer.model,
+        "adapter": answer.adapter,
+        "seconds": round(answer.timings.get("total", 0.0), 3),
+    }
+
+
+def answer_footer(answer: Answer) -> str:
+    """Evidence and sources, as shown beneath an answer in the terminal."""
+    lines: list[str] = []
+    quotes_shown = answer.evidence and not all(e.quote in answer.text for e in answer.evidence)
+    if quotes_shown:
+        lines.append("")
+        lines.append("Evidence:")
+        lines.extend(f'  "{e.quote}" ({e.source})' for e in answer.evidence)
+    if answer.citations:
+        lines.append("")
+        lines.append("Sources:")
+        for citation in answer.citations:
+            label = " > ".join(part for part in (citation.title, citation.heading) if part)
+            lines.append(f"  [{citation.number}] {label} ({citation.source}) {citation.url}".rstrip())
+    return "\n".join(lines)
+
+
+@click.command("ask")
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object.")
+@click.option("--thread", "thread_id", default=None, help="Continue this thread (follow-ups see its history).")
+@adapter_option
+@click.pass_obj
+def ask(settings: LoreSettings, question: str, as_json: bool, thread_id: str | None, adapter: str | None) -> None:
+    """Answer QUESTION from the indexed documents, with sources."""
+    if not question.strip():
+        raise click.BadParameter("the question is empty", param_hint="QUESTION")
+    with _services(settings, adapter) as services:
+        answer = services.agent.answer(
+            Question(question, _asker(), CONVERSATION, thread_id or uuid.uuid4().hex)
+        )
+    if as_json:
+        click.echo(json.dumps(answer_json(answer), ensure_ascii=False))
+        return
+    click.echo(answer.text)
+    footer = answer_footer(answer)
+    if footer:
+        click.echo(footer)
+
+
+@click.command("chat")
+@adapter_option
+@click.pass_obj
+def chat(settings: LoreSettings, adapter: str | None) -> None:
+    """Chat with Lore in the terminal; one conversation thread until you quit."""
+    from bot.store.feedback import Feedback
+
+    asker = _asker()
+    thread_id = uuid.uuid4().hex
+    with _services(settings, adapter) as services:
+        click.echo(f"Lore ({services.model.name}, adapter: {services.model.adapter or 'none'}). {CHAT_HELP}")
+        last: Answer | None = None
+        while True:
+            try:
+                line = input("you> ").strip()
+            except (EOFError, KeyboardInterrupt):
+                click.echo("")
+                return
+            if not line:
+                continue
+            if line in ("/quit", "/exit"):
+                return
+            if line == "/help":
+                click.echo(CHAT_HELP)
+                continue
+            if line == "/good" or line.startswith("/bad"):
+                if last is None:
+                    click.echo("No answer to rate yet.")
+                    continue
+                good = line == "/good"
+                services.feedback.record(
+                    Feedback(
+                        answer_id=last.id,
+                        platform="cli",
+                        user_id=asker.user_id,
+                        rating="helpful" if good else "not_helpful",
+                        text="" if good else line.removeprefix("/bad").strip(),
+                        conversation_id=CONVERSATION,
+                    )
+                )
+                click.echo("Thanks, noted.")
+                continue
+            if line.startswith("/"):
+                click.echo(f"Unknown command {line.split()[0]}. {CHAT_HELP}")
+                continue
+            last = _chat_turn(services, Question(line, asker, CONVERSATION, thread_id))
+
+
+def _chat_turn(services: Services, question: Question) -> Answer:
+    """Ask, streaming the text as it is written; show the final text if the check replaced it."""
+    shown: list[str] = []
+    click.echo("lore> ", nl=False)
+
+    def on_text(text: str) -> None:
+        click.echo(text[len("".join(shown)) :], nl=False)
+        shown.append(text[len("".join(shown)) :])
+
+    answer = services.agent.answer(question, on_text=on_text)
+    if "".join(shown).strip() != answer.text.strip():
+        if shown:
+            click.echo("\n(That text did not check out against the documents; here is what they say:)")
+        click.echo(answer.text, nl=False)
+    click.echo("")
+    footer = answer_footer(answer)
+    if footer:
+        click.echo(footer.lstrip("\n"))
+    return answer
+
+
+@click.command("eval")
+@click.argument("questions_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N questions.")
+@adapter_option
+@click.pass_obj
+def evaluate(
+    settings: LoreSettings, questions_file: Path, as_json: bool, limit: int | None, adapter: str | None
+) -> None:
+    """Measure retrieval, answers, citations, abstention and latency on QUESTIONS_FILE
+    (JSON lines: question, source (path or null), also_ok, must_contain)."""
+    from bot.core.evaluation import load_questions, run_questions, summarize
+
+    questions = load_questions(questions_file)[:limit]
+    with _services(settings, adapter) as services:
+        with click.progressbar(length=len(questions), label="Asking", file=click.get_text_stream("stderr")) as bar:
+            results = run_questions(services.agent.answer, questions, on_result=lambda _: bar.update(1))
+    report = summarize(results)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        click.echo(format_report(report))
+
+
+def format_report(report: EvalReport) -> str:
+    """The metrics as an aligned table."""
+
+    def share(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f}"
+
+    def seconds(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f} s"
+
+    rows = [
+        ("questions", f"{report.count} ({report.answerable} answerable, {report.unanswerable} not)"),
+        ("retrieval hit@1", share(report.hit_at_1)),
+        ("retrieval hit@5", share(report.hit_at_5)),
+        ("retrieval MRR", share(report.mrr)),
+        ("answer accuracy", share(report.answer_accuracy)),
+        ("answer + evidence accuracy", share(report.answer_evidence_accuracy)),
+        ("citation accuracy", share(report.citation_accuracy)),
+        ("abstention (unanswerable)", share(report.abstention)),
+        ("wrong abstention (answerable)", share(report.wrong_abstention)),
+        ("latency p50 / p95", f"{seconds(report.latency_p50)} / {seconds(report.latency_p95)}"),
+    ]
+    for stage, values in report.stages.items():
+        if stage != "total":
+            rows.append((f"  {stage} p50 / p95", f"{seconds(values['p50'])} / {seconds(values['p95'])}"))
+    rows.append(
+        ("tokens/s", "n/a" if report.tokens_per_second is None else f"{report.tokens_per_second:.1f}")
+    )
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)

@@ -1,0 +1,88 @@
+"""Who may see what in each place a question is asked.
+
+A reply only the asker can read (DM, personal chat, ephemeral `/lore` reply) may use every
+document the asker may read. A reply others can read (channel, group chat, thread) may use
+only what every reader there may read: `everyone` documents, plus the documents of the
+group configured for that conversation (`permissions.channel_audiences`) when the asker
+belongs to it too. Each question is checked on its own, so a follow-up in a thread by
+another person never inherits the first asker's access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+from bot.core.types import Answer, Asker, Question
+from bot.identity.directory import DirectoryFile
+from bot.identity.principals import PrincipalsResolver
+from bot.settings import LoreSettings
+from knowledge.permissions import FileModePermissions, PermissionPolicy, may_read
+from knowledge.permissions.principals import group
+from knowledge.types import EVERYONE, SearchFilters
+
+
+class ShareCheck(NamedTuple):
+    allowed: bool
+    reason: str  # why not (empty when allowed)
+
+
+class AccessPolicy:
+    """Search filters per question, and the check behind "share in channel"."""
+
+    def __init__(
+        self,
+        principals: Callable[[Asker], frozenset[str]],
+        channel_audiences: Mapping[str, str] | None = None,
+    ) -> None:
+        self.principals = principals
+        self.channel_audiences = {key: group(name) for key, name in (channel_audiences or {}).items()}
+
+    def audience_of(self, conversation_id: str) -> frozenset[str]:
+        """What every member of a conversation holds: `everyone`, plus its configured group."""
+        configured = self.channel_audiences.get(conversation_id)
+        return frozenset({EVERYONE} | ({configured} if configured else set()))
+
+    def readers_principals(self, question: Question) -> frozenset[str]:
+        """The principals a reply to `question` may draw on (see the module docstring)."""
+        asker = self.principals(question.asker)
+        if question.place == "private":
+            return asker
+        # The asker must hold the channel's group too: asking in a channel must never give
+        # someone access they do not have themselves.
+        return frozenset({EVERYONE} | (self.audience_of(question.conversation_id) & asker))
+
+    def filters_for(self, question: Question) -> SearchFilters:
+        """Retrieval filters for `question` (pass as the Agent's `filters_for`)."""
+        return SearchFilters(principals=self.readers_principals(question))
+
+    def may_share(self, answer: Answer, audience: frozenset[str]) -> ShareCheck:
+        """Whether `answer` may be posted where readers hold `audience` (see `audience_of`):
+        only if every passage it was built from is readable there."""
+        hidden = sorted(
+            {passage.path for passage in answer.passages if not may_read(passage.principals, audience)}
+        )
+        if not hidden:
+            return ShareCheck(True, "")
+        return ShareCheck(
+            False,
+            "This answer used documents that not everyone here may read "
+            f"({', '.join(hidden)}), so it cannot be shared. Ask the question here instead to get "
+            "an answer from documents everyone here may read.",
+        )
+
+
+def build_access_policy(settings: LoreSettings) -> AccessPolicy:
+    """The AccessPolicy for these settings (directory file, channel audiences)."""
+    directory = DirectoryFile(settings.directory_file) if settings.directory_file else None
+    return AccessPolicy(PrincipalsResolver(directory), settings.permissions.channel_audiences)
+
+
+def build_permission_policy(settings: LoreSettings) -> PermissionPolicy:
+    """The document PermissionPolicy for these settings (pass to KnowledgeBase(permissions=...))."""
+    modes = settings.permissions
+    return PermissionPolicy(
+        settings.acl_file,
+        [(source.name, source.path) for source in settings.sources],
+        FileModePermissions(modes.unix_groups, modes.unix_users, modes.unix_user_domain),
+    )

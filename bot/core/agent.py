@@ -1,0 +1,310 @@
+"""The agent: a question in, a grounded answer with citations and quoted evidence out.
+
+retrieve (the follow-up resolved against the thread) → judge the evidence → prompt (fitted to
+the context window) → stream the model's text → keep only real citations → quote the best
+sentences → check the text against the passages → log the answer and remember the turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from bot.core.citations import cited_numbers, drop_invalid_citations
+from bot.core.evidence import (
+    EmbeddingScorer,
+    OverlapScorer,
+    Quote,
+    SentenceScorer,
+    keyword_coverage,
+    select_evidence,
+)
+from bot.core.followup import resolve_followup
+from bot.core.glossary import Glossary
+from bot.core.grounding import is_degenerate, ungrounded_terms
+from bot.core.prompt import NOT_COVERED, Prompt, fit_prompt
+from bot.core.text import content_terms
+from bot.core.types import Answer, Citation, Evidence, Question
+from bot.model.base import ChatMessage, GenerationSettings, Model
+from bot.settings import AgentSettings
+from bot.store.answers import AnswerLog
+from bot.store.threads import ThreadMemory, Turn
+from knowledge.config import RetrievalSettings
+from knowledge.embeddings import Embedder
+from knowledge.types import Passage, SearchFilters
+
+log = logging.getLogger(__name__)
+
+TextCallback = Callable[[str], None]
+FiltersFor = Callable[[Question], SearchFilters | None]
+# A passage containing at least this share of the question's content words is evidence even
+# when its similarity is somewhat below `min_evidence_score` (short questions about a long
+# section embed far apart), or when no similarity is known at all.
+MIN_KEYWORD_COVERAGE = 0.5
+SIMILARITY_MARGIN = 0.1
+STRENGTH_PASSAGES = 3  # evidence strength looks at this many of the best passages
+
+
+class Agent:
+    """Answers questions from the knowledge base. Thread-safe: `answer` keeps no state on the
+    agent, and the stores and model are safe to share between threads."""
+
+    def __init__(
+        self,
+        retriever: object,
+        model: Model,
+        answers: AnswerLog,
+        threads: ThreadMemory,
+        settings: AgentSettings,
+        retrieval: RetrievalSettings,
+        glossary: Glossary | None = None,
+        filters_for: FiltersFor | None = None,
+        generation: GenerationSettings | None = None,
+        embedder: Embedder | None = None,
+        scorer: SentenceScorer | None = None,
+    ) -> None:
+        """`embedder` (the index's) measures evidence strength when retrieval gives no
+        similarity, and picks evidence sentences by meaning; `scorer` overrides the latter."""
+        self.retriever = retriever
+        self.model = model
+        self.answers = answers
+        self.threads = threads
+        self.settings = settings
+        self.retrieval = retrieval
+        self.glossary = glossary
+        self.filters_for = filters_for
+        self.generation = generation or GenerationSettings()
+        self.embedder = embedder
+        self.scorer = scorer or (EmbeddingScorer(embedder) if embedder is not None else OverlapScorer())
+
+    def answer(self, question: Question, on_text: TextCallback | None = None) -> Answer:
+        """Answer `question`; `on_text` receives the growing text while the model writes it.
+
+        Blocking (seconds on CPU): call it from a worker thread in async code."""
+        started = time.perf_counter()
+        history = self.threads.history(question.platform, question.conversation_id, question.thread_id)
+        query = resolve_followup(question.text, history)
+        retrieved = self.retrieve(question, query)
+        timings = {"retrieval": time.perf_counter() - started}
+
+        if not self.is_covered(query, retrieved):
+            answer = self._fallback(question, retrieved, timings, started)
+            _notify(on_text, answer.text)
+            return self._finish(answer)
+
+        prompt_started = time.perf_counter()
+        prompt = fit_prompt(
+            question.text,
+            retrieved,
+            history,
+            self.settings.persona,
+            self.glossary,
+            self.model.count_tokens,
+            budget=self.model.context_window - self.generation.max_new_tokens,
+        )
+        timings["prompt"] = time.perf_counter() - prompt_started
+
+        generation_started = time.perf_counter()
+        raw, first_token = self._generate(prompt, on_text, started)
+        timings["generation"] = time.perf_counter() - generation_started
+        timings["first_token"] = first_token if first_token is not None else time.perf_counter() - started
+        generated_tokens = _count_generated(self.model, raw)
+
+        if NOT_COVERED in raw.lower():
+            # The model read the passages and says they do not answer: trust it over retrieval.
+            answer = self._fallback(question, retrieved, timings, started, prompt.passages)
+        else:
+            answer = self._grounded_answer(question, query, prompt, raw, retrieved, timings, started)
+        return self._finish(replace(answer, generated_tokens=generated_tokens))
+
+    def retrieve(self, question: Question, query: str | None = None) -> list[Passage]:
+        """The passages retrieval finds for `query` (default: the question's text), best first,
+        restricted by `filters_for(question)`."""
+        filters = self.filters_for(question) if self.filters_for is not None else None
+        return list(
+            self.retriever.search(  # type: ignore[attr-defined]
+                query or question.text,
+                k=self.retrieval.k,
+                filters=filters,
+                max_per_document=self.retrieval.max_per_document,
+            )
+        )
+
+    def is_covered(self, query: str, passages: Sequence[Passage]) -> bool:
+        """Whether the passages are strong enough evidence to answer from.
+
+        Retrieval's fused score is rank-based and says nothing about fit, so this looks at the
+        cosine similarity of the question and the best passages: the one retrieval measured, or
+        else one computed with `embedder`. At `min_evidence_score` or above: covered; within
+        `SIMILARITY_MARGIN` below it, or with no similarity known: covered when a passage holds
+        most of the question's content words."""
+        best = list(passages[:STRENGTH_PASSAGES])
+        if not best:
+            return False
+        similarities = [p.similarity for p in best if p.similarity is not None]
+        if not similarities and self.embedder is not None:
+            similarities = self._similarities(query, best)
+        threshold = self.settings.min_evidence_score
+        if similarities and max(similarities) >= threshold:
+            return True
+        if similarities and max(similarities) < threshold - SIMILARITY_MARGIN:
+            return False
+        coverage = max(keyword_coverage(query, _searchable(p)) for p in best)
+        return coverage >= MIN_KEYWORD_COVERAGE
+
+    def _similarities(self, query: str, passages: Sequence[Passage]) -> list[float]:
+        assert self.embedder is not None
+        asked = self.embedder.embed_query(query)
+        found = self.embedder.embed_documents([_searchable(p) for p in passages])
+        return [float(value) for value in found @ asked]  # unit vectors: dot = cosine
+
+    def _generate(
+        self, prompt: Prompt, on_text: TextCallback | None, started: float
+    ) -> tuple[str, float | None]:
+        pieces: list[str] = []
+        first_token: float | None = None
+        for piece in self.model.stream(prompt.messages, self.generation):
+            if not piece:
+                continue
+            if first_token is None:
+                first_token = time.perf_counter() - started
+            pieces.append(piece)
+            _notify(on_text, "".join(pieces))
+        return "".join(pieces).strip(), first_token
+
+    def _grounded_answer(
+        self,
+        question: Question,
+        query: str,
+        prompt: Prompt,
+        raw: str,
+        retrieved: Sequence[Passage],
+        timings: dict[str, float],
+        started: float,
+    ) -> Answer:
+        given = prompt.passages
+        valid = range(1, len(given) + 1)
+        cited = [number for number in cited_numbers(raw) if number in valid]
+        text = drop_invalid_citations(raw, valid)
+        # Evidence comes from what the answer cites; with no citation, from every passage.
+        pool = cited or list(valid)
+        # Quotes answer what was asked now: a follow-up's own words ("and for contractors?")
+        # pick the sentence, the earlier question only when the follow-up has no content words.
+        focus = question.text if content_terms(question.text) else query
+        quotes = select_evidence(
+            focus, [(number, given[number - 1]) for number in pool], scorer=self.scorer
+        )
+        known = [p.text for p in given] + [p.title for p in given] + [p.heading for p in given]
+        known += [question.text, query, self.settings.persona]
+        if self.glossary is not None:
+            known.append(self.glossary.render())
+        if is_degenerate(text) or ungrounded_terms(text, known):
+            text = quotes_text(quotes)
+            cited = sorted({quote.number for quote in quotes})
+        elif not cited:
+            cited = sorted({quote.number for quote in quotes})
+        if not cited:
+            cited = [1]
+        return Answer(
+            id=_new_id(),
+            question=question,
+            text=text,
+            citations=tuple(_citation(number, given[number - 1]) for number in cited),
+            evidence=tuple(_evidence(quote) for quote in quotes),
+            passages=given,
+            confident=True,
+            model=self.model.name,
+            adapter=self.model.adapter,
+            timings={**timings, "total": time.perf_counter() - started},
+            retrieved=tuple(retrieved),
+        )
+
+    def _fallback(
+        self,
+        question: Question,
+        retrieved: Sequence[Passage],
+        timings: dict[str, float],
+        started: float,
+        given: Sequence[Passage] = (),
+    ) -> Answer:
+        return Answer(
+            id=_new_id(),
+            question=question,
+            text=self.settings.fallback_text,
+            citations=(),
+            evidence=(),
+            passages=tuple(given),
+            confident=False,
+            model=self.model.name,
+            adapter=self.model.adapter,
+            timings={**timings, "total": time.perf_counter() - started},
+            retrieved=tuple(retrieved),
+        )
+
+    def _finish(self, answer: Answer) -> Answer:
+        question = answer.question
+        self.answers.record(answer)
+        self.threads.append(
+            question.platform,
+            question.conversation_id,
+            question.thread_id,
+            Turn(
+                user_id=question.asker.user_id,
+                question=question.text,
+                answer=answer.text,
+                sources=tuple(citation.source for citation in answer.citations),
+            ),
+        )
+        log.info(
+            "answer %s confident=%s citations=%s retrieval=%.2fs generation=%.2fs total=%.2fs",
+            answer.id,
+            answer.confident,
+            [c.source for c in answer.citations],
+            answer.timings.get("retrieval", 0.0),
+            answer.timings.get("generation", 0.0),
+            answer.timings.get("total", 0.0),
+        )
+        return answer
+
+
+def quotes_text(quotes: Sequence[Quote]) -> str:
+    """The quotes alone as the answer text: each on its own line with its citation."""
+    return "\n".join(f'"{quote.sentence}" [{quote.number}]' for quote in quotes)
+
+
+def _searchable(passage: Passage) -> str:
+    """The passage as the index embedded it (title and heading path give it context)."""
+    context = " > ".join(part for part in (passage.title, passage.heading) if part)
+    return f"{context}\n{passage.text}" if context else passage.text
+
+
+def _citation(number: int, passage: Passage) -> Citation:
+    return Citation(number, passage.path, passage.title, passage.heading, passage.url)
+
+
+def _evidence(quote: Quote) -> Evidence:
+    passage = quote.passage
+    return Evidence(source=passage.path, quote=quote.sentence, title=passage.title, url=passage.url)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _notify(on_text: TextCallback | None, text: str) -> None:
+    if on_text is None:
+        return
+    try:
+        on_text(text)
+    except Exception:  # noqa: BLE001 - a failed progress update must not lose the answer
+        log.exception("on_text callback failed; the answer continues")
+
+
+def _count_generated(model: Model, text: str) -> int:
+    if not text:
+        return 0
+    empty = model.count_tokens([ChatMessage("assistant", "")])
+    return max(0, model.count_tokens([ChatMessage("assistant", text)]) - empty)

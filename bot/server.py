@@ -1,0 +1,126 @@
+"""The one HTTP server `lore serve` runs: each platform mounts its routes on it, `/healthz`
+reports readiness, and shutdown waits for the answers still being written."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger(__name__)
+
+Routes = Callable[[web.Application], None]
+
+
+class Workload:
+    """Answers accepted but not yet delivered. Platforms acknowledge a message at once and do
+    the work in a task spawned here, so the server can report queue depth and, on shutdown,
+    finish every accepted answer instead of dropping it."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run `work` in the background and keep it until it ends."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    @property
+    def depth(self) -> int:
+        """How many answers are in progress or waiting for the model."""
+        return len(self._tasks)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until all work (including work spawned meanwhile) ends; False on timeout."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._tasks:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            await asyncio.wait(set(self._tasks), timeout=left)
+        return True
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Spawned work handles its own errors; reaching here is a bug worth a traceback.
+            log.error("background work %s failed", task.get_name(), exc_info=task.exception())
+
+
+SERVICES = web.AppKey("lore.services", object)
+WORKLOAD = web.AppKey("lore.workload", Workload)
+
+
+def create_web_app(
+    services: Services, routes: Sequence[Routes], *, drain_seconds: float = 300.0
+) -> web.Application:
+    """The aiohttp application: `/healthz` plus every platform's routes. On shutdown it waits
+    up to `drain_seconds` for answers in flight (after the routes' own shutdown hooks ran,
+    so Socket Mode stops taking new events first)."""
+    app = web.Application()
+    app[SERVICES] = services
+    app[WORKLOAD] = Workload()
+    app.router.add_get("/healthz", _healthz)
+    for mount in routes:
+        mount(app)
+
+    async def drain(app: web.Application) -> None:
+        workload = app[WORKLOAD]
+        if workload.depth:
+            log.info("waiting for %d answer(s) in flight", workload.depth)
+        if not await workload.drain(drain_seconds):
+            log.warning("stopped with %d answer(s) unfinished", workload.depth)
+
+    app.on_shutdown.append(drain)
+    return app
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    services: Services = request.app[SERVICES]  # type: ignore[assignment]
+    body: dict[str, Any] = {
+        "status": "ok",
+        "model": {
+            "loaded": services.model is not None,
+            "name": services.model.name,
+            "adapter": services.model.adapter,
+        },
+        "queue_depth": request.app[WORKLOAD].depth,
+    }
+    try:
+        status = await asyncio.to_thread(services.knowledge.status)
+    except Exception as error:  # noqa: BLE001  (a health check reports failures, never raises)
+        log.warning("health check: index status failed: %s", error)
+        body["status"] = "degraded"
+        body["index"] = {"error": str(error)}
+        return web.json_response(body, status=503)
+    last = status.last_refresh_at
+    body["index"] = {
+        "documents": status.documents,
+        "chunks": status.chunks,
+        "last_refresh_at": last.isoformat() if last else None,
+    }
+    return web.json_response(body)
+
+
+async def run_server(app: web.Application, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve `app` on host:port until `stop` is set, then stop accepting connections, let the
+    shutdown hooks finish the work in flight, and return."""
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("listening on http://%s:%d (healthz at /healthz)", host, port)
+    try:
+        await stop.wait()
+        log.info("stopping: no new requests; finishing answers in flight")
+    finally:
+        await runner.cleanup()
+    log.info("stopped")

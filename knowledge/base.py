@@ -1,0 +1,122 @@
+"""KnowledgeBase: the index of a company's documents, built in one place from settings.
+
+It owns the catalog, the vector store, the embedder and the refresh lock, refreshes the
+index from the configured sources and exposes a `Retriever` for searches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from knowledge.chunking import Chunker
+from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings
+from knowledge.embeddings import Embedder
+from knowledge.index.catalog import Catalog
+from knowledge.index.vectors import VectorStore
+from knowledge.lock import RefreshLock
+from knowledge.retrieval import Reranker, Retriever
+from knowledge.sources.base import Source
+from knowledge.sources.filesystem import FilesystemSource
+from knowledge.sync import PermissionResolver, Progress, RefreshReport, Synchronizer
+from knowledge.types import EVERYONE, SourceFile
+
+# MiniLM-style models count [CLS] and [SEP] inside their maximum sequence length.
+_SPECIAL_TOKENS = 2
+
+
+def everyone_may_read(file: SourceFile) -> frozenset[str]:
+    """The default permission resolver: every document is readable by everyone."""
+    return frozenset({EVERYONE})
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    documents: int
+    chunks: int
+    last_refresh_at: datetime | None
+
+
+class KnowledgeBase:
+    """The indexed documents of the configured sources.
+
+    Files live under `<home>/index/`: `catalog.sqlite3` (files, chunks, keyword index,
+    permissions), `chroma/` (vectors; unless `index.chroma_host` names a Chroma server)
+    and `refresh.lock`."""
+
+    def __init__(
+        self,
+        home: Path,
+        sources: Sequence[SourceSettings],
+        index: IndexSettings,
+        retrieval: RetrievalSettings,
+        embedder: Embedder | None = None,
+        permissions: PermissionResolver | None = None,
+        reranker: Reranker | None = None,
+    ) -> None:
+        self.home = Path(home)
+        self.index_dir = self.home / "index"
+        self.sources = list(sources)
+        self.settings = index
+        self.embedder = embedder or Embedder(index.embedding_model, index.embedding_batch_size)
+        self.permissions = permissions or everyone_may_read
+        self.catalog = Catalog(self.index_dir / "catalog.sqlite3")
+        try:
+            self.vectors = VectorStore(index, self.index_dir / "chroma")
+        except BaseException:
+            self.catalog.close()
+            raise
+        self.retriever = Retriever(self.catalog, self.vectors, self.embedder, retrieval, reranker)
+        self.lock_path = self.index_dir / "refresh.lock"
+
+    def refresh(self, full: bool = False, show_progress: bool = False) -> RefreshReport:
+        """Bring the index in line with the sources. Raises IndexBusyError when another
+        refresh (in any process) is running."""
+        return self.refresh_sources([FilesystemSource(settings) for settings in self.sources], full, show_progress)
+
+    def refresh_sources(self, sources: Sequence[Source], full: bool = False, show_progress: bool = False) -> RefreshReport:
+        """Refresh from explicit sources (the complete set: other sources' files leave the index)."""
+        chunker = Chunker(
+            self.embedder.count_tokens,
+            chunk_tokens=min(self.settings.chunk_tokens, self.embedder.max_tokens - _SPECIAL_TOKENS),
+            overlap_tokens=self.settings.chunk_overlap_tokens,
+        )
+        synchronizer = Synchronizer(
+            self.catalog,
+            self.vectors,
+            self.embedder,
+            chunker,
+            self.permissions,
+            batch_chunks=max(64, self.embedder.batch_size * 16),
+        )
+        with RefreshLock(self.lock_path), _progress(show_progress) as progress:
+            return synchronizer.run(sources, full=full, progress=progress)
+
+    def status(self) -> IndexStatus:
+        documents, chunks = self.catalog.counts()
+        last = self.catalog.get_meta("last_refresh_at")
+        return IndexStatus(documents, chunks, datetime.fromisoformat(last) if last else None)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+
+@contextmanager
+def _progress(show: bool) -> Iterator[Progress | None]:
+    """A rich progress bar over files when asked (the CLI), nothing otherwise (the bot)."""
+    if not show:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+
+    with RichProgress(
+        TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+    ) as bar:
+        task = bar.add_task("indexing", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

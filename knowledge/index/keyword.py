@@ -1,0 +1,38 @@
+"""Turns what a person typed into a safe FTS5 query.
+
+Every term is quoted, so FTS5 syntax in the question (`"`, `AND`, `NEAR(`, `*`, `:`) is
+read as words and never as operators. Terms are OR-ed and ranked by bm25; common English
+function words are dropped because in "how do I ..." questions they only add noise."""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me might more most my myself no nor not now of off on once only or other our
+    ours ourselves out over own same shall she should so some such than that the their theirs
+    them themselves then there these they this those through to too under until up very was we
+    were what when where which while who whom why will with would you your yours yourself
+    yourselves get got need want please tell know""".split()
+)
+
+
+def keyword_terms(text: str) -> list[str]:
+    """Distinct lowercase terms of `text` in order, stop words removed unless nothing else
+    is left (a question made only of stop words still searches for them)."""
+    words = list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))
+    content = [word for word in words if word not in STOP_WORDS]
+    return content or words
+
+
+def keyword_query(text: str) -> str | None:
+    """An FTS5 MATCH expression for `text`, or None when it has no searchable word."""
+    terms = keyword_terms(text)
+    if not terms:
+        return None
+    return " OR ".join(f'"{term}"' for term in terms)

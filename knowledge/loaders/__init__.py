@@ -1,0 +1,74 @@
+"""Turns a file's bytes into a LoadedDocument, choosing the loader by file suffix.
+
+Loaders take bytes, not a path, so a sync hashes and parses the very same read. Whatever a
+parsing library raises on a bad file is turned into a LoaderError here, at the edge, with
+the reason; only UnsupportedFormatError (a LoaderError) says "no loader for this type"."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from knowledge.errors import LoaderError, UnsupportedFormatError
+from knowledge.loaders.html import load_html
+from knowledge.loaders.markdown import load_markdown
+from knowledge.loaders.pdf import load_pdf
+from knowledge.loaders.slides import load_pptx
+from knowledge.loaders.structured import load_json, load_yaml
+from knowledge.loaders.tables import load_csv, load_xlsx
+from knowledge.loaders.text import load_text
+from knowledge.loaders.word import load_docx
+from knowledge.types import LoadedDocument
+
+Loader = Callable[[Path, bytes], LoadedDocument]
+
+LOADERS: dict[str, Loader] = {
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".txt": load_text,
+    ".text": load_text,
+    ".html": load_html,
+    ".htm": load_html,
+    ".pdf": load_pdf,
+    ".docx": load_docx,
+    ".pptx": load_pptx,
+    ".xlsx": load_xlsx,
+    ".xlsm": load_xlsx,
+    ".csv": load_csv,
+    ".tsv": load_csv,
+    ".json": load_json,
+    ".yaml": load_yaml,
+    ".yml": load_yaml,
+}
+
+# Office files are zip archives: a truncated one fails inside zipfile, not the library.
+_KNOWN_FAILURES = {zipfile.BadZipFile: "not a valid Office file (damaged or truncated zip)"}
+
+
+def is_supported(path: Path) -> bool:
+    """True when a loader exists for the file's suffix (case-insensitive)."""
+    return path.suffix.lower() in LOADERS
+
+
+def load_document(path: Path, data: bytes) -> LoadedDocument:
+    """Parse `data`, the content of the file at `path` (only its name and suffix are used).
+
+    Raises UnsupportedFormatError for a suffix with no loader (images, binaries) and
+    LoaderError with the reason for a corrupt, encrypted or unparseable file."""
+    loader = LOADERS.get(path.suffix.lower())
+    if loader is None:
+        raise UnsupportedFormatError(f"no loader for {path.suffix or 'files without a suffix'} ({path.name})")
+    try:
+        return loader(path, data)
+    except LoaderError:
+        raise
+    except Exception as error:  # noqa: BLE001 - parsers of untrusted files raise anything
+        reason = next((text for kind, text in _KNOWN_FAILURES.items() if isinstance(error, kind)), None)
+        detail = str(error).strip() or type(error).__name__
+        raise LoaderError(
+            f"{reason or 'cannot parse ' + path.suffix.lstrip('.').upper() + ' file'}: {detail}"
+        ) from error
+
+
+__all__ = ["LOADERS", "Loader", "is_supported", "load_document"]

@@ -1,0 +1,65 @@
+"""JSON and YAML indexed as readable text, one section per top-level key.
+
+A file that does not parse is still indexed as plain text: its words are searchable, and
+refusing it would lose content over a stray comma. JSON is pretty-printed (minified JSON
+is one long line the splitter cannot cut well); YAML keeps its source text, comments
+included, because it is already written for people."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from knowledge.loaders.text import decode_text, title_from_path
+from knowledge.types import LoadedDocument, Section
+
+_TOP_LEVEL_KEY = re.compile(r"^(?!---|\.\.\.)([^\s#\-][^:]*?|\"[^\"]*\"|'[^']*'):(?:\s|$)")
+
+
+def _title(path: Path, data: object) -> str:
+    title = data.get("title") if isinstance(data, dict) else None
+    return title.strip() if isinstance(title, str) and title.strip() else title_from_path(path)
+
+
+def load_json(path: Path, data: bytes) -> LoadedDocument:
+    text = decode_text(data)
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        sections = (Section((), text.strip()),) if text.strip() else ()
+        return LoadedDocument(title=title_from_path(path), sections=sections, kind="structured")
+    if isinstance(parsed, dict):
+        sections = tuple(
+            Section((str(key),), json.dumps(value, indent=2, ensure_ascii=False))
+            for key, value in parsed.items()
+            if key != "title"
+        )
+    else:
+        sections = (Section((), json.dumps(parsed, indent=2, ensure_ascii=False)),)
+    return LoadedDocument(title=_title(path, parsed), sections=sections, kind="structured")
+
+
+def load_yaml(path: Path, data: bytes) -> LoadedDocument:
+    text = decode_text(data)
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        parsed = None  # not YAML after all: index the text as it is
+    if not isinstance(parsed, dict):
+        sections = (Section((), text.strip()),) if text.strip() else ()
+        return LoadedDocument(title=_title(path, parsed), sections=sections, kind="structured")
+    sections: list[Section] = []
+    heading: tuple[str, ...] = ()
+    lines: list[str] = []
+    for line in [*text.split("\n"), "end:"]:  # the sentinel flushes the last key
+        match = _TOP_LEVEL_KEY.match(line)
+        if match:
+            body = "\n".join(lines).strip()
+            if body and heading != ("title",):  # the title heads every chunk already
+                sections.append(Section(heading, body))
+            heading, lines = (match.group(1).strip("'\""),), []
+        lines.append(line)
+    return LoadedDocument(title=_title(path, parsed), sections=tuple(sections), kind="structured")

@@ -1,0 +1,169 @@
+"""A folder on disk as a document source; a mounted SMB/NFS share is just a folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from urllib.parse import quote
+
+from wcmatch import glob
+
+from knowledge.config import SourceSettings
+from knowledge.errors import SourceError
+from knowledge.types import SourceFile
+
+try:  # pwd exists on POSIX only; owners are simply unknown elsewhere.
+    import pwd
+except ImportError:  # pragma: no cover - Windows
+    pwd = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+# Globs match the POSIX path relative to the root. `**` spans folders, a pattern without a
+# slash matches the file name at any depth (`*.pdf`), `{a,b}` alternates, and case is
+# ignored because the shares this reads (SMB) are case-insensitive.
+GLOB_FLAGS = glob.GLOBSTAR | glob.MATCHBASE | glob.BRACE | glob.IGNORECASE | glob.DOTGLOB
+
+# Editor and office-suite litter: lock files, autosaves, swap files, OS metadata.
+# Names starting with "." (.DS_Store, .~lock.x.odt#, .git) are skipped separately.
+TEMPORARY_NAMES = ("~*", "*.tmp", "*.swp", "*.swo", "*~", "#*#", "Thumbs.db", "desktop.ini")
+
+
+@dataclass(frozen=True)
+class SourceProblem:
+    """A folder or file the last listing could not read; the listing went on without it."""
+
+    path: str  # relative to the root, POSIX
+    reason: str
+
+
+def is_hidden_or_temporary(name: str) -> bool:
+    """True for dot files and folders and for editor/office temporary files."""
+    lowered = name.lower()
+    return name.startswith(".") or any(fnmatchcase(lowered, p.lower()) for p in TEMPORARY_NAMES)
+
+
+class FilesystemSource:
+    """Lists and reads the files under one root folder.
+
+    Symbolic links are followed, but each real folder is entered once, so link loops end.
+    Hidden and temporary files are skipped before globs are applied. A folder that cannot
+    be read is logged and recorded in `problems`; it does not stop the listing.
+    """
+
+    def __init__(self, settings: SourceSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.root = Path(settings.path).expanduser().absolute()
+        self.include = list(settings.include) or ["**/*"]
+        self.exclude = list(settings.exclude)
+        self.problems: list[SourceProblem] = []
+        self._owners: dict[int, str | None] = {}
+
+    def __repr__(self) -> str:
+        return f"FilesystemSource(name={self.name!r}, root={str(self.root)!r})"
+
+    def list_files(self) -> Iterator[SourceFile]:
+        """Yield the matching files in a stable (sorted) order, without reading them.
+
+        Raises SourceError if the root is missing or is not a readable folder."""
+        root_stat = self._root_stat()
+        self.problems = []
+        visited: set[tuple[int, int]] = {(root_stat.st_dev, root_stat.st_ino)}
+        yield from self._walk(self.root, "", visited)
+
+    def read_bytes(self, file: SourceFile) -> bytes:
+        """Read one listed file. Raises SourceError if it vanished or is unreadable."""
+        if file.source != self.name:
+            raise SourceError(f"{file.relative_path} belongs to source {file.source!r}, not {self.name!r}")
+        path = self.root.joinpath(*file.relative_path.split("/"))
+        try:
+            return path.read_bytes()
+        except OSError as error:
+            raise SourceError(
+                f"Cannot read {path}: {error.strerror or error}. Check that the file still "
+                "exists and that Lore's user may read it."
+            ) from error
+
+    def _root_stat(self) -> os.stat_result:
+        try:
+            result = self.root.stat()
+        except FileNotFoundError:
+            raise SourceError(
+                f"Source {self.name!r}: folder {self.root} does not exist. Mount the share or "
+                "fix the source's path in lore.toml."
+            ) from None
+        except OSError as error:
+            raise SourceError(f"Source {self.name!r}: cannot open {self.root}: {error.strerror or error}") from error
+        if not stat.S_ISDIR(result.st_mode):
+            raise SourceError(f"Source {self.name!r}: {self.root} is not a folder; point the source at a folder.")
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            raise SourceError(f"Source {self.name!r}: Lore's user may not read {self.root}; grant read access.")
+        return result
+
+    def _walk(self, folder: Path, prefix: str, visited: set[tuple[int, int]]) -> Iterator[SourceFile]:
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError as error:
+            self._problem(prefix.rstrip("/") or ".", error)
+            return
+        for entry in entries:
+            if is_hidden_or_temporary(entry.name):
+                continue
+            relative = prefix + entry.name
+            try:
+                info = entry.stat()  # follows symlinks; a dangling link raises
+            except OSError as error:
+                self._problem(relative, error)
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                key = (info.st_dev, info.st_ino)
+                if key in visited or self._excluded(relative):
+                    continue
+                visited.add(key)
+                yield from self._walk(Path(entry.path), relative + "/", visited)
+            elif stat.S_ISREG(info.st_mode) and self._selected(relative):
+                yield self._source_file(relative, info)
+
+    def _selected(self, relative: str) -> bool:
+        return glob.globmatch(relative, self.include, flags=GLOB_FLAGS) and not self._excluded(relative)
+
+    def _excluded(self, relative: str) -> bool:
+        return bool(self.exclude) and glob.globmatch(relative, self.exclude, flags=GLOB_FLAGS)
+
+    def _source_file(self, relative: str, info: os.stat_result) -> SourceFile:
+        return SourceFile(
+            source=self.name,
+            root=str(self.root),
+            relative_path=relative,
+            url=self._url(relative),
+            size=info.st_size,
+            mtime=info.st_mtime,
+            owner=self._owner(info.st_uid),
+            mode=stat.S_IMODE(info.st_mode),
+        )
+
+    def _url(self, relative: str) -> str:
+        prefix = self.settings.url_prefix
+        if prefix:
+            return prefix.rstrip("/") + "/" + quote(relative, safe="/")
+        return self.root.joinpath(*relative.split("/")).as_uri()
+
+    def _owner(self, uid: int) -> str | None:
+        if uid not in self._owners:
+            try:
+                self._owners[uid] = pwd.getpwuid(uid).pw_name if pwd else None
+            except KeyError:  # a uid with no account on this machine (common on NFS)
+                self._owners[uid] = None
+        return self._owners[uid]
+
+    def _problem(self, relative: str, error: OSError) -> None:
+        problem = SourceProblem(relative, error.strerror or str(error))
+        self.problems.append(problem)
+        logger.warning("source %s: skipped %s (%s)", self.name, problem.path, problem.reason)

@@ -1,0 +1,425 @@
+"""Incremental refresh: brings the index in line with the sources, touching only what changed.
+
+Per file, in order of cost:
+- size and mtime as recorded → not read at all (only its permissions and link are re-checked);
+- read, same sha256 as recorded → metadata updated only;
+- new or changed content → parsed and chunked; a chunk whose exact indexed text is already
+  in the index (unchanged paragraph, renamed file, duplicate page) reuses the stored vector,
+  only new text is embedded;
+- gone from its source → its chunks leave the catalog and the vector store.
+
+A file that cannot be parsed any more (corrupt, encrypted) is reported and its previously
+indexed version keeps answering: losing a whole document because someone saved a broken
+copy would be worse than serving the last good one. A source whose root cannot be listed
+(unmounted share) is reported and none of its documents are deleted.
+
+Crash safety: vectors are written to Chroma before the catalog refers to them (their ids
+journaled as pending first), the catalog switches a batch of files in one transaction, and
+vectors the catalog stopped referring to are deleted afterwards (journaled as garbage in that
+transaction). Searches only return chunks live in the catalog, so a refresh killed at any
+point leaves the previous answers intact, and the next refresh deletes the leftovers from
+the journal and redoes the files that were not committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from knowledge.chunking import Chunker
+from knowledge.embeddings import Embedder
+from knowledge.errors import LoaderError, SourceError, UnsupportedFormatError
+from knowledge.index.catalog import Catalog, ChunkRecord, FileRecord, acl_key
+from knowledge.index.vectors import VectorMetadata, VectorStore
+from knowledge.loaders import is_supported, load_document
+from knowledge.sources.base import Source
+from knowledge.types import Chunk, SourceFile
+
+logger = logging.getLogger(__name__)
+
+PermissionResolver = Callable[[SourceFile], frozenset[str]]
+Progress = Callable[[int, int], None]  # (files done, files listed)
+
+
+@dataclass(frozen=True)
+class FailedFile:
+    """A file (or a whole source) the refresh could not index, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    """What one refresh did. `updated` counts files whose content, permissions or link
+    changed; a file only touched (same content, same permissions) is `unchanged`."""
+
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    skipped: int = 0  # no loader for the file type (images, binaries)
+    failed: list[FailedFile] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+    def summary(self) -> str:
+        return (
+            f"refresh: added={self.added} updated={self.updated} deleted={self.deleted} "
+            f"unchanged={self.unchanged} skipped={self.skipped} failed={len(self.failed)} "
+            f"in {self.seconds:.1f}s"
+        )
+
+
+@dataclass
+class _Tally:
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: list[FailedFile] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A new or changed file, parsed and chunked, waiting for its batch to be written."""
+
+    file: SourceFile
+    sha256: str
+    title: str
+    acl: str
+    principals: frozenset[str]
+    chunks: tuple[Chunk, ...]
+    previous: FileRecord | None
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def chunk_id(source: str, path: str, ordinal: int, indexed_text_hash: str) -> str:
+    """Content-derived id: the same text at the same place keeps its id (and vector)."""
+    return hashlib.sha256(f"{source}\0{path}\0{ordinal}\0{indexed_text_hash}".encode()).hexdigest()[:32]
+
+
+class Synchronizer:
+    """Runs refreshes against one catalog and vector store. Not thread-safe by itself:
+    the caller holds the refresh lock."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        vectors: VectorStore,
+        embedder: Embedder,
+        chunker: Chunker,
+        permissions: PermissionResolver,
+        batch_chunks: int = 512,
+    ) -> None:
+        self.catalog = catalog
+        self.vectors = vectors
+        self.embedder = embedder
+        self.chunker = chunker
+        self.permissions = permissions
+        # Chunks parsed before they are embedded and committed together: big enough for
+        # efficient embedding batches, small enough that a crash loses little work.
+        self.batch_chunks = batch_chunks
+        self._principals: dict[str, frozenset[str]] = {}  # acl key -> principals, for the catalog
+
+    def run(self, sources: Sequence[Source], full: bool = False, progress: Progress | None = None) -> RefreshReport:
+        """Refresh the index from `sources` (the complete set: files of other sources leave
+        the index). `full` re-parses and re-embeds every file."""
+        started = time.monotonic()
+        self.recover()
+        full = self._check_embedding_model() or full
+        tally = _Tally()
+        known = self.catalog.files()
+        listed: list[tuple[Source, list[SourceFile]]] = []
+        unreadable_sources: set[str] = set()
+        for source in sources:
+            try:
+                listed.append((source, list(source.list_files())))
+            except SourceError as error:
+                unreadable_sources.add(source.name)
+                tally.failed.append(FailedFile(source.name, str(error)))
+        total = sum(len(files) for _, files in listed)
+        done = 0
+        seen: set[tuple[str, str]] = set()
+        batch: list[_Parsed] = []
+        touched: list[tuple[FileRecord, FileRecord]] = []  # (as recorded, as listed now)
+        for source, files in listed:
+            for file in files:
+                parsed = self._examine(source, file, known, seen, full, tally, touched)
+                if parsed is not None:
+                    batch.append(parsed)
+                    if sum(len(item.chunks) for item in batch) >= self.batch_chunks:
+                        self._write(batch, touched, full, tally)
+                        batch, touched = [], []
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        self._write(batch, touched, full, tally)
+        gone = [key for key in known if key not in seen and key[0] not in unreadable_sources]
+        self._delete(gone)
+        tally.deleted = len(gone)
+        if full:
+            self._collect_orphans()
+        self.catalog.set_meta("last_refresh_at", time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()))
+        report = RefreshReport(
+            added=tally.added,
+            updated=tally.updated,
+            deleted=tally.deleted,
+            unchanged=tally.unchanged,
+            skipped=tally.skipped,
+            failed=tally.failed,
+            seconds=time.monotonic() - started,
+        )
+        logger.info(report.summary())
+        return report
+
+    def recover(self) -> None:
+        """Finish what a killed refresh left behind: delete vectors the journal lists that
+        the catalog does not refer to."""
+        journal = self.catalog.journal()
+        if not journal:
+            return
+        live = self.catalog.live_ids(list(journal))
+        dead = [vector_id for vector_id in journal if vector_id not in live]
+        self.vectors.delete(dead)
+        self.catalog.clear_journal(journal)
+        logger.info("refresh: removed %d vectors left by an interrupted refresh", len(dead))
+
+    # -- per file ------------------------------------------------------------------------
+
+    def _examine(
+        self,
+        source: Source,
+        file: SourceFile,
+        known: dict[tuple[str, str], FileRecord],
+        seen: set[tuple[str, str]],
+        full: bool,
+        tally: _Tally,
+        touched: list[tuple[FileRecord, FileRecord]],
+    ) -> _Parsed | None:
+        """Classify one listed file; returns it parsed when its content must be (re)indexed."""
+        if not is_supported(Path(file.relative_path)):
+            tally.skipped += 1
+            return None
+        key = (file.source, file.relative_path)
+        seen.add(key)  # from here on a failure keeps the previous version indexed
+        previous = known.get(key)
+        principals = frozenset(self.permissions(file))
+        acl = acl_key(principals)
+        if previous is not None and not full and (previous.size, previous.mtime) == (file.size, file.mtime):
+            self._touch(previous, file, previous.sha256, acl, principals, tally, touched)
+            return None
+        try:
+            data = source.read_bytes(file)
+        except SourceError as error:
+            tally.failed.append(FailedFile(file.absolute_path, str(error)))
+            return None
+        sha256 = hashlib.sha256(data).hexdigest()
+        if previous is not None and not full and previous.sha256 == sha256:
+            self._touch(previous, file, sha256, acl, principals, tally, touched)
+            return None
+        try:
+            document = load_document(Path(file.relative_path), data)
+        except UnsupportedFormatError:
+            seen.discard(key)
+            tally.skipped += 1
+            return None
+        except LoaderError as error:
+            tally.failed.append(FailedFile(file.absolute_path, str(error)))
+            return None
+        chunks = tuple(self.chunker.chunk(document))
+        return _Parsed(file, sha256, document.title, acl, principals, chunks, previous)
+
+    def _touch(
+        self,
+        previous: FileRecord,
+        file: SourceFile,
+        sha256: str,
+        acl: str,
+        principals: frozenset[str],
+        tally: _Tally,
+        touched: list[tuple[FileRecord, FileRecord]],
+    ) -> None:
+        """Same content: record new stat data, permissions and link without re-indexing."""
+        record = _file_record(file, sha256, previous.title, acl, previous.chunk_count)
+        visible = (previous.acl, previous.url) != (record.acl, record.url)
+        if visible:
+            tally.updated += 1
+        else:
+            tally.unchanged += 1
+        if visible or (previous.size, previous.mtime, previous.owner, previous.mode) != (
+            record.size,
+            record.mtime,
+            record.owner,
+            record.mode,
+        ):
+            touched.append((previous, record))
+            self._principals[acl] = principals
+
+    # -- writing a batch -----------------------------------------------------------------
+
+    def _write(
+        self, batch: list[_Parsed], touched: list[tuple[FileRecord, FileRecord]], full: bool, tally: _Tally
+    ) -> None:
+        """Vectors first, then one catalog transaction, then delete what it freed."""
+        if not batch and not touched:
+            return
+        records: list[tuple[FileRecord, list[ChunkRecord]]] = []
+        for item in batch:
+            file = item.file
+            self._principals[item.acl] = item.principals
+            chunks = [
+                ChunkRecord(
+                    chunk_id=chunk_id(file.source, file.relative_path, chunk.ordinal, text_hash(chunk.indexed_text)),
+                    source=file.source,
+                    path=file.relative_path,
+                    ordinal=chunk.ordinal,
+                    title=chunk.title,
+                    heading=chunk.heading,
+                    text=chunk.text,
+                    text_hash=text_hash(chunk.indexed_text),
+                    acl=item.acl,
+                )
+                for chunk in item.chunks
+            ]
+            records.append((_file_record(file, item.sha256, item.title, item.acl, len(chunks)), chunks))
+        indexed_texts = {
+            record.chunk_id: chunk.indexed_text
+            for item, (_, chunk_records) in zip(batch, records, strict=True)
+            for chunk, record in zip(item.chunks, chunk_records, strict=True)
+        }
+        kept = set() if full else self.catalog.live_ids(list(indexed_texts))
+        new = [record for _, chunks in records for record in chunks if record.chunk_id not in kept]
+        vectors = self._vectors_for(new, indexed_texts, reuse=not full)
+        if vectors:
+            self.catalog.mark_pending(vectors)
+            self.vectors.upsert(
+                list(vectors),
+                np.stack(list(vectors.values())),
+                [VectorMetadata(record.source, record.path, record.acl) for record in new],
+            )
+        self._retag(records, touched, kept)
+        garbage: list[str] = []
+        with self.catalog.transaction() as db:
+            for acl, principals in self._principals.items():
+                self.catalog.register_acl(db, principals)
+            for file_record, chunks in records:
+                garbage.extend(self.catalog.replace_file(db, file_record, chunks))
+            for _, file_record in touched:
+                self.catalog.update_file(db, file_record)
+        self.vectors.delete(garbage)
+        self.catalog.clear_journal(garbage)
+        for item in batch:
+            if item.previous is None:
+                tally.added += 1
+            else:
+                tally.updated += 1
+
+    def _vectors_for(
+        self, new: list[ChunkRecord], indexed_texts: dict[str, str], reuse: bool
+    ) -> dict[str, np.ndarray]:
+        """A vector per new chunk id, in `new` order: copied from a stored chunk with the
+        same indexed text when there is one, else embedded (each distinct text once)."""
+        hashes = list(dict.fromkeys(record.text_hash for record in new))
+        by_hash: dict[str, np.ndarray] = {}
+        if reuse and hashes:
+            donors = self.catalog.chunk_for_text(hashes)
+            stored = self.vectors.embeddings(list(donors.values()))
+            by_hash = {h: stored[donor] for h, donor in donors.items() if donor in stored}
+        missing: dict[str, str] = {}
+        for record in new:
+            if record.text_hash not in by_hash:
+                missing.setdefault(record.text_hash, indexed_texts[record.chunk_id])
+        if missing:
+            embedded = self.embedder.embed_documents(list(missing.values()))
+            by_hash.update(zip(missing, embedded, strict=True))
+        return {record.chunk_id: by_hash[record.text_hash] for record in new}
+
+    def _retag(
+        self,
+        records: list[tuple[FileRecord, list[ChunkRecord]]],
+        touched: list[tuple[FileRecord, FileRecord]],
+        kept: set[str],
+    ) -> None:
+        """Point kept vectors at their file's current acl before the catalog does, so the
+        vector store's permission filter is never looser than the catalog's."""
+        ids: list[str] = []
+        metadata: list[VectorMetadata] = []
+        for _, chunks in records:
+            for record in chunks:
+                if record.chunk_id in kept:
+                    ids.append(record.chunk_id)
+                    metadata.append(VectorMetadata(record.source, record.path, record.acl))
+        for previous, file_record in touched:
+            if previous.acl == file_record.acl:
+                continue
+            for vector_id in self.catalog.file_chunk_ids(file_record.source, file_record.path):
+                ids.append(vector_id)
+                metadata.append(VectorMetadata(file_record.source, file_record.path, file_record.acl))
+        if ids:
+            self.vectors.update_metadata(ids, metadata)
+
+    # -- deletions and housekeeping ------------------------------------------------------
+
+    def _delete(self, keys: list[tuple[str, str]]) -> None:
+        if not keys:
+            return
+        garbage: list[str] = []
+        with self.catalog.transaction() as db:
+            for source, path in keys:
+                garbage.extend(self.catalog.delete_file(db, source, path))
+        self.vectors.delete(garbage)
+        self.catalog.clear_journal(garbage)
+
+    def _collect_orphans(self) -> None:
+        """After a full rebuild: drop any vector the catalog does not refer to."""
+        stored = sorted(self.vectors.all_ids())
+        live = self.catalog.live_ids(stored)
+        orphans = [vector_id for vector_id in stored if vector_id not in live]
+        if orphans:
+            self.vectors.delete(orphans)
+            logger.info("refresh: removed %d orphan vectors", len(orphans))
+
+    def _check_embedding_model(self) -> bool:
+        """True (and an emptied index) when the index was built with another embedding
+        model: its vectors cannot be compared with this model's."""
+        current = f"{self.embedder.name}:{self.embedder.dimension}"
+        recorded = self.catalog.get_meta("embedding_model")
+        if recorded == current:
+            return False
+        if recorded is not None:
+            logger.warning("refresh: embedding model changed from %s to %s; rebuilding the index", recorded, current)
+            self._delete(list(self.catalog.files()))
+            self.vectors.reset()
+        self.catalog.set_meta("embedding_model", current)
+        return recorded is not None
+
+
+def _file_record(file: SourceFile, sha256: str, title: str, acl: str, chunk_count: int) -> FileRecord:
+    return FileRecord(
+        source=file.source,
+        path=file.relative_path,
+        size=file.size,
+        mtime=file.mtime,
+        sha256=sha256,
+        title=title,
+        url=file.url,
+        owner=file.owner,
+        mode=file.mode,
+        acl=acl,
+        chunk_count=chunk_count,
+    )

@@ -1,0 +1,198 @@
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bot.core.agent import Agent
+from bot.core.glossary import Glossary
+from bot.core.prompt import build_messages
+from bot.core.types import Asker, Question
+from bot.model.base import GenerationSettings
+from bot.settings import AgentSettings
+from bot.store.answers import AnswerLog
+from bot.store.database import Database
+from bot.store.threads import ThreadMemory
+from knowledge.config import RetrievalSettings
+from knowledge.types import SearchFilters
+from tests.core.doubles import ListRetriever, ScriptedModel
+from tests.core.passages import EXPENSES, LAPTOPS, VACATION
+
+FALLBACK = "Not in the docs: ask #people-help."
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'lore.db'}")
+    yield database
+    database.close()
+
+
+def make_agent(db: Database, reply: str, passages=(VACATION, EXPENSES), **options) -> Agent:
+    return Agent(
+        retriever=ListRetriever(passages),
+        model=options.pop("model", None) or ScriptedModel(reply),
+        answers=AnswerLog(db),
+        threads=ThreadMemory(db, max_turns=4),
+        settings=AgentSettings(fallback_text=FALLBACK, min_evidence_score=0.35),
+        retrieval=RetrievalSettings(k=5),
+        **options,
+    )
+
+
+def ask(text: str, thread: str = "T1", user: str = "U1") -> Question:
+    return Question(text, Asker(user, "Ada"), conversation_id="C1", thread_id=thread, platform="slack")
+
+
+def test_cited_answer_with_evidence_streaming_log_and_memory(db: Database) -> None:
+    agent = make_agent(db, "No. Contractors are not eligible for paid vacation [1].")
+    seen: list[str] = []
+    answer = agent.answer(ask("Are contractors eligible for vacation?"), on_text=seen.append)
+    assert answer.confident
+    assert answer.text == "No. Contractors are not eligible for paid vacation [1]."
+    assert [(c.number, c.source) for c in answer.citations] == [(1, VACATION.path)]
+    assert answer.evidence[0].quote == "Contractors are not eligible for paid vacation."
+    assert answer.evidence[0].source == VACATION.path
+    assert answer.passages == (VACATION, EXPENSES) == answer.retrieved
+    assert seen[0] == "No." and seen[-1].strip() == answer.text and len(seen) > 3
+    assert set(answer.timings) == {"retrieval", "prompt", "generation", "first_token", "total"}
+    assert answer.generated_tokens > 0
+    stored = agent.answers.get(answer.id)
+    assert stored.answer == answer.text and stored.citations[0]["source"] == VACATION.path
+    (turn,) = agent.threads.history("slack", "C1", "T1")
+    assert turn.question == "Are contractors eligible for vacation?" and turn.sources == (VACATION.path,)
+
+
+def test_prompt_holds_persona_glossary_numbered_passages_and_question(db: Database) -> None:
+    model = ScriptedModel("Yes [1].")
+    agent = make_agent(db, "", model=model, glossary=Glossary((("PTO", "paid time off"),)))
+    agent.answer(ask("How much PTO do I get?"))
+    (messages,) = model.prompts
+    assert messages[0].content.startswith(AgentSettings().persona)
+    assert "- PTO: paid time off" in messages[0].content
+    assert "[1] Vacation policy > Allowance" in messages[-1].content
+    assert "[2] Expenses > Claims" in messages[-1].content
+    assert messages[-1].content.endswith("Question: How much PTO do I get?")
+
+
+def test_citation_to_a_passage_not_given_is_removed(db: Database) -> None:
+    agent = make_agent(db, "Contractors are not eligible for paid vacation [1][7].")
+    answer = agent.answer(ask("Are contractors eligible for vacation?"))
+    assert "[7]" not in answer.text
+    assert [c.number for c in answer.citations] == [1]
+
+
+def test_uncited_answer_cites_the_passage_its_evidence_comes_from(db: Database) -> None:
+    agent = make_agent(db, "Meals are reimbursed up to 60 EUR per day.", passages=(VACATION, EXPENSES))
+    answer = agent.answer(ask("How much are travel meals reimbursed?"))
+    assert [(c.number, c.source) for c in answer.citations] == [(2, EXPENSES.path)]
+    assert "60 EUR per day" in answer.evidence[0].quote
+
+
+def test_ungrounded_text_falls_back_to_the_quotes(db: Database) -> None:
+    agent = make_agent(db, "Contractors get 40 days, approved by Gandalf [1].")
+    answer = agent.answer(ask("Are contractors eligible for vacation?"))
+    assert answer.confident
+    assert answer.text == '"Contractors are not eligible for paid vacation." [1]'
+    assert [c.source for c in answer.citations] == [VACATION.path]
+
+
+def test_looping_text_falls_back_to_the_quotes(db: Database) -> None:
+    agent = make_agent(db, "vacation is vacation is " * 10)
+    answer = agent.answer(ask("Are contractors eligible for vacation?"))
+    assert answer.text.startswith('"Contractors are not eligible')
+
+
+def test_weak_evidence_gets_the_fallback_without_calling_the_model(db: Database) -> None:
+    weak = [replace(VACATION, similarity=0.12), replace(EXPENSES, similarity=0.2)]
+    model = ScriptedModel("Paris [1].")
+    agent = make_agent(db, "", passages=weak, model=model)
+    seen: list[str] = []
+    answer = agent.answer(ask("What is the capital of France?"), on_text=seen.append)
+    assert not answer.confident
+    assert answer.text == FALLBACK and seen == [FALLBACK]
+    assert answer.citations == () and answer.evidence == () and answer.passages == ()
+    assert answer.retrieved == tuple(weak)
+    assert model.prompts == []
+    assert agent.answers.get(answer.id).confident is False
+
+
+def test_no_passages_at_all_gets_the_fallback(db: Database) -> None:
+    answer = make_agent(db, "x", passages=()).answer(ask("Anything?"))
+    assert not answer.confident and answer.text == FALLBACK
+
+
+def test_model_saying_not_covered_gets_the_fallback(db: Database) -> None:
+    answer = make_agent(db, "Not covered.").answer(ask("Is there a gym in the office?"))
+    assert not answer.confident and answer.text == FALLBACK and answer.citations == ()
+    assert answer.passages == (VACATION, EXPENSES)
+
+
+def test_keyword_coverage_judges_passages_without_similarity(db: Database) -> None:
+    keyword_only = [replace(VACATION, similarity=None)]
+    covered = make_agent(db, "Contractors are not eligible [1].", passages=keyword_only)
+    assert covered.answer(ask("Are contractors eligible for paid vacation?")).confident
+    assert not covered.answer(ask("Which submarine has the biggest periscope?", thread="T2")).confident
+
+
+def test_followup_is_resolved_for_retrieval_and_history_is_in_the_prompt(db: Database) -> None:
+    model = ScriptedModel("Contractors are not eligible for paid vacation [1].")
+    agent = make_agent(db, "", model=model)
+    first = agent.answer(ask("How many vacation days do employees get?"))
+    agent.answer(ask("And for contractors?"))
+    queries = [query for query, _ in agent.retriever.queries]
+    assert queries == [
+        "How many vacation days do employees get?",
+        "How many vacation days do employees get? And for contractors?",
+    ]
+    second_prompt = model.prompts[1]
+    assert [m.role for m in second_prompt] == ["system", "user", "assistant", "user"]
+    assert second_prompt[1].content == "How many vacation days do employees get?"
+    assert second_prompt[2].content == first.text
+    # Another thread starts fresh.
+    agent.answer(ask("And for contractors?", thread="T9"))
+    assert agent.retriever.queries[-1][0] == "And for contractors?"
+
+
+def test_filters_for_restricts_retrieval(db: Database) -> None:
+    filters = SearchFilters(principals=frozenset({"everyone"}))
+    agent = make_agent(db, "Yes [1].", filters_for=lambda question: filters)
+    agent.answer(ask("Are contractors eligible for vacation?"))
+    assert agent.retriever.queries == [("Are contractors eligible for vacation?", filters)]
+
+
+def test_small_context_window_drops_the_weakest_passages(db: Database) -> None:
+    text = "Are contractors eligible for vacation?"
+    persona = AgentSettings().persona
+    one_passage = ScriptedModel("").count_tokens(build_messages(text, [VACATION], [], persona))
+    window = one_passage + GenerationSettings().max_new_tokens
+    model = ScriptedModel("Contractors are not eligible [1].", context_window=window)
+    agent = make_agent(db, "", passages=(VACATION, EXPENSES, LAPTOPS), model=model)
+    answer = agent.answer(ask(text))
+    assert answer.passages == (VACATION,)
+    assert answer.retrieved == (VACATION, EXPENSES, LAPTOPS)
+    assert model.count_tokens(model.prompts[0]) == one_passage
+
+
+def test_concurrent_answers_are_all_logged(db: Database) -> None:
+    agent = make_agent(db, "Contractors are not eligible for paid vacation [1].")
+    answers = []
+    threads = [
+        threading.Thread(target=lambda n=n: answers.append(agent.answer(ask("Contractors vacation?", thread=f"T{n}"))))
+        for n in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({a.id for a in answers}) == 8
+    assert all(agent.answers.get(a.id) is not None for a in answers)
+
+
+def test_a_failing_on_text_callback_does_not_lose_the_answer(db: Database) -> None:
+    def broken(text: str) -> None:
+        raise RuntimeError("chat.update failed")
+
+    agent = make_agent(db, "Contractors are not eligible [1].")
+    answer = agent.answer(ask("Contractors vacation?"), broken)
+    assert answer.confident and agent.answers.get(answer.id) is not None

@@ -1,0 +1,58 @@
+from bot.core.evidence import keyword_coverage, select_evidence
+from bot.core.grounding import is_degenerate, ungrounded_terms
+from tests.core.passages import EXPENSES, LAPTOPS, VACATION
+
+
+def test_evidence_picks_the_sentence_that_answers() -> None:
+    quotes = select_evidence(
+        "Are contractors eligible for vacation?", [(1, VACATION), (2, EXPENSES)]
+    )
+    assert quotes[0].sentence == "Contractors are not eligible for paid vacation."
+    assert quotes[0].number == 1
+    assert all(quote.sentence in quote.passage.text for quote in quotes)
+
+
+def test_evidence_is_at_most_three_verbatim_sentences_without_repeats() -> None:
+    quotes = select_evidence(
+        "vacation days contractors carry over expenses meals laptops",
+        [(1, VACATION), (2, EXPENSES), (3, LAPTOPS)],
+    )
+    assert 1 <= len(quotes) <= 3
+    assert len({quote.sentence for quote in quotes}) == len(quotes)
+
+
+def test_evidence_from_bullet_lists_drops_the_bullet_mark() -> None:
+    (quote, *_) = select_evidence("When are laptops replaced?", [(1, LAPTOPS)])
+    assert quote.sentence == "Laptops are replaced every three years."
+
+
+def test_evidence_is_empty_without_passages() -> None:
+    assert select_evidence("anything", []) == []
+
+
+def test_keyword_coverage() -> None:
+    assert keyword_coverage("contractors vacation", VACATION.text) == 1.0
+    assert keyword_coverage("submarine periscope", VACATION.text) == 0.0
+    assert keyword_coverage("how do I", VACATION.text) == 0.0
+
+
+def test_grounding_accepts_names_and_numbers_from_the_passages() -> None:
+    text = "Full-time employees get 25 days [1]. Submit them in Expensify within 30 days [2]."
+    assert ungrounded_terms(text, [VACATION.text, EXPENSES.text]) == []
+
+
+def test_grounding_flags_invented_numbers_and_names() -> None:
+    text = "You get 30 days of vacation, approved by Gandalf in Workday [1]."
+    assert ungrounded_terms(text, [VACATION.text]) == ["30", "Gandalf", "Workday"]
+
+
+def test_grounding_ignores_ordinary_sentence_openers_but_not_acronyms() -> None:
+    assert ungrounded_terms("Yes. Employees get 25 days.", [VACATION.text]) == []
+    assert ungrounded_terms("HRIS tracks it.", [VACATION.text]) == ["HRIS"]
+
+
+def test_degenerate_output() -> None:
+    assert is_degenerate("")
+    assert is_degenerate("[1]")
+    assert is_degenerate("the policy says the policy says the policy says the policy says")
+    assert not is_degenerate("Contractors are not eligible for paid vacation [1].")

@@ -1,0 +1,1 @@
+"""Helpers the tests share: real files, tiny models, assembled services."""

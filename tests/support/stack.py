@@ -1,0 +1,41 @@
+"""The whole bot for tests: a real KnowledgeBase (real MiniLM, real embedded Chroma, indexed)
+over a small docs folder, the tiny random model (or one given), and SQLite, built by the same
+`build_services` the bot uses. The Slack and Teams tests answer through it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.app import Services, build_services
+from bot.model.base import Model
+from bot.settings import SAMPLE_DOCS, LoreSettings, ModelSettings
+from knowledge.config import SourceSettings
+from tests.support.tiny_model import build_tiny_model
+
+# Enough tokens to exercise streaming; the tiny model's text is gibberish anyway.
+TEST_MAX_NEW_TOKENS = 24
+
+
+def build_test_services(tmp_path: Path, model: Model | None = None, docs: Path | None = None) -> Services:
+    """Services over `docs` (default: the bundled sample handbook), indexed and ready to answer.
+
+    Without `model`, the tiny random model from `tests/support/tiny_model.py` answers (its text
+    fails the grounding check, so answers carry the quoted evidence). The caller closes the
+    services (`services.close()`, or `knowledge.close()` and `database.close()`)."""
+    model_settings = ModelSettings(max_new_tokens=TEST_MAX_NEW_TOKENS)
+    if model is None:
+        model_settings = model_settings.model_copy(
+            update={"base_model": build_tiny_model(tmp_path / "tiny-model")}
+        )
+    settings = LoreSettings(
+        home=tmp_path / "home",
+        sources=[SourceSettings(name="handbook", path=docs or SAMPLE_DOCS)],
+        model=model_settings,
+    )
+    services = build_services(settings, model=model)
+    try:
+        services.knowledge.refresh()
+    except BaseException:
+        services.close()
+        raise
+    return services

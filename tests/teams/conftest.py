@@ -1,0 +1,83 @@
+"""Fixtures for the Teams tests: the real services (index over sample docs, tiny model, SQLite)
+behind `/api/messages` on a loopback HTTP server, and the Bot Connector mock it replies to."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.adapters.teams import teams_routes
+from bot.core.types import Answer, Question
+from bot.server import create_web_app
+from tests.support.bot_connector import ConnectorMock
+from tests.support.stack import build_test_services
+
+
+class RecordingAgent:
+    """The real agent, with the questions it was asked kept for assertions."""
+
+    def __init__(self, agent: object) -> None:
+        self._agent = agent
+        self._lock = threading.Lock()
+        self.questions: list[Question] = []
+
+    def answer(self, question: Question, on_text: Callable[[str], None] | None = None) -> Answer:
+        with self._lock:
+            self.questions.append(question)
+        return self._agent.answer(question, on_text)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def base_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Built once (indexing takes a while); tests keep apart by conversation and user ids."""
+    services = build_test_services(tmp_path_factory.mktemp("teams-stack"))
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def services(base_services: object) -> object:
+    """The shared services with a fresh `RecordingAgent` around the real agent."""
+    return dataclasses.replace(base_services, agent=RecordingAgent(base_services.agent))
+
+
+@pytest.fixture
+async def connector() -> AsyncIterator[ConnectorMock]:
+    async with ConnectorMock() as mock:
+        yield mock
+    assert mock.rejected == [], "the bot sent an activity over Teams' size limit"
+
+
+async def serve(app: web.Application) -> TestClient:
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+async def client(services: object, connector: ConnectorMock) -> AsyncIterator[TestClient]:
+    """`lore serve`'s web app with the Teams routes, in local (no auth) mode. (Stopped before
+    the connector mock, so no reply is cut off.)"""
+    client = await serve(create_web_app(services, [teams_routes(services)]))
+    yield client
+    await client.close()  # runs on_shutdown: answers in flight finish first
+
+
+@pytest.fixture
+def production_services(services: object, tmp_path: Path) -> object:
+    """The services with a Bot Framework app id and password set (production mode)."""
+    teams = services.settings.teams.model_copy(
+        update={
+            "app_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "app_password": SecretStr("s3cret"),
+        }
+    )
+    settings = services.settings.model_copy(update={"teams": teams})
+    return dataclasses.replace(services, settings=settings)

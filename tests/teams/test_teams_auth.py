@@ -1,0 +1,121 @@
+"""Production mode: botbuilder's own JWT validation runs against a signing key published on
+loopback (OpenID metadata + JWKS), so only correctly signed Bot Framework tokens get in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from aiohttp.test_utils import TestClient
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from bot.adapters.teams import teams_routes
+from bot.server import create_web_app
+from tests.support.bot_connector import (
+    ConnectorMock,
+    TeamsConversation,
+    TeamsUser,
+    TokenIssuer,
+    bot_added_activity,
+    message_activity,
+    post_activity,
+    submit_action_activity,
+)
+from tests.teams.conftest import serve
+
+USER = TeamsUser("29:prod-user", "Pat", "aad-pat")
+CHAT = TeamsConversation("a:dm-prod")
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[TokenIssuer]:
+    with TokenIssuer() as token_issuer:
+        yield token_issuer
+
+
+@pytest.fixture
+async def production_client(
+    production_services: object, issuer: TokenIssuer, connector: ConnectorMock
+) -> AsyncIterator[TestClient]:
+    routes = teams_routes(production_services, openid_metadata_url=issuer.metadata_url)
+    client = await serve(create_web_app(production_services, [routes]))
+    yield client
+    await client.close()
+
+
+def app_id(services: object) -> str:
+    return services.settings.teams.app_id
+
+
+def bad_tokens(issuer: TokenIssuer, app: str, service_url: str) -> dict[str, str | None]:
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return {
+        "missing": None,
+        "not a JWT": "garbage",
+        "signed by another key": issuer.token(app, service_url, key=other_key),
+        "expired": issuer.token(app, service_url, lifetime=-3600),
+        "for another bot": issuer.token("11111111-2222-3333-4444-555555555555", service_url),
+        "from another issuer": issuer.token(app, service_url, issuer="https://evil.example.com"),
+        "for another serviceUrl": issuer.token(app, "https://smba.evil.example.com/"),
+    }
+
+
+async def test_requests_without_a_valid_token_get_401(
+    production_client: TestClient,
+    production_services: object,
+    connector: ConnectorMock,
+    issuer: TokenIssuer,
+) -> None:
+    activity = message_activity(
+        "What is the leave policy?", service_url=connector.url, user=USER, conversation=CHAT
+    )
+    for case, token in bad_tokens(issuer, app_id(production_services), connector.url).items():
+        status, body = await post_activity(production_client, activity, token=token)
+        assert status == 401, case
+        assert "token" in body, case
+    response = await production_client.post(
+        "/api/messages", json=activity, headers={"Authorization": "Basic dXNlcjpwYXNz"}
+    )
+    assert response.status == 401
+    assert production_services.agent.questions == []
+    assert connector.sent == []
+
+
+async def test_a_validly_signed_request_is_processed(
+    production_client: TestClient,
+    production_services: object,
+    connector: ConnectorMock,
+    issuer: TokenIssuer,
+) -> None:
+    token = issuer.token(app_id(production_services), connector.url)
+    # Invokes and membership updates answer without calling back to the connector, which in
+    # production mode needs an Azure AD token for the bot (not reachable offline).
+    like = submit_action_activity(
+        "like", service_url=connector.url, reply_to_id="m-1", user=USER, conversation=CHAT
+    )
+    assert await post_activity(production_client, like, token=token) == (200, "")
+    feedback = [f for f in production_services.feedback.list() if f.user_id == USER.aad_object_id]
+    assert [(f.rating, f.platform) for f in feedback] == [("helpful", "teams")]
+
+    joined = bot_added_activity(service_url=connector.url, conversation=CHAT, user=USER)
+    joined["membersAdded"] = [{"id": "29:someone-else"}]
+    assert (await post_activity(production_client, joined, token=token))[0] == 200
+    assert issuer.requests >= 2  # botbuilder fetched the metadata and the keys from loopback
+
+
+async def test_the_same_request_without_token_is_refused_after_a_valid_one(
+    production_client: TestClient,
+    production_services: object,
+    connector: ConnectorMock,
+    issuer: TokenIssuer,
+) -> None:
+    like = submit_action_activity(
+        "dislike", service_url=connector.url, reply_to_id="m-2", user=USER, conversation=CHAT
+    )
+    token = issuer.token(app_id(production_services), connector.url)
+    assert (await post_activity(production_client, like, token=token))[0] == 200
+    assert (await post_activity(production_client, like))[0] == 401
+    ratings = [
+        f.rating for f in production_services.feedback.list() if f.user_id == USER.aad_object_id
+    ]
+    assert ratings.count("not_helpful") == 1
