@@ -14,7 +14,7 @@ from pathlib import Path
 from knowledge.chunking import Chunker
 from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings
 from knowledge.embeddings import Embedder
-from knowledge.index.catalog import Catalog
+from knowledge.index.catalog import Catalog, FileRecord
 from knowledge.index.vectors import VectorStore
 from knowledge.lock import RefreshLock
 from knowledge.retrieval import Reranker, Retriever
@@ -98,6 +98,11 @@ class KnowledgeBase:
         documents, chunks = self.catalog.counts()
         last = self.catalog.get_meta("last_refresh_at")
         return IndexStatus(documents, chunks, datetime.fromisoformat(last) if last else None)
+
+    def readable_documents(self, principals: frozenset[str]) -> list[FileRecord]:
+        """Indexed documents a reader holding `principals` may read; `{"everyone"}` gives
+        the documents anyone may see (what a shared adapter may be trained on)."""
+        return self.catalog.files_readable_by(principals)
 
     def close(self) -> None:
         self.catalog.close()

@@ -141,7 +141,7 @@ class Synchronizer:
         the index). `full` re-parses and re-embeds every file."""
         started = time.monotonic()
         self.recover()
-        full = self._check_embedding_model() or full
+        full = self._check_embedding_model() or self._vectors_missing() or full
         tally = _Tally()
         known = self.catalog.files()
         listed: list[tuple[Source, list[SourceFile]]] = []
@@ -156,15 +156,17 @@ class Synchronizer:
         done = 0
         seen: set[tuple[str, str]] = set()
         batch: list[_Parsed] = []
+        batch_chunks = 0
         touched: list[tuple[FileRecord, FileRecord]] = []  # (as recorded, as listed now)
         for source, files in listed:
             for file in files:
                 parsed = self._examine(source, file, known, seen, full, tally, touched)
                 if parsed is not None:
                     batch.append(parsed)
-                    if sum(len(item.chunks) for item in batch) >= self.batch_chunks:
+                    batch_chunks += len(parsed.chunks)
+                    if batch_chunks >= self.batch_chunks:
                         self._write(batch, touched, full, tally)
-                        batch, touched = [], []
+                        batch, batch_chunks, touched = [], 0, []
                 done += 1
                 if progress is not None:
                     progress(done, total)
@@ -393,6 +395,15 @@ class Synchronizer:
         if orphans:
             self.vectors.delete(orphans)
             logger.info("refresh: removed %d orphan vectors", len(orphans))
+
+    def _vectors_missing(self) -> bool:
+        """True when the vector store lost vectors the catalog refers to (a Chroma server
+        reset, a deleted folder): only a full rebuild brings them back."""
+        stored, live = self.vectors.count(), self.catalog.counts()[1]
+        if stored >= live:
+            return False
+        logger.warning("refresh: the vector store holds %d of %d chunks; rebuilding the index", stored, live)
+        return True
 
     def _check_embedding_model(self) -> bool:
         """True (and an emptied index) when the index was built with another embedding

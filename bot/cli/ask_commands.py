@@ -193,9 +193,9 @@ def evaluate(
     from bot.core.evaluation import load_questions, run_questions, summarize
 
     questions = load_questions(questions_file)[:limit]
-    with _services(settings, adapter) as services:
-        with click.progressbar(length=len(questions), label="Asking", file=click.get_text_stream("stderr")) as bar:
-            results = run_questions(services.agent.answer, questions, on_result=lambda _: bar.update(1))
+    progress = click.progressbar(length=len(questions), label="Asking", file=click.get_text_stream("stderr"))
+    with _services(settings, adapter) as services, progress as bar:
+        results = run_questions(services.agent.answer, questions, on_result=lambda _: bar.update(1))
     report = summarize(results)
     if as_json:
         click.echo(json.dumps(report.to_dict()))

@@ -52,3 +52,11 @@ cli.add_command(evaluate)
 from bot.cli.acl_commands import acl  # noqa: E402
 
 cli.add_command(acl)
+
+from bot.cli.serve_command import serve  # noqa: E402
+
+cli.add_command(serve)
+
+from bot.cli.feedback_commands import feedback  # noqa: E402
+
+cli.add_command(feedback)

@@ -10,7 +10,7 @@ another person never inherits the first asker's access.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
 from bot.core.types import Answer, Asker, Question
@@ -59,9 +59,11 @@ class AccessPolicy:
     def may_share(self, answer: Answer, audience: frozenset[str]) -> ShareCheck:
         """Whether `answer` may be posted where readers hold `audience` (see `audience_of`):
         only if every passage it was built from is readable there."""
-        hidden = sorted(
-            {passage.path for passage in answer.passages if not may_read(passage.principals, audience)}
-        )
+        return self.may_share_documents(((p.path, p.principals) for p in answer.passages), audience)
+
+    def may_share_documents(self, documents: Iterable[tuple[str, Iterable[str]]], audience: frozenset[str]) -> ShareCheck:
+        """The same check from (path, principals) pairs, e.g. as kept in the answer log."""
+        hidden = sorted({path for path, principals in documents if not may_read(principals, audience)})
         if not hidden:
             return ShareCheck(True, "")
         return ShareCheck(

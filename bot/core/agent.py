@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Literal, Protocol
 
 from bot.core.citations import cited_numbers, drop_invalid_citations
 from bot.core.evidence import (
@@ -26,7 +27,7 @@ from bot.core.followup import resolve_followup
 from bot.core.glossary import Glossary
 from bot.core.grounding import is_degenerate, ungrounded_terms
 from bot.core.prompt import NOT_COVERED, Prompt, fit_prompt
-from bot.core.text import content_terms
+from bot.core.text import content_terms, content_words
 from bot.core.types import Answer, Citation, Evidence, Question
 from bot.model.base import ChatMessage, GenerationSettings, Model
 from bot.settings import AgentSettings
@@ -45,7 +46,25 @@ FiltersFor = Callable[[Question], SearchFilters | None]
 # section embed far apart), or when no similarity is known at all.
 MIN_KEYWORD_COVERAGE = 0.5
 SIMILARITY_MARGIN = 0.1
+# A question naming something no readable document mentions at all ("sabbatical", "ESPP") is
+# not covered, unless a passage is this similar anyway (the word was just a paraphrase).
+UNKNOWN_WORD_MIN_LENGTH = 2
+UNKNOWN_WORD_MAX_SIMILARITY = 0.5
 STRENGTH_PASSAGES = 3  # evidence strength looks at this many of the best passages
+
+
+class PassageSearch(Protocol):
+    """What the agent needs of `knowledge.Retriever`."""
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        filters: SearchFilters | None = None,
+        *,
+        mode: Literal["hybrid", "dense", "keyword"] = "hybrid",
+        max_per_document: int | None = None,
+    ) -> list[Passage]: ...
 
 
 class Agent:
@@ -54,7 +73,7 @@ class Agent:
 
     def __init__(
         self,
-        retriever: object,
+        retriever: PassageSearch,
         model: Model,
         answers: AnswerLog,
         threads: ThreadMemory,
@@ -87,10 +106,12 @@ class Agent:
         started = time.perf_counter()
         history = self.threads.history(question.platform, question.conversation_id, question.thread_id)
         query = resolve_followup(question.text, history)
-        retrieved = self.retrieve(question, query)
+        filters = self.filters_for(question) if self.filters_for is not None else None
+        retrieved = self.retrieve(question, query, filters)
+        covered = self.is_covered(query, retrieved, filters)
         timings = {"retrieval": time.perf_counter() - started}
 
-        if not self.is_covered(query, retrieved):
+        if not covered:
             answer = self._fallback(question, retrieved, timings, started)
             _notify(on_text, answer.text)
             return self._finish(answer)
@@ -120,12 +141,15 @@ class Agent:
             answer = self._grounded_answer(question, query, prompt, raw, retrieved, timings, started)
         return self._finish(replace(answer, generated_tokens=generated_tokens))
 
-    def retrieve(self, question: Question, query: str | None = None) -> list[Passage]:
+    def retrieve(
+        self, question: Question, query: str | None = None, filters: SearchFilters | None = None
+    ) -> list[Passage]:
         """The passages retrieval finds for `query` (default: the question's text), best first,
-        restricted by `filters_for(question)`."""
-        filters = self.filters_for(question) if self.filters_for is not None else None
+        restricted by `filters` (default: `filters_for(question)`)."""
+        if filters is None and self.filters_for is not None:
+            filters = self.filters_for(question)
         return list(
-            self.retriever.search(  # type: ignore[attr-defined]
+            self.retriever.search(
                 query or question.text,
                 k=self.retrieval.k,
                 filters=filters,
@@ -133,20 +157,26 @@ class Agent:
             )
         )
 
-    def is_covered(self, query: str, passages: Sequence[Passage]) -> bool:
+    def is_covered(
+        self, query: str, passages: Sequence[Passage], filters: SearchFilters | None = None
+    ) -> bool:
         """Whether the passages are strong enough evidence to answer from.
 
         Retrieval's fused score is rank-based and says nothing about fit, so this looks at the
         cosine similarity of the question and the best passages: the one retrieval measured, or
         else one computed with `embedder`. At `min_evidence_score` or above: covered; within
         `SIMILARITY_MARGIN` below it, or with no similarity known: covered when a passage holds
-        most of the question's content words."""
+        most of the question's content words. Either way not covered when the question names
+        something no document (readable under `filters`) mentions, unless a passage is very
+        similar (`UNKNOWN_WORD_MAX_SIMILARITY`)."""
         best = list(passages[:STRENGTH_PASSAGES])
         if not best:
             return False
         similarities = [p.similarity for p in best if p.similarity is not None]
         if not similarities and self.embedder is not None:
             similarities = self._similarities(query, best)
+        if max(similarities, default=0.0) < UNKNOWN_WORD_MAX_SIMILARITY and self.unknown_words(query, filters):
+            return False
         threshold = self.settings.min_evidence_score
         if similarities and max(similarities) >= threshold:
             return True
@@ -154,6 +184,16 @@ class Agent:
             return False
         coverage = max(keyword_coverage(query, _searchable(p)) for p in best)
         return coverage >= MIN_KEYWORD_COVERAGE
+
+    def unknown_words(self, query: str, filters: SearchFilters | None = None) -> list[str]:
+        """Words of `query` (content words of `UNKNOWN_WORD_MIN_LENGTH`+ letters) that no
+        indexed passage contains (the keyword index stems, so plurals match)."""
+        return [
+            word
+            for word in dict.fromkeys(content_words(query))
+            if len(word) >= UNKNOWN_WORD_MIN_LENGTH
+            and not self.retriever.search(word, k=1, filters=filters, mode="keyword")
+        ]
 
     def _similarities(self, query: str, passages: Sequence[Passage]) -> list[float]:
         assert self.embedder is not None
@@ -299,7 +339,7 @@ def _notify(on_text: TextCallback | None, text: str) -> None:
         return
     try:
         on_text(text)
-    except Exception:  # noqa: BLE001 - a failed progress update must not lose the answer
+    except Exception:
         log.exception("on_text callback failed; the answer continues")
 
 

@@ -127,7 +127,7 @@ def load_questions(path: Path) -> list[EvalQuestion]:
 
 def _parse(data: object) -> EvalQuestion:
     if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
+        raise TypeError("not a JSON object")
     text = data.get("question")
     if not isinstance(text, str) or not text.strip():
         raise ValueError('"question" must be non-empty text')

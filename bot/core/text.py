@@ -29,16 +29,21 @@ def words(text: str) -> list[str]:
 
 def stem(word: str) -> str:
     """A light suffix-stripping stem, enough to match plurals and simple verb forms."""
-    word = word.replace("’", "'").split("'")[0]
     for suffix, replacement in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: len(word) - len(suffix)] + replacement
     return word
 
 
+def content_words(text: str) -> list[str]:
+    """The words that carry meaning (no stop words, contractions cut off), in order."""
+    bare = (word.replace("’", "'").split("'")[0] for word in words(text))
+    return [word for word in bare if word not in STOP_WORDS and len(word) > 1]
+
+
 def content_terms(text: str) -> list[str]:
-    """Stems of the words that carry meaning (no stop words), in order."""
-    return [stem(word) for word in words(text) if word not in STOP_WORDS and len(word) > 1]
+    """Stems of the words that carry meaning, in order."""
+    return [stem(word) for word in content_words(text)]
 
 
 def split_sentences(text: str) -> list[str]:

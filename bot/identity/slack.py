@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import aiohttp
@@ -44,7 +43,7 @@ class SlackEmails:
                 logger.info("slack: users.info for %s failed: %s", user_id, reason)
             self.cache.put(user_id, None, min(_FAILURE_SECONDS, self.cache.ttl_seconds))
             return None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except (TimeoutError, aiohttp.ClientError) as error:
             logger.warning("slack: users.info for %s unreachable: %s", user_id, error)
             return None
         user = response.get("user") or {}

@@ -8,7 +8,14 @@ from bot.model.adapters import AdapterRegistry
 from bot.model.base import ChatMessage, GenerationSettings, Model
 from bot.settings import ModelSettings
 
-__all__ = ["AdapterRegistry", "ChatMessage", "GenerationSettings", "Model", "generation_defaults", "load_model"]
+__all__ = [
+    "AdapterRegistry",
+    "ChatMessage",
+    "GenerationSettings",
+    "Model",
+    "generation_defaults",
+    "load_model",
+]
 
 
 def generation_defaults(settings: ModelSettings) -> GenerationSettings:

@@ -14,13 +14,17 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import torch
-from transformers import AutoModelForCausalLM, GenerationConfig, StoppingCriteria, StoppingCriteriaList
+from transformers import (
+    AutoModelForCausalLM,
+    GenerationConfig,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 from transformers.generation.streamers import BaseStreamer
 
 from bot.errors import AdapterMismatchError, ConfigurationError, LoreError, ModelNotFoundError
@@ -66,12 +70,17 @@ class LocalModel:
         device: str = "auto",
         queue_size: int = 32,
         defaults: GenerationSettings | None = None,
+        cpu_threads: int | None = None,
     ) -> None:
         """Load the model in `folder` (weights, tokenizer with a chat template) and start answering.
 
         `adapters` is where `use_adapter` finds adapters by name; `adapter` is applied at once.
+        `cpu_threads` sets torch's intra-op threads for the whole process (None: torch's
+        default, one per core); on a CPU shared with other busy processes, 1 is often faster.
         """
         started = time.perf_counter()
+        if cpu_threads is not None:
+            torch.set_num_threads(cpu_threads)
         self._folder = check_model_folder(folder)
         self._name = name or self._folder.name
         self._device = _pick_device(device)
@@ -86,8 +95,14 @@ class LocalModel:
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"cannot load the model in {self._folder}: {exc}") from exc
         self._model.to(self._device).eval()
-        self._eos = _eos_ids(self._tokenizer.eos_token_id, self._model.generation_config.eos_token_id)
-        self._pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else self._eos[0]
+        self._eos = _eos_ids(
+            self._tokenizer.eos_token_id, self._model.generation_config.eos_token_id
+        )
+        self._pad = (
+            self._tokenizer.pad_token_id
+            if self._tokenizer.pad_token_id is not None
+            else self._eos[0]
+        )
         self._context_window = int(getattr(self._model.config, "max_position_embeddings", 2048))
         # Held while answering and while changing adapters.
         self._model_lock = threading.Lock()
@@ -99,11 +114,17 @@ class LocalModel:
         self.use_adapter(adapter)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
-        self._worker = threading.Thread(target=self._work, name=f"lore-model-{self._name}", daemon=True)
+        self._worker = threading.Thread(
+            target=self._work, name=f"lore-model-{self._name}", daemon=True
+        )
         self._worker.start()
         log.info(
             "Loaded %s from %s on %s in %.2f s (adapter: %s)",
-            self._name, self._folder, self._device, time.perf_counter() - started, self._adapter or "none",
+            self._name,
+            self._folder,
+            self._device,
+            time.perf_counter() - started,
+            self._adapter or "none",
         )
 
     @property
@@ -146,7 +167,9 @@ class LocalModel:
         """Tokens the chat-formatted prompt takes, generation prompt included."""
         return len(self._tokenizer.encode_chat(messages))
 
-    def stream(self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
+    ) -> Iterator[str]:
         """Queue a request and return an iterator over the answer's text as it is generated.
 
         Raises BusyError at once when `queue_size` requests are already waiting or running.
@@ -154,12 +177,16 @@ class LocalModel:
         """
         if self._closed:
             raise LoreError("this model has been closed; start a new one")
+        if not messages:
+            raise ValueError("a prompt needs at least one message")
         job = _Job(tuple(messages), settings or self._defaults)
         self._gate.enter()
         self._jobs.put(job)
-        return self._pieces(job)
+        return _Pieces(job)
 
-    def generate(self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None) -> str:
+    def generate(
+        self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
+    ) -> str:
         """The whole answer at once (`stream` joined)."""
         return "".join(self.stream(messages, settings))
 
@@ -190,20 +217,11 @@ class LocalModel:
             self._jobs.put(None)
             self._worker.join()
 
-    def __enter__(self) -> LocalModel:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _pieces(self, job: _Job) -> Iterator[str]:
-        try:
-            while (piece := job.pieces.get()) is not _DONE:
-                if isinstance(piece, BaseException):
-                    raise piece
-                yield piece
-        finally:
-            job.cancelled.set()
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -249,7 +267,7 @@ class LocalModel:
                 stopping_criteria=StoppingCriteriaList([guard]),
             )
 
-    def _adapter_scope(self) -> AbstractContextManager[object]:
+    def _adapter_scope(self) -> contextlib.AbstractContextManager[object]:
         # LoRA layers live inside the base model's modules once loaded; the bare base model
         # answers with them switched off.
         if self._peft is not None and self._adapter is None:
@@ -300,6 +318,37 @@ class LocalModel:
             self._peft.delete_adapter(key)
 
 
+class _Pieces(Iterator[str]):
+    """The caller's side of a request: its text pieces, and cancelling it by letting go.
+
+    Closing it or dropping it, even before reading anything, tells the worker to stop.
+    """
+
+    def __init__(self, job: _Job) -> None:
+        self._job = job
+        self._finished = False
+
+    def __next__(self) -> str:
+        if self._finished:
+            raise StopIteration
+        piece = self._job.pieces.get()
+        if piece is _DONE or isinstance(piece, BaseException):
+            self._finished = True
+            self._job.cancelled.set()
+            if piece is _DONE:
+                raise StopIteration
+            raise piece
+        return piece
+
+    def close(self) -> None:
+        """Stop the generation; nothing more will be read."""
+        self._finished = True
+        self._job.cancelled.set()
+
+    def __del__(self) -> None:
+        self._job.cancelled.set()
+
+
 class _PieceStreamer(BaseStreamer):
     """Receives tokens from `generate()` and queues the text they add."""
 
@@ -325,13 +374,17 @@ class _PieceStreamer(BaseStreamer):
 class _Guard(StoppingCriteria):
     """Stops generation on a repeated n-gram, a stop string, or a caller who stopped reading."""
 
-    def __init__(self, prompt_length: int, ngram: int, decoder: StreamDecoder, cancelled: threading.Event) -> None:
+    def __init__(
+        self, prompt_length: int, ngram: int, decoder: StreamDecoder, cancelled: threading.Event
+    ) -> None:
         self._seen = prompt_length
         self._repeats = RepeatGuard(ngram)
         self._decoder = decoder
         self._cancelled = cancelled
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor | None, **kwargs: Any) -> torch.BoolTensor:
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor | None, **kwargs: Any
+    ) -> torch.BoolTensor:
         for token in input_ids[0, self._seen :].tolist():
             self._repeats.add(token)
         self._seen = input_ids.shape[1]
@@ -345,9 +398,13 @@ def _pick_device(device: str) -> torch.device:
     try:
         chosen = torch.device(device)
     except RuntimeError as exc:
-        raise ConfigurationError(f"model.device {device!r} is not a device: use auto, cpu or cuda") from exc
+        raise ConfigurationError(
+            f"model.device {device!r} is not a device: use auto, cpu or cuda"
+        ) from exc
     if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigurationError("model.device is cuda but no CUDA GPU is available: set model.device to auto or cpu")
+        raise ConfigurationError(
+            "model.device is cuda but no CUDA GPU is available: set model.device to auto or cpu"
+        )
     return chosen
 
 
@@ -358,5 +415,7 @@ def _eos_ids(*values: int | list[int] | None) -> list[int]:
             if token is not None and token not in ids:
                 ids.append(token)
     if not ids:
-        raise ModelNotFoundError("the model defines no end-of-sequence token, so answers would never end")
+        raise ModelNotFoundError(
+            "the model defines no end-of-sequence token, so answers would never end"
+        )
     return ids

@@ -105,7 +105,9 @@ class OpenAIModel:
         """Send requests to the model named `name` from now on (None or "base": the base model)."""
         self._served = normalize_adapter(name) or self._model
 
-    def stream(self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
+    ) -> Iterator[str]:
         """Yield the answer as the server streams it.
 
         BusyError comes before the first piece when `queue_size` requests are in flight. The loop
@@ -131,14 +133,16 @@ class OpenAIModel:
         finally:
             self._gate.leave()
 
-    def generate(self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None) -> str:
+    def generate(
+        self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
+    ) -> str:
         """The whole answer in one non-streaming request."""
         settings = settings or self._defaults
         self._gate.enter()
         try:
             with self._post(messages, settings, stream=False) as response:
                 try:
-                    text = response.read().decode("utf-8")
+                    text = response.read().decode("utf-8", errors="replace")
                     content = json.loads(text)["choices"][0]["message"]["content"] or ""
                 except httpx.HTTPError as exc:
                     raise self._transport_error(exc) from exc
@@ -160,9 +164,13 @@ class OpenAIModel:
     def _post(
         self, messages: Sequence[ChatMessage], settings: GenerationSettings, *, stream: bool
     ) -> Iterator[httpx.Response]:
+        if not messages:
+            raise ValueError("a prompt needs at least one message")
         body: dict[str, Any] = {
             "model": self._served,
-            "messages": [{"role": message.role, "content": message.content} for message in messages],
+            "messages": [
+                {"role": message.role, "content": message.content} for message in messages
+            ],
             "max_tokens": settings.max_new_tokens,
             "temperature": settings.temperature,
             "stream": stream,
@@ -185,7 +193,9 @@ class OpenAIModel:
         detail = _read_detail(response)
         if response.status_code in (400, 422) and "repetition_penalty" in detail:
             # A strict server refuses the field; ask again without it, and from now on.
-            log.info("%s does not take repetition_penalty; sending requests without it", self._base_url)
+            log.info(
+                "%s does not take repetition_penalty; sending requests without it", self._base_url
+            )
             self._send_repetition_penalty = False
             body = {key: value for key, value in body.items() if key != "repetition_penalty"}
             response = self._send(body)
@@ -195,7 +205,9 @@ class OpenAIModel:
         raise self._status_error(response.status_code, detail, body["model"])
 
     def _send(self, body: dict[str, Any]) -> httpx.Response:
-        request = self._client.build_request("POST", f"{self._base_url}/chat/completions", json=body)
+        request = self._client.build_request(
+            "POST", f"{self._base_url}/chat/completions", json=body
+        )
         try:
             return self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
@@ -235,7 +247,9 @@ class OpenAIModel:
         if status == 429:
             return BusyError(f"{where} is busy (HTTP 429){said}; try again in a moment")
         if status >= 500:
-            return ModelEndpointError(f"{where} failed with HTTP {status}{said}: see the server's logs")
+            return ModelEndpointError(
+                f"{where} failed with HTTP {status}{said}: see the server's logs"
+            )
         return ModelEndpointError(f"{where} refused the request with HTTP {status}{said}")
 
     def _discover_context_window(self) -> int:
@@ -246,12 +260,19 @@ class OpenAIModel:
             entries = []
         for entry in entries:
             if isinstance(entry, dict) and entry.get("id") == self._served:
-                length = entry.get("max_model_len") or entry.get("context_length") or (
-                    entry.get("meta") or {}
-                ).get("n_ctx_train")
+                length = (
+                    entry.get("max_model_len")
+                    or entry.get("context_length")
+                    or (entry.get("meta") or {}).get("n_ctx_train")
+                )
                 if isinstance(length, int) and length > 0:
                     return length
-        log.info("%s does not report a context length for %s; assuming %d", self._base_url, self._served, DEFAULT_CONTEXT_WINDOW)
+        log.info(
+            "%s does not report a context length for %s; assuming %d",
+            self._base_url,
+            self._served,
+            DEFAULT_CONTEXT_WINDOW,
+        )
         return DEFAULT_CONTEXT_WINDOW
 
 
@@ -267,9 +288,13 @@ def _sse_deltas(response: httpx.Response, base_url: str) -> Iterator[str]:
             try:
                 event = json.loads(data)
             except ValueError as exc:
-                raise ModelEndpointError(f"the model server at {base_url} streamed something that is not JSON: {data[:200]!r}") from exc
+                raise ModelEndpointError(
+                    f"the model server at {base_url} streamed something that is not JSON: {data[:200]!r}"
+                ) from exc
             if "error" in event:
-                raise ModelEndpointError(f"the model server at {base_url} failed while answering: {_error_detail(data.encode())}")
+                raise ModelEndpointError(
+                    f"the model server at {base_url} failed while answering: {_error_detail(data.encode())}"
+                )
             for choice in event.get("choices") or []:
                 content = (choice.get("delta") or {}).get("content")
                 if content:

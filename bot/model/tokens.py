@@ -67,5 +67,6 @@ class ChatTokenizer:
 def estimate_tokens(messages: Sequence[ChatMessage]) -> int:
     """A tokenizer-free estimate of a chat prompt's tokens (see CHARS_PER_TOKEN)."""
     return TOKENS_PER_PROMPT + sum(
-        TOKENS_PER_MESSAGE + math.ceil(len(message.content) / CHARS_PER_TOKEN) for message in messages
+        TOKENS_PER_MESSAGE + math.ceil(len(message.content) / CHARS_PER_TOKEN)
+        for message in messages
     )

@@ -15,6 +15,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.errors import ModelNotFoundError
@@ -82,12 +83,14 @@ def bundled_gguf() -> Path:
     return path
 
 
-def cached_bundled_model(models_dir: Path) -> Path:
+def cached_bundled_model(
+    models_dir: Path, convert: Callable[[Path, Path], None] | None = None
+) -> Path:
     """The bundled model as a Hugging Face folder under `models_dir`, built on first use.
 
     The folder is written to a temporary name and renamed into place, so a start killed halfway
     leaves no broken cache; two processes starting together each build and the second discards
-    its copy.
+    its copy. `convert(gguf, folder)` writes the folder (default: dequantize with transformers).
     """
     gguf = bundled_gguf()
     target = models_dir / BUNDLED_CACHE
@@ -101,7 +104,7 @@ def cached_bundled_model(models_dir: Path) -> Path:
     partial = Path(tempfile.mkdtemp(prefix=f".{BUNDLED_CACHE}.", suffix=".partial", dir=models_dir))
     partial.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary shared folder
     try:
-        _dequantize(gguf, partial)
+        (convert or _dequantize)(gguf, partial)
         (partial / _STAMP).write_text(json.dumps(stamp, indent=2), encoding="utf-8")
         if _cache_matches(target, stamp):  # another process finished first
             return target
@@ -129,7 +132,9 @@ def base_model_fingerprint(folder: Path) -> str:
         size = path.stat().st_size
         digest.update(f"{path.name}:{size}".encode())
         with path.open("rb") as handle:
-            for offset in sorted({0, max(0, (size - _FINGERPRINT_SAMPLE) // 2), max(0, size - _FINGERPRINT_SAMPLE)}):
+            for offset in sorted(
+                {0, max(0, (size - _FINGERPRINT_SAMPLE) // 2), max(0, size - _FINGERPRINT_SAMPLE)}
+            ):
                 handle.seek(offset)
                 digest.update(handle.read(_FINGERPRINT_SAMPLE))
     return digest.hexdigest()[:16]
@@ -142,7 +147,9 @@ def _dequantize(gguf: Path, folder: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     # The weights are already dequantized to fp32, but transformers refuses to save a model
     # while its GGUF quantizer is attached ("quantized with gguf and is not serializable").
     model.hf_quantizer = None
@@ -169,7 +176,11 @@ def _cache_matches(folder: Path, stamp: dict[str, object]) -> bool:
         written = json.loads((folder / _STAMP).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return written == stamp and (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
+    return (
+        written == stamp
+        and (folder / "config.json").is_file()
+        and any(folder.glob("*.safetensors"))
+    )
 
 
 def _remove_stale_partials(models_dir: Path) -> None:

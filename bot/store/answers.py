@@ -8,7 +8,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, String, Table, Text, delete, insert, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+)
 
 from bot.core.types import Answer
 from bot.store.database import Database, metadata

@@ -359,6 +359,12 @@ class Catalog:
     def _journal_garbage(self, db: sqlite3.Connection, vector_ids: Sequence[str]) -> None:
         db.executemany("INSERT OR REPLACE INTO journal VALUES (?, 'garbage')", ((i,) for i in vector_ids))
 
+    def files_readable_by(self, principals: frozenset[str]) -> list[FileRecord]:
+        """Indexed files a reader holding `principals` may read (e.g. {"everyone"}: the
+        documents anyone may see)."""
+        readable = set(self.readable_acls(principals))
+        return [record for record in self.files().values() if record.acl in readable]
+
     # -- vector journal ------------------------------------------------------------------
 
     def journal(self) -> dict[str, str]:

@@ -6,7 +6,7 @@ import io
 import logging
 from pathlib import Path
 
-from pypdf import PdfReader
+from pypdf import PasswordType, PdfReader
 from pypdf.errors import FileNotDecryptedError, PdfReadError
 
 from knowledge.errors import LoaderError
@@ -78,10 +78,10 @@ def load_pdf(path: Path, data: bytes) -> LoadedDocument:
     page is a section headed "Page N"."""
     reader = PdfReader(io.BytesIO(data))
     if reader.is_encrypted:
-        try:
-            unlocked = reader.decrypt("")  # owner-password-only PDFs open with an empty password
+        try:  # owner-password-only PDFs open with an empty password
+            unlocked = reader.decrypt("") != PasswordType.NOT_DECRYPTED
         except (FileNotDecryptedError, NotImplementedError):
-            unlocked = 0
+            unlocked = False
         if not unlocked:
             raise LoaderError("encrypted PDF; remove the password or exclude it")
     title = _title(reader, path)

@@ -7,8 +7,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pptx import Presentation
-from pptx.enum.shapes import MSO_SHAPE_TYPE
+from pptx.shapes.autoshape import Shape
 from pptx.shapes.base import BaseShape
+from pptx.shapes.graphfrm import GraphicFrame
+from pptx.shapes.group import GroupShape
 
 from knowledge.loaders.tables import format_row
 from knowledge.loaders.text import clean_heading, title_from_path
@@ -19,11 +21,11 @@ def _shape_texts(shapes: Iterable[BaseShape], skip: BaseShape | None) -> Iterato
     for shape in shapes:
         if skip is not None and shape.shape_id == skip.shape_id:
             continue
-        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+        if isinstance(shape, GroupShape):
             yield from _shape_texts(shape.shapes, skip)
-        elif getattr(shape, "has_table", False) and shape.has_table:
+        elif isinstance(shape, GraphicFrame) and shape.has_table:
             yield "\n".join(line for row in shape.table.rows if (line := format_row(cell.text for cell in row.cells)))
-        elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+        elif isinstance(shape, Shape) and shape.has_text_frame:
             text = shape.text_frame.text.strip()
             if text:
                 yield text

@@ -24,13 +24,19 @@ def _title(path: Path, data: object) -> str:
     return title.strip() if isinstance(title, str) and title.strip() else title_from_path(path)
 
 
+def _as_text(path: Path, text: str, parsed: object = None) -> LoadedDocument:
+    sections = (Section((), text.strip()),) if text.strip() else ()
+    return LoadedDocument(title=_title(path, parsed), sections=sections, kind="structured")
+
+
 def load_json(path: Path, data: bytes) -> LoadedDocument:
+    """A top-level object gives one section per key (its `title` key titles the document)."""
     text = decode_text(data)
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError:
-        sections = (Section((), text.strip()),) if text.strip() else ()
-        return LoadedDocument(title=title_from_path(path), sections=sections, kind="structured")
+        return _as_text(path, text)
+    sections: tuple[Section, ...]
     if isinstance(parsed, dict):
         sections = tuple(
             Section((str(key),), json.dumps(value, indent=2, ensure_ascii=False))
@@ -43,14 +49,14 @@ def load_json(path: Path, data: bytes) -> LoadedDocument:
 
 
 def load_yaml(path: Path, data: bytes) -> LoadedDocument:
+    """A top-level mapping gives one section per key, cut from the source text."""
     text = decode_text(data)
     try:
         parsed = yaml.safe_load(text)
     except yaml.YAMLError:
-        parsed = None  # not YAML after all: index the text as it is
+        return _as_text(path, text)  # not YAML after all: index the text as it is
     if not isinstance(parsed, dict):
-        sections = (Section((), text.strip()),) if text.strip() else ()
-        return LoadedDocument(title=_title(path, parsed), sections=sections, kind="structured")
+        return _as_text(path, text, parsed)
     sections: list[Section] = []
     heading: tuple[str, ...] = ()
     lines: list[str] = []

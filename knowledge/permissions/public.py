@@ -3,7 +3,7 @@ adapter (what the model learns, it may repeat to anyone)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from knowledge.types import EVERYONE
 
@@ -18,7 +18,7 @@ class _HasCatalog(Protocol):
 def public_documents(index: Catalog | _HasCatalog) -> set[tuple[str, str]]:
     """(source name, path relative to its root) of every indexed document shared with
     `everyone`, as stored by the last refresh. Accepts a Catalog or a KnowledgeBase."""
-    catalog = getattr(index, "catalog", index)
+    catalog = cast("Catalog", getattr(index, "catalog", index))
     files = catalog.files()
     principals = catalog.principals_of(record.acl for record in files.values())
     return {key for key, record in files.items() if EVERYONE in principals.get(record.acl, frozenset())}

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from knowledge.permissions.acl import AclFile, check_acl_location, check_source_names, load_acl_file
+from knowledge.permissions.acl import (
+    AclFile,
+    check_acl_location,
+    check_source_names,
+    load_acl_file,
+)
 from knowledge.permissions.filemode import FileModePermissions
 from knowledge.types import SourceFile
 
@@ -60,6 +65,7 @@ class PermissionPolicy:
         self._lock = threading.Lock()
         self._acl: AclFile | None = None
         self._stamp: tuple[int, int, int] | None = None
+        self._checked_roots: set[str] = set()
         if self.acl_path is not None:
             check_acl_location(self.acl_path, [root for _, root in sources])
             self._current_acl()  # fail at start-up, not at the first refresh
@@ -71,6 +77,7 @@ class PermissionPolicy:
         """The principals that may read `file`, with the reason."""
         acl = self._current_acl()
         if acl is not None:
+            self._check_root(file.root)
             decision = acl.decide(file.source, file.relative_path)
             grant = decision.grant
             if grant is not None:
@@ -87,6 +94,13 @@ class PermissionPolicy:
     @staticmethod
     def _explanation(file: SourceFile, principals: frozenset[str], decided_by: DecidedBy, reason: str) -> PermissionExplanation:
         return PermissionExplanation(file.source, file.relative_path, principals, decided_by, reason)
+
+    def _check_root(self, root: str) -> None:
+        """Also refuse sources given at refresh time (`lore index --source PATH`) that hold
+        the ACL file; each root is checked once."""
+        if root not in self._checked_roots and self.acl_path is not None:
+            check_acl_location(self.acl_path, [Path(root)])
+            self._checked_roots.add(root)
 
     def _current_acl(self) -> AclFile | None:
         """The parsed ACL file, re-read when its size, mtime or inode changed (one stat per

@@ -196,3 +196,22 @@ def test_a_failing_on_text_callback_does_not_lose_the_answer(db: Database) -> No
     agent = make_agent(db, "Contractors are not eligible [1].")
     answer = agent.answer(ask("Contractors vacation?"), broken)
     assert answer.confident and agent.answers.get(answer.id) is not None
+
+
+@pytest.mark.parametrize(
+    "similarity, question, covered",
+    [
+        (0.5, "Which submarine has the biggest periscope?", True),  # similar enough on its own
+        (0.3, "Are contractors eligible for paid vacation?", True),  # close, and the words are there
+        (0.3, "Which submarine has the biggest periscope?", False),  # close, but the words are not
+        (0.2, "Are contractors eligible for paid vacation?", False),  # too far, whatever the words
+        (0.45, "Do contractors get a sabbatical?", False),  # names what no document mentions
+        (0.55, "Do contractors get a sabbatical?", True),  # ...but a passage is very similar
+        (0.45, "Are contractors eligible for vacations?", True),  # plural of a known word
+    ],
+)
+def test_evidence_strength_combines_similarity_and_words(
+    db: Database, similarity: float, question: str, covered: bool
+) -> None:
+    agent = make_agent(db, "x", passages=[replace(VACATION, similarity=similarity)])
+    assert agent.is_covered(question, agent.retriever.passages) is covered

@@ -5,7 +5,6 @@ the quoted evidence; what is checked is retrieval, evidence, citations, fallback
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 

@@ -19,26 +19,30 @@ HR = "group:hr"
 SECRET = "the salary review budget is 4.2 million"
 
 
+def _page(path: Path, title: str, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {title}\n\n{text}\n", encoding="utf-8")
+
+
 def _write_corpus(root: Path) -> dict[str, Path]:
     handbook = root / "handbook"
-    write_document(handbook / "benefits/leave.md", "parental leave lasts sixteen weeks at full pay")
+    _page(handbook / "benefits/leave.md", "Parental leave", "Parental leave lasts sixteen weeks at full pay.")
     write_document(handbook / "benefits/dental.docx", "dental cover includes two cleanings a year")
     write_document(handbook / "it/laptops.html", "laptops are replaced every three years")
-    write_document(handbook / "100%_odd/name.txt", "the odd folder holds the odd wombat")
+    _page(handbook / "100%_odd/name.md", "Odd folder", "The odd folder holds the odd wombat.")
     # One long document about travel: many chunks that all match a travel question.
     sections = "\n\n".join(
         f"## Travel rule {n}\n\nTravel booking rule {n}: book travel trains and flights through the travel desk, "
         f"travel receipts go to finance within {n} days." + " More travel details follow." * 30
         for n in range(1, 9)
     )
-    (handbook / "travel").mkdir(parents=True)
-    (handbook / "travel/policy.md").write_text(f"# Travel policy\n\n{sections}\n")
-    write_document(handbook / "travel/visa.txt", "travel visas are requested from the travel desk two weeks ahead")
+    _page(handbook / "travel/policy.md", "Travel policy", sections)
+    _page(handbook / "travel/visa.md", "Visas", "Travel visas for business trips are booked through the travel desk.")
     # Restricted: many chunks that match salary questions better than the public page.
     hr = root / "hr"
     for n in range(6):
-        write_document(hr / f"reviews/review-{n}.md", f"{SECRET}; salary review salary bands salary raise {n}")
-    write_document(handbook / "benefits/salary.md", "salary is paid on the last working day of the month")
+        _page(hr / f"reviews/review-{n}.md", f"Salary review {n}", f"{SECRET}; salary review salary bands salary raise {n}.")
+    _page(handbook / "benefits/salary.md", "Pay day", "Salary is paid on the last working day of the month.")
     return {"handbook": handbook, "hr": hr}
 
 
@@ -99,18 +103,18 @@ def test_at_most_n_chunks_per_document(retriever: Retriever, mode: str) -> None:
         passages = retriever.search(query, k=6, mode=mode, max_per_document=cap)  # type: ignore[arg-type]
         counts = {d: documents(passages).count(d) for d in documents(passages)}
         assert counts["handbook/travel/policy.md"] == cap, (cap, counts)
-    assert "handbook/travel/visa.txt" in documents(retriever.search(query, k=4, max_per_document=2))
+    assert "handbook/travel/visa.md" in documents(retriever.search(query, k=4, max_per_document=2))
 
 
 def test_source_and_path_prefix_filters(retriever: Retriever) -> None:
     for mode in ("hybrid", "dense", "keyword"):
-        it_only = retriever.search("parental leave", k=5, filters=SearchFilters(path_prefix="it/"), mode=mode)  # type: ignore[arg-type]
+        it_only = retriever.search("parental leave laptops", k=5, filters=SearchFilters(path_prefix="it/"), mode=mode)  # type: ignore[arg-type]
         assert set(documents(it_only)) == {"handbook/it/laptops.html"}
-        hr_only = retriever.search("parental leave", k=5, filters=SearchFilters(sources=("hr",)), mode=mode)  # type: ignore[arg-type]
+        hr_only = retriever.search("parental leave salary", k=5, filters=SearchFilters(sources=("hr",)), mode=mode)  # type: ignore[arg-type]
         assert hr_only and all(p.source == "hr" for p in hr_only)
     # A prefix is a literal string: % and _ are not wildcards.
     odd = retriever.search("wombat", k=5, filters=SearchFilters(path_prefix="100%_odd/"))
-    assert set(documents(odd)) == {"handbook/100%_odd/name.txt"}
+    assert set(documents(odd)) == {"handbook/100%_odd/name.md"}
     assert retriever.search("wombat", k=5, filters=SearchFilters(path_prefix="100%_x")) == []
     assert retriever.search("wombat", filters=SearchFilters(path_prefix="nowhere/")) == []
 

@@ -221,3 +221,24 @@ def test_embedding_reused_for_identical_text_across_files(knowledge: KnowledgeBa
     assert len(copy) == len(original) and not set(copy) & set(original)
     for first, second in zip(original, copy, strict=True):
         assert np.allclose(stored[first], stored[second])
+
+
+def test_lost_vectors_are_rebuilt(knowledge: KnowledgeBase, embedder: CountingEmbedder) -> None:
+    """A vector store that lost its vectors (server reset, folder deleted) is refilled."""
+    knowledge.vectors.reset()
+    report = knowledge.refresh()
+    assert report.updated == 3 and len(embedder.take()) == knowledge.catalog.counts()[1]
+    assert knowledge.retriever.search("when are laptops replaced", k=1, mode="dense")[0].path == "it/laptops.html"
+    assert_consistent(knowledge)
+
+
+def test_documents_readable_by_a_reader(tmp_path: Path, docs: Path, embedder: CountingEmbedder) -> None:
+    def resolver(file: SourceFile) -> frozenset[str]:
+        return frozenset({"group:it"}) if file.relative_path.startswith("it/") else frozenset({EVERYONE})
+
+    kb = make_knowledge(tmp_path / "home", {"docs": docs}, embedder, permissions=resolver)
+    kb.refresh()
+    public = {record.path for record in kb.readable_documents(frozenset({EVERYONE}))}
+    assert public == {"handbook/leave.md", "handbook/expenses.txt"}
+    assert len(kb.readable_documents(frozenset({"group:it"}))) == 3
+    kb.close()

@@ -22,47 +22,68 @@ QUESTION = [
 PLAIN = GenerationSettings(max_new_tokens=24, repetition_penalty=1.0, stop_on_repeated_ngram=0)
 
 
-def reference_ids(folder: Path, messages: list[ChatMessage], max_new_tokens: int, repetition_penalty: float) -> list[int]:
+def reference_ids(
+    folder: Path, messages: list[ChatMessage], max_new_tokens: int, repetition_penalty: float
+) -> list[int]:
     """The token ids plain transformers generates for the same prompt."""
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     inputs = tokenizer.apply_chat_template(
         [{"role": m.role, "content": m.content} for m in messages],
-        add_generation_prompt=True, return_dict=True, return_tensors="pt",
+        add_generation_prompt=True,
+        return_dict=True,
+        return_tensors="pt",
     )
     with torch.inference_mode():
         output = model.generate(
-            **inputs, max_new_tokens=max_new_tokens, do_sample=False, repetition_penalty=repetition_penalty
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            repetition_penalty=repetition_penalty,
         )
     return output[0, inputs["input_ids"].shape[1] :].tolist()
 
 
-def reference_answer(folder: Path, messages: list[ChatMessage], max_new_tokens: int, repetition_penalty: float) -> str:
+def reference_answer(
+    folder: Path, messages: list[ChatMessage], max_new_tokens: int, repetition_penalty: float
+) -> str:
     """What plain transformers generates for the same prompt, decoded in one go."""
     ids = reference_ids(folder, messages, max_new_tokens, repetition_penalty)
     return AutoTokenizer.from_pretrained(folder).decode(ids, skip_special_tokens=True)
 
 
-def test_stream_yields_pieces_that_join_to_what_transformers_generates(tiny_model: LocalModel, tiny_folder: Path) -> None:
-    pieces = list(tiny_model.stream(QUESTION, GenerationSettings(max_new_tokens=24, stop_on_repeated_ngram=0)))
+def test_stream_yields_pieces_that_join_to_what_transformers_generates(
+    tiny_model: LocalModel, tiny_folder: Path
+) -> None:
+    pieces = list(
+        tiny_model.stream(QUESTION, GenerationSettings(max_new_tokens=24, stop_on_repeated_ngram=0))
+    )
     assert len(pieces) > 5  # incremental, not one block
     assert all(pieces)
     assert "".join(pieces) == reference_answer(tiny_folder, QUESTION, 24, 1.2)
-    assert tiny_model.generate(QUESTION, GenerationSettings(max_new_tokens=24, stop_on_repeated_ngram=0)) == "".join(pieces)
+    assert tiny_model.generate(
+        QUESTION, GenerationSettings(max_new_tokens=24, stop_on_repeated_ngram=0)
+    ) == "".join(pieces)
 
 
 def test_defaults_apply_when_a_request_brings_no_settings(tiny_folder: Path) -> None:
-    with LocalModel(tiny_folder, defaults=GenerationSettings(max_new_tokens=5, stop_on_repeated_ngram=0)) as model:
+    with LocalModel(
+        tiny_folder, defaults=GenerationSettings(max_new_tokens=5, stop_on_repeated_ngram=0)
+    ) as model:
         assert model.generate(QUESTION) == reference_answer(tiny_folder, QUESTION, 5, 1.2)
 
 
 def test_properties(tiny_model: LocalModel, tiny_folder: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_folder)
     expected = tokenizer.apply_chat_template(
-        [{"role": m.role, "content": m.content} for m in QUESTION], add_generation_prompt=True, return_dict=True
+        [{"role": m.role, "content": m.content} for m in QUESTION],
+        add_generation_prompt=True,
+        return_dict=True,
     )["input_ids"]
     assert tiny_model.count_tokens(QUESTION) == len(expected)
-    assert tiny_model.count_tokens(QUESTION + [ChatMessage("assistant", "Twenty five days.")]) > len(expected)
+    assert tiny_model.count_tokens(
+        QUESTION + [ChatMessage("assistant", "Twenty five days.")]
+    ) > len(expected)
     assert tiny_model.context_window == 8192
     assert tiny_model.name == "tiny"
     assert tiny_model.adapter is None
@@ -103,11 +124,15 @@ def test_repeated_ngram_stops_a_loop(tmp_path: Path) -> None:
     free = GenerationSettings(max_new_tokens=30, repetition_penalty=1.0, stop_on_repeated_ngram=0)
     with LocalModel(folder) as model:
         looping = model.generate(question, free)
-        guarded = model.generate(question, GenerationSettings(**{**free.__dict__, "stop_on_repeated_ngram": 4}))
+        guarded = model.generate(
+            question, GenerationSettings(**{**free.__dict__, "stop_on_repeated_ngram": 4})
+        )
     ids = reference_ids(folder, question, 30, 1.0)
     assert len(ids) == 30 and len(set(ids)) < 5, "the echo model should loop until max_new_tokens"
     assert looping == AutoTokenizer.from_pretrained(folder).decode(ids, skip_special_tokens=True)
-    assert guarded == AutoTokenizer.from_pretrained(folder).decode(ids[: first_repeat_end(ids, 4)], skip_special_tokens=True)
+    assert guarded == AutoTokenizer.from_pretrained(folder).decode(
+        ids[: first_repeat_end(ids, 4)], skip_special_tokens=True
+    )
     assert len(guarded) < len(looping)
 
 
@@ -130,7 +155,9 @@ def test_full_queue_refuses_with_busy_error(tiny_folder: Path) -> None:
 
 def test_abandoning_a_stream_stops_its_generation(tiny_folder: Path) -> None:
     with LocalModel(tiny_folder) as model:
-        long = model.stream(QUESTION, GenerationSettings(max_new_tokens=4000, stop_on_repeated_ngram=0))
+        long = model.stream(
+            QUESTION, GenerationSettings(max_new_tokens=4000, stop_on_repeated_ngram=0)
+        )
         next(long)
         long.close()
         started = time.monotonic()
@@ -164,7 +191,10 @@ def test_prompt_longer_than_the_context_window_is_refused(tiny_model: LocalModel
 
 
 def test_missing_folder_says_what_to_set(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match=r"does not exist: set model\.base_model \(LORE_MODEL__BASE_MODEL\)"):
+    with pytest.raises(
+        ModelNotFoundError,
+        match=r"does not exist: set model\.base_model \(LORE_MODEL__BASE_MODEL\)",
+    ):
         LocalModel(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelNotFoundError, match="no config.json"):

@@ -70,6 +70,9 @@ def test_share_in_channel_rechecks_every_passage(policy: AccessPolicy) -> None:
     assert policy.may_share(answer_from(public, hr), policy.audience_of("C0HR")).allowed
     assert not policy.may_share(answer_from(mine), policy.audience_of("C0HR")).allowed
     assert policy.may_share(answer_from(), general).allowed  # a fallback reply uses no document
+    logged = [("handbook/pay-days.md", ["everyone"]), ("hr/salaries.md", ["group:hr"])]
+    assert not policy.may_share_documents(logged, general).allowed
+    assert policy.may_share_documents(logged, policy.audience_of("C0HR")).allowed
 
 
 def test_built_from_settings(tmp_path: Path) -> None:

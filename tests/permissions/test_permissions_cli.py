@@ -103,7 +103,8 @@ def test_a_broken_acl_file_is_one_clear_line(project: Path) -> None:
     (project / "acl.yaml").write_text("rules: [{path: x, allow: [nobody]}]\n")
     code, output = lore("acl", "explain", "hr/pay.md", "--source", "share")
     assert code == 1
-    assert output.strip().splitlines() == [
+    expected = (
         f"Error: ACL file {project / 'acl.yaml'}: rules[1] \"x\": 'nobody' is not a principal; write everyone, "
         "user:<email> (user:cfo@example.com) or group:<name> (group:hr)."
-    ]
+    )
+    assert output.strip().splitlines() == [expected]

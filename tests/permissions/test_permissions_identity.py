@@ -85,7 +85,7 @@ def test_directory_file_is_reread_when_it_changes(directory: DirectoryFile) -> N
 def test_bad_directory_files_are_refused(text: str, message: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
         parse_directory(text, "dir.yaml")
-    assert f"Directory file dir.yaml" in str(raised.value) and message in str(raised.value)
+    assert "Directory file dir.yaml" in str(raised.value) and message in str(raised.value)
 
 
 def test_principals_of_askers(directory: DirectoryFile) -> None:

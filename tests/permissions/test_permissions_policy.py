@@ -128,6 +128,10 @@ def test_policy_refuses_bad_configuration_at_start_and_on_edit(share: Path, tmp_
         policy(file)
     write_acl(acl, "default: [group:hr]")
     assert policy(file) == {"group:hr"}
+    # A folder indexed ad hoc (`lore index --source PATH`) that holds the ACL file is refused too.
+    ad_hoc = SourceFile(**{**file.__dict__, "source": "adhoc", "root": str(tmp_path)})
+    with pytest.raises(ConfigurationError, match="lies inside the indexed folder"):
+        policy(ad_hoc)
 
 
 def test_modes_are_read_without_following_the_acl_when_it_is_silent(share: Path, tmp_path: Path) -> None:

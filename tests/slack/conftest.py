@@ -23,6 +23,7 @@ from bot.adapters.slack.scopes import METHOD_SCOPES
 from bot.app import Services
 from bot.server import create_web_app
 from bot.settings import SlackSettings
+from tests.slack.slack_doubles import PuppetModel
 from tests.support.slack_api import (
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -56,6 +57,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     services = build_test_services(tmp_path_factory.mktemp("slack-stack"))
     yield services
     services.close()
+
+
+@pytest.fixture(scope="session")
+def puppet_stack(stack: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """A second stack whose model tests can slow down or break (`services.model`)."""
+    services = build_test_services(
+        tmp_path_factory.mktemp("slack-puppet-stack"), model=PuppetModel(stack.model)
+    )
+    yield services
+    services.knowledge.close()
+    services.database.close()  # not services.close(): the tiny model belongs to `stack`
+
+
+@pytest.fixture
+def puppet(puppet_stack: Services) -> Iterator[PuppetModel]:
+    model = puppet_stack.model
+    assert isinstance(model, PuppetModel)
+    yield model
+    model.reset()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Models for the Slack tests that wrap the real tiny model: one that writes slowly (to watch
-streaming updates) and one that breaks mid-answer (to see the apology)."""
+"""A model for the Slack tests that wraps the real tiny model and can write slowly (to watch
+streaming updates) or break mid-answer (to see the apology)."""
 
 from __future__ import annotations
 
@@ -39,32 +39,24 @@ class WrappedModel:
         self.inner.use_adapter(name)
 
 
-class SlowModel(WrappedModel):
-    """Waits `delay` seconds before each piece, like a big model on a small machine."""
+class PuppetModel(WrappedModel):
+    """Writes like `inner`, but `delay` seconds before each piece (a big model on a small
+    machine) and, when `fail_after` is set, fails after that many pieces the way a crashed
+    backend does. Tests set the two attributes and `reset()` afterwards."""
 
-    def __init__(self, inner: Model, delay: float) -> None:
+    def __init__(self, inner: Model) -> None:
         super().__init__(inner)
-        self.delay = delay
+        self.delay = 0.0
+        self.fail_after: int | None = None
 
-    def stream(
-        self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
-    ) -> Iterator[str]:
-        for piece in self.inner.stream(messages, settings):
-            time.sleep(self.delay)
-            yield piece
-
-
-class BrokenModel(WrappedModel):
-    """Writes `pieces` pieces, then fails the way a crashed backend does."""
-
-    def __init__(self, inner: Model, pieces: int = 3) -> None:
-        super().__init__(inner)
-        self.pieces = pieces
+    def reset(self) -> None:
+        self.delay, self.fail_after = 0.0, None
 
     def stream(
         self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
     ) -> Iterator[str]:
         for count, piece in enumerate(self.inner.stream(messages, settings)):
-            if count >= self.pieces:
+            if self.fail_after is not None and count >= self.fail_after:
                 raise RuntimeError("CUDA error: the model backend fell over (test)")
+            time.sleep(self.delay)
             yield piece

@@ -5,11 +5,11 @@ The real agent answers (tiny random model: gibberish text, but real retrieval an
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
@@ -21,12 +21,12 @@ from bot.adapters.slack.rendering import (
     RIGHT_BLOCK,
     WRONG_BLOCK,
 )
+from bot.app import Services
 from bot.server import WORKLOAD
 from bot.store.answers import StoredAnswer
-from tests.slack.conftest import SlackRig, fresh_id
-from tests.slack.slack_doubles import BrokenModel, SlowModel
+from tests.slack.conftest import PROGRESS_INTERVAL, SlackRig, fresh_id
+from tests.slack.slack_doubles import PuppetModel
 from tests.support.slack_api import BOT_ID, BOT_USER, Message, mention, message
-from tests.support.stack import build_test_services
 
 QUESTIONS = [
     "How many days of paid time off do employees get per year?",
@@ -42,7 +42,8 @@ def buttons(message: Message) -> dict[str, str]:
     """action_id → value of the buttons in a message."""
     return {
         element["action_id"]: element["value"]
-        for block in message.blocks if block["type"] == "actions"
+        for block in message.blocks
+        if block["type"] == "actions"
         for element in block["elements"]
     }
 
@@ -56,8 +57,11 @@ def all_text(message: Message) -> str:
     for block in message.blocks:
         if "text" in block:
             parts.append(block["text"]["text"])
-        parts += [element.get("text", "") for element in block.get("elements", [])
-                  if isinstance(element.get("text"), str)]
+        parts += [
+            element.get("text", "")
+            for element in block.get("elements", [])
+            if isinstance(element.get("text"), str)
+        ]
     return "\n".join(parts)
 
 
@@ -108,7 +112,10 @@ async def test_mention_is_answered_in_a_thread_with_sources_and_buttons(rig: Sla
     answer = stored(rig, answer_message)
     assert answer.question == QUESTIONS[0]  # the mention itself is stripped
     assert (answer.conversation_id, answer.thread_id, answer.user_id) == (
-        channel, event["ts"], user)
+        channel,
+        event["ts"],
+        user,
+    )
     assert_renders(answer, answer_message)
 
 
@@ -130,8 +137,9 @@ async def test_reply_in_an_answered_thread_is_a_follow_up(rig: SlackRig) -> None
     await rig.sender.event(first)
     await final_reply(rig, channel, first["ts"])
 
-    follow_up = message("And how many can I carry over?", colleague, channel, "channel",
-                        thread_ts=first["ts"])
+    follow_up = message(
+        "And how many can I carry over?", colleague, channel, "channel", thread_ts=first["ts"]
+    )
     await rig.sender.event(follow_up)
 
     await rig.api.wait_until(
@@ -159,12 +167,20 @@ async def test_messages_that_are_not_for_the_bot_are_ignored(
     ignored = [
         message("a thread the bot never joined", user, channel, "channel", thread_ts="1.000001"),
         message("top-level chatter", user, channel, "channel"),
-        message("another bot", "UOTHERBOT", channel, "channel", thread_ts=answered["ts"],
-                bot_id="BOTHER"),
-        message("the bot itself", BOT_USER, channel, "channel", thread_ts=answered["ts"],
-                bot_id=BOT_ID),
-        message("edited", user, channel, "channel", thread_ts=answered["ts"],
-                subtype="message_changed"),
+        message(
+            "another bot",
+            "UOTHERBOT",
+            channel,
+            "channel",
+            thread_ts=answered["ts"],
+            bot_id="BOTHER",
+        ),
+        message(
+            "the bot itself", BOT_USER, channel, "channel", thread_ts=answered["ts"], bot_id=BOT_ID
+        ),
+        message(
+            "edited", user, channel, "channel", thread_ts=answered["ts"], subtype="message_changed"
+        ),
         message("mention_only channel", user, quiet, "channel", thread_ts=quiet_question["ts"]),
     ]
     for event in ignored:
@@ -256,9 +272,14 @@ async def test_thumbs_up_and_thumbs_down_with_modal_are_stored(rig: SlackRig) ->
     opened = await rig.api.wait_until(lambda: rig.api.calls_to("views.open"))
     assert opened[0].args["trigger_id"] == down_click["trigger_id"]
     view = opened[0].args["view"]
-    submission = rig.sender.view_submission(user, view, {
-        WRONG_BLOCK: "It says Tuesday", RIGHT_BLOCK: "Monday at 10:00 CET",
-    })
+    submission = rig.sender.view_submission(
+        user,
+        view,
+        {
+            WRONG_BLOCK: "It says Tuesday",
+            RIGHT_BLOCK: "Monday at 10:00 CET",
+        },
+    )
     submitted = await rig.sender.interaction(submission)
     assert submitted.status == 200 and submitted.body == ""  # an empty ack closes the modal
 
@@ -295,10 +316,11 @@ async def test_retries_and_duplicates_are_answered_once(rig: SlackRig) -> None:
 
 
 async def test_url_verification(rig: SlackRig) -> None:
-    body = b'{"token": "legacy", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}'
-    reply = await rig.sender.post(body, "application/json")
+    challenge = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    body = {"token": "legacy", "challenge": challenge, "type": "url_verification"}
+    reply = await rig.sender.post(json.dumps(body).encode(), "application/json")
     assert reply.status == 200
-    assert reply.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+    assert reply.json() == {"challenge": challenge}
 
 
 async def test_bad_or_stale_signatures_get_401(rig: SlackRig) -> None:
@@ -307,11 +329,17 @@ async def test_bad_or_stale_signatures_get_401(rig: SlackRig) -> None:
     attempts = [
         await rig.sender.post(body, "application/json", signature="v0=" + "0" * 64),
         await rig.sender.post(body, "application/json", timestamp=now - 600),  # stale, signed
-        await rig.sender.post(body + b" ", "application/json",
-                              signature=rig.sender.sign(body, now), timestamp=now),
+        await rig.sender.post(
+            body + b" ", "application/json", signature=rig.sender.sign(body, now), timestamp=now
+        ),
         await rig.sender.post(b"{not json", "application/json", signature="v0=bad"),
-        await rig.sender.post(body, "application/json", timestamp=0, signature="x",
-                              headers={"X-Slack-Request-Timestamp": "yesterday"}),
+        await rig.sender.post(
+            body,
+            "application/json",
+            timestamp=0,
+            signature="x",
+            headers={"X-Slack-Request-Timestamp": "yesterday"},
+        ),
     ]
     assert [reply.status for reply in attempts] == [401] * len(attempts)
     assert rig.api.calls == []
@@ -334,52 +362,51 @@ async def test_signed_but_malformed_bodies_get_400(rig: SlackRig) -> None:
 
 
 async def test_a_failing_model_gets_an_apology_with_an_error_id(
-    start_rig: Callable[..., Awaitable[SlackRig]], stack, tmp_path: Path,
+    start_rig: Callable[..., Awaitable[SlackRig]],
+    puppet_stack: Services,
+    puppet: PuppetModel,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    broken = build_test_services(tmp_path, model=BrokenModel(stack.model))
-    try:
-        rig = await start_rig(services=broken)
-        channel, user = fresh_id("C"), fresh_id("U")
-        event = mention(QUESTIONS[0], user, channel)
-        with caplog.at_level(logging.ERROR):
-            await rig.sender.event(event)
-            apology = await rig.api.wait_until(lambda: next(
-                (m for m in rig.api.thread(channel, event["ts"]) if "error id" in m.text), None))
+    rig = await start_rig(services=puppet_stack)
+    puppet.fail_after = 3  # after a few pieces have streamed into the placeholder
+    channel, user = fresh_id("C"), fresh_id("U")
+    event = mention(QUESTIONS[0], user, channel)
+    with caplog.at_level(logging.ERROR):
+        await rig.sender.event(event)
+        apology = await rig.api.wait_until(
+            lambda: next(
+                (m for m in rig.api.thread(channel, event["ts"]) if "error id" in m.text), None
+            )
+        )
 
-        error_id = re.search(r"error id: (\w+)", apology.text).group(1)
-        assert "Traceback" not in apology.text and "CUDA" not in all_text(apology)
-        logged = [r for r in caplog.records if error_id in r.getMessage()]
-        assert logged and logged[0].exc_info is not None, "the log has the traceback"
-        # The bot is still up and answers the next question (in another conversation).
-        dm = fresh_id("D")
-        assert (await rig.sender.event(message(QUESTIONS[1], user, dm, "im"))).status == 200
-        await rig.api.wait_until(lambda: rig.api.thread(dm, None))
-    finally:
-        await asyncio.sleep(0)
-        broken.close()
+    error_id = re.search(r"error id: (\w+)", apology.text).group(1)
+    assert "Traceback" not in apology.text and "CUDA" not in all_text(apology)
+    logged = [r for r in caplog.records if error_id in r.getMessage()]
+    assert logged and logged[0].exc_info is not None, "the log has the traceback"
+    # The bot is still up and answers the next question once the model works again.
+    puppet.reset()
+    dm = fresh_id("D")
+    assert (await rig.sender.event(message(QUESTIONS[1], user, dm, "im"))).status == 200
+    await final_reply(rig, dm, None)
 
 
 async def test_answers_stream_into_the_placeholder_at_a_sensible_rate(
-    start_rig: Callable[..., Awaitable[SlackRig]], stack, tmp_path: Path,
+    start_rig: Callable[..., Awaitable[SlackRig]],
+    puppet_stack: Services,
+    puppet: PuppetModel,
 ) -> None:
-    from tests.slack.conftest import PROGRESS_INTERVAL
-
-    slow = build_test_services(tmp_path, model=SlowModel(stack.model, delay=0.05))
-    try:
-        rig = await start_rig(services=slow)
-        channel, user = fresh_id("C"), fresh_id("U")
-        event = mention(QUESTIONS[0], user, channel)
-        await rig.sender.event(event)
-        answer_message = await final_reply(rig, channel, event["ts"])
-    finally:
-        slow.close()
+    rig = await start_rig(services=puppet_stack)
+    puppet.delay = 0.05
+    channel, user = fresh_id("C"), fresh_id("U")
+    event = mention(QUESTIONS[0], user, channel)
+    await rig.sender.event(event)
+    answer_message = await final_reply(rig, channel, event["ts"])
 
     updates = [c for c in rig.api.calls_to("chat.update") if c.args["ts"] == answer_message.ts]
     progress = [c for c in updates if "Writing…" in str(c.args["blocks"])]
     assert len(progress) >= 2, "the growing text is shown while the model writes"
     assert "Writing…" not in str(updates[-1].args["blocks"]), "the final answer comes last"
-    gaps = [b.at - a.at for a, b in zip(progress, progress[1:])]
+    gaps = [b.at - a.at for a, b in zip(progress, progress[1:], strict=False)]
     assert min(gaps) >= PROGRESS_INTERVAL * 0.9
 
 
@@ -410,7 +437,6 @@ async def test_twenty_questions_at_once_are_all_answered(rig: SlackRig) -> None:
     answered = await asyncio.gather(*(final_reply(rig, channel, e["ts"]) for e in events))
     answer_ids = {buttons(m)[ACTION_HELPFUL] for m in answered}
     assert len(answer_ids) == 20
-    for event, answer_message in zip(events, answered):
+    for event, answer_message in zip(events, answered, strict=True):
         answer = stored(rig, answer_message)
-        assert (answer.user_id, answer.question) == (
-            event["user"], event["text"].split("> ", 1)[1])
+        assert (answer.user_id, answer.question) == (event["user"], event["text"].split("> ", 1)[1])

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 
 from bot.core.types import Answer, Asker, Citation, Evidence, Question
 from bot.store.answers import AnswerLog, answers_table
@@ -96,7 +97,7 @@ def test_purge_removes_only_answers_past_retention(db: Database) -> None:
 def test_duplicate_answer_id_is_rejected(db: Database) -> None:
     log = AnswerLog(db)
     log.record(make_answer("a1"))
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         log.record(replace(make_answer("a1"), text="again"))
     assert log.get("a1").answer == "No, contractors are not eligible [1]."
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import jwt
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -395,6 +395,23 @@ class TeamsTurn:
         """The lines under "Sources" in the final card, e.g. `[1] [Title — Heading](url)`."""
         lines = self.final.card_text.split("\n")
         return lines[lines.index("**Sources**") + 1 :] if "**Sources**" in lines else []
+
+
+async def teams_test_client(services: Any, **route_options: Any) -> TestClient:
+    """`lore serve`'s web app (`create_web_app`) with the Teams routes, started on loopback
+    in local mode unless `route_options` say otherwise. Close it with `await client.close()`,
+    which finishes the answers in flight."""
+    from bot.adapters.teams import teams_routes
+    from bot.server import create_web_app
+
+    return await serve(create_web_app(services, [teams_routes(services, **route_options)]))
+
+
+async def serve(app: web.Application) -> TestClient:
+    """Start `app` on loopback; close with `await client.close()`."""
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return client
 
 
 async def post_activity(

@@ -15,14 +15,26 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 Reply = Callable[[dict[str, Any]], str]
 
 # Fields of a chat completion request that OpenAI itself accepts; `strict` servers refuse others.
 _OPENAI_FIELDS = {
-    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stream",
-    "stop", "n", "presence_penalty", "frequency_penalty", "seed", "user", "stream_options",
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "stream",
+    "stop",
+    "n",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "user",
+    "stream_options",
 }
 
 
@@ -71,7 +83,11 @@ class OpenAIServer:
     @property
     def chat_requests(self) -> list[dict[str, Any]]:
         """The bodies of the chat completion requests received, in order."""
-        return [request["body"] for request in self.requests if request["path"] == "/v1/chat/completions"]
+        return [
+            request["body"]
+            for request in self.requests
+            if request["path"] == "/v1/chat/completions"
+        ]
 
     def fail_with(self, status: int | None, message: str = "") -> None:
         """Answer every request with HTTP `status` and an OpenAI-style error (None: stop failing)."""
@@ -85,7 +101,7 @@ class OpenAIServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> OpenAIServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -93,25 +109,41 @@ class OpenAIServer:
 
     def answer(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         body = _read_body(handler) if method == "POST" else {}
-        self.requests.append({"method": method, "path": handler.path, "headers": dict(handler.headers), "body": body})
+        self.requests.append(
+            {"method": method, "path": handler.path, "headers": dict(handler.headers), "body": body}
+        )
         if self._failure is not None:
             _send_error(handler, *self._failure)
-        elif self.api_key is not None and handler.headers.get("Authorization") != f"Bearer {self.api_key}":
+        elif (
+            self.api_key is not None
+            and handler.headers.get("Authorization") != f"Bearer {self.api_key}"
+        ):
             _send_error(handler, 401, "Incorrect API key provided.")
         elif method == "GET" and handler.path == "/v1/models":
-            _send_json(handler, 200, {"object": "list", "data": [self._model_entry(name) for name in self.models]})
+            _send_json(
+                handler,
+                200,
+                {"object": "list", "data": [self._model_entry(name) for name in self.models]},
+            )
         elif method == "POST" and handler.path == "/v1/chat/completions":
             self._complete(handler, body)
         else:
             _send_error(handler, 404, f"no route {method} {handler.path}")
 
     def _model_entry(self, name: str) -> dict[str, Any]:
-        return {"id": name, "object": "model", "owned_by": "lore-tests", "max_model_len": self.context_window}
+        return {
+            "id": name,
+            "object": "model",
+            "owned_by": "lore-tests",
+            "max_model_len": self.context_window,
+        }
 
     def _complete(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         unknown = sorted(set(body) - _OPENAI_FIELDS)
         if self.strict and unknown:
-            _send_error(handler, 400, f"Unrecognized request argument supplied: {', '.join(unknown)}")
+            _send_error(
+                handler, 400, f"Unrecognized request argument supplied: {', '.join(unknown)}"
+            )
             return
         if body.get("model") not in self.models:
             _send_error(handler, 404, f"The model `{body.get('model')}` does not exist.")
@@ -123,11 +155,23 @@ class OpenAIServer:
         if body.get("stream"):
             self._stream(handler, body["model"], pieces)
         else:
-            _send_json(handler, 200, {
-                "id": "chatcmpl-test", "object": "chat.completion", "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(pieces)}, "finish_reason": "stop"}],
-                "usage": {"completion_tokens": len(pieces)},
-            })
+            _send_json(
+                handler,
+                200,
+                {
+                    "id": "chatcmpl-test",
+                    "object": "chat.completion",
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "".join(pieces)},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {"completion_tokens": len(pieces)},
+                },
+            )
 
     def _stream(self, handler: BaseHTTPRequestHandler, model: str, pieces: list[str]) -> None:
         handler.send_response(200)
@@ -148,14 +192,14 @@ class OpenAIServer:
 
 def _handler_for(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             server.answer(self, "GET")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             server.answer(self, "POST")
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - keep test output quiet
-            pass
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # keep test output quiet
 
     return Handler
 
@@ -183,12 +227,20 @@ def _send_json(handler: BaseHTTPRequestHandler, status: int, data: dict[str, Any
 
 
 def _send_error(handler: BaseHTTPRequestHandler, status: int, message: str) -> None:
-    _send_json(handler, status, {"error": {"message": message, "type": "invalid_request_error", "code": status}})
+    _send_json(
+        handler,
+        status,
+        {"error": {"message": message, "type": "invalid_request_error", "code": status}},
+    )
 
 
-def _send_event(handler: BaseHTTPRequestHandler, model: str, delta: dict[str, Any], finish: str | None) -> None:
+def _send_event(
+    handler: BaseHTTPRequestHandler, model: str, delta: dict[str, Any], finish: str | None
+) -> None:
     chunk = {
-        "id": "chatcmpl-test", "object": "chat.completion.chunk", "model": model,
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
     handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())

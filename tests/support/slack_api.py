@@ -84,6 +84,7 @@ class MockSlackApi:
         self.responses: list[tuple[str, dict[str, Any]]] = []  # (response_url key, body)
         self.acks: dict[str, dict[str, Any]] = {}  # Socket Mode acks by envelope id
         self._failures: list[tuple[str, str, Callable[[dict[str, Any]], bool]]] = []
+        self._delays: dict[str, float] = {}
         self._ts = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._connected = asyncio.Event()
@@ -125,13 +126,18 @@ class MockSlackApi:
         """Answer calls to `method` matching `when` with Slack error `error`."""
         self._failures.append((method, error, when))
 
+    def slow_down(self, method: str, seconds: float) -> None:
+        """Answer calls to `method` only after `seconds` (a slow or distant Slack)."""
+        self._delays[method] = seconds
+
     def calls_to(self, method: str) -> list[ApiCall]:
         return [call for call in self.calls if call.method == method]
 
     def thread(self, channel: str, thread_ts: str) -> list[Message]:
         """Public messages in a thread (replies posted with that thread_ts), oldest first."""
         return [
-            m for m in self.messages.values()
+            m
+            for m in self.messages.values()
             if m.channel == channel and m.thread_ts == thread_ts and m.ephemeral_for is None
         ]
 
@@ -209,13 +215,20 @@ class MockSlackApi:
         for failing, error, when in self._failures:
             if failing == method and when(args):
                 return web.json_response({"ok": False, "error": error})
-        return web.json_response(self._answer(method, args, request))
+        if method in self._delays:
+            await asyncio.sleep(self._delays[method])
+        return web.json_response(self._answer(method, args))
 
-    def _answer(self, method: str, args: dict[str, Any], request: web.Request) -> dict[str, Any]:
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
             return {
-                "ok": True, "url": "https://lore-test.slack.com/", "team": "Test",
-                "user": "lore", "team_id": TEAM, "user_id": BOT_USER, "bot_id": BOT_ID,
+                "ok": True,
+                "url": "https://lore-test.slack.com/",
+                "team": "Test",
+                "user": "lore",
+                "team_id": TEAM,
+                "user_id": BOT_USER,
+                "bot_id": BOT_ID,
             }
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
@@ -223,8 +236,11 @@ class MockSlackApi:
             ts = f"{1_700_000_000 + next(self._ts)}.000100"
             ephemeral = method == "chat.postEphemeral"
             self.messages[(args["channel"], ts)] = Message(
-                channel=args["channel"], ts=ts, text=args.get("text", ""),
-                blocks=args.get("blocks") or [], thread_ts=args.get("thread_ts"),
+                channel=args["channel"],
+                ts=ts,
+                text=args.get("text", ""),
+                blocks=args.get("blocks") or [],
+                thread_ts=args.get("thread_ts"),
                 ephemeral_for=args["user"] if ephemeral else None,
             )
             if ephemeral:
@@ -246,8 +262,11 @@ class MockSlackApi:
             user = args["user"]
             return {
                 "ok": True,
-                "user": {"id": user, "name": user.lower(),
-                         "profile": {"email": f"{user.lower()}@example.com"}},
+                "user": {
+                    "id": user,
+                    "name": user.lower(),
+                    "profile": {"email": f"{user.lower()}@example.com"},
+                },
             }
         self.violations.append(f"{method}: not a method this mock (or the bot) should use")
         return {"ok": False, "error": "unknown_method"}
@@ -281,15 +300,18 @@ def payload_problems(method: str, args: dict[str, Any]) -> list[str]:
     """Why Slack would reject (or mis-render) this call; empty when it is fine."""
     problems: list[str] = []
     if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
-        required = {"chat.postMessage": ["channel"], "chat.update": ["channel", "ts"],
-                    "chat.postEphemeral": ["channel", "user"]}[method]
+        required = {
+            "chat.postMessage": ["channel"],
+            "chat.update": ["channel", "ts"],
+            "chat.postEphemeral": ["channel", "user"],
+        }[method]
         problems += [f"missing {name}" for name in required if not args.get(name)]
         text, blocks = args.get("text") or "", args.get("blocks") or []
         if not text and not blocks:
             problems.append("neither text nor blocks")
         if len(text) > TEXT_LIMIT:
             problems.append(f"text is {len(text)} characters (limit {TEXT_LIMIT})")
-        problems += _mrkdwn_problems(text, "text")
+        problems += mrkdwn_problems(text, "text")
         problems += _blocks_problems(blocks, MESSAGE_BLOCKS_LIMIT)
     elif method == "views.open":
         if not args.get("trigger_id"):
@@ -382,10 +404,10 @@ def _text_problems(obj: dict[str, Any], where: str, limit: int, plain: bool = Fa
         return [f"{where}: empty text"]
     if len(text) > limit:
         return [f"{where}: text is {len(text)} characters (limit {limit})"]
-    return _mrkdwn_problems(text, where) if kind == "mrkdwn" else []
+    return mrkdwn_problems(text, where) if kind == "mrkdwn" else []
 
 
-def _mrkdwn_problems(text: str, where: str) -> list[str]:
+def mrkdwn_problems(text: str, where: str) -> list[str]:
     """Unescaped `<` or `&` (Slack would swallow or misread them)."""
     stripped = _ENTITY.sub("", _CONTROL.sub("", text))
     if "<" in stripped or "&" in stripped:
@@ -460,9 +482,16 @@ class SlackSender:
 
     async def command(self, text: str, user: str, channel: str, command: str = "/lore") -> Reply:
         form = {
-            "token": "legacy", "team_id": TEAM, "team_domain": "lore-test",
-            "channel_id": channel, "channel_name": "general", "user_id": user,
-            "user_name": user.lower(), "command": command, "text": text, "api_app_id": APP_ID,
+            "token": "legacy",
+            "team_id": TEAM,
+            "team_domain": "lore-test",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
             "response_url": self.api.response_url(f"command-{next(self._ids)}"),
             "trigger_id": f"trigger-{next(self._ids)}",
         }
@@ -478,10 +507,14 @@ class SlackSender:
             for element in block.get("elements", []):
                 if element.get("action_id") == action_id:
                     return {
-                        "type": "block_actions", "token": "legacy", "api_app_id": APP_ID,
-                        "team": {"id": TEAM}, "user": {"id": user},
+                        "type": "block_actions",
+                        "token": "legacy",
+                        "api_app_id": APP_ID,
+                        "team": {"id": TEAM},
+                        "user": {"id": user},
                         "container": {
-                            "type": "message", "message_ts": message.ts,
+                            "type": "message",
+                            "message_ts": message.ts,
                             "channel_id": message.channel,
                             "is_ephemeral": message.ephemeral_for is not None,
                             **({"thread_ts": message.thread_ts} if message.thread_ts else {}),
@@ -489,11 +522,15 @@ class SlackSender:
                         "channel": {"id": message.channel},
                         "trigger_id": f"trigger-{next(self._ids)}",
                         "response_url": self.api.response_url(f"action-{next(self._ids)}"),
-                        "actions": [{
-                            "type": "button", "action_id": action_id,
-                            "block_id": block.get("block_id", ""), "value": element["value"],
-                            "action_ts": str(time.time()),
-                        }],
+                        "actions": [
+                            {
+                                "type": "button",
+                                "action_id": action_id,
+                                "block_id": block.get("block_id", ""),
+                                "value": element["value"],
+                                "action_ts": str(time.time()),
+                            }
+                        ],
                     }
         raise AssertionError(f"no button {action_id!r} in message {message.ts}")
 
@@ -510,16 +547,25 @@ class SlackSender:
                     action: {"type": "plain_text_input", "value": answers.get(block["block_id"])}
                 }
         return {
-            "type": "view_submission", "token": "legacy", "api_app_id": APP_ID,
-            "team": {"id": TEAM}, "user": {"id": user}, "trigger_id": "trigger-submit",
+            "type": "view_submission",
+            "token": "legacy",
+            "api_app_id": APP_ID,
+            "team": {"id": TEAM},
+            "user": {"id": user},
+            "trigger_id": "trigger-submit",
             "view": {**view, "id": "V1", "state": {"values": values}},
         }
 
 
 def event_callback(event: dict[str, Any], event_id: str) -> dict[str, Any]:
     return {
-        "token": "legacy", "team_id": TEAM, "api_app_id": APP_ID, "type": "event_callback",
-        "event_id": event_id, "event_time": int(time.time()), "event": event,
+        "token": "legacy",
+        "team_id": TEAM,
+        "api_app_id": APP_ID,
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "event": event,
         "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
     }
 
@@ -535,8 +581,12 @@ def mention(text: str, user: str, channel: str, thread_ts: str | None = None) ->
     """An `app_mention` event: `text` with the bot's mention in front."""
     ts = new_ts()
     event = {
-        "type": "app_mention", "user": user, "text": f"<@{BOT_USER}> {text}", "ts": ts,
-        "channel": channel, "event_ts": ts,
+        "type": "app_mention",
+        "user": user,
+        "text": f"<@{BOT_USER}> {text}",
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
     }
     if thread_ts:
         event["thread_ts"] = thread_ts
@@ -544,14 +594,24 @@ def mention(text: str, user: str, channel: str, thread_ts: str | None = None) ->
 
 
 def message(
-    text: str, user: str, channel: str, channel_type: str, thread_ts: str | None = None,
+    text: str,
+    user: str,
+    channel: str,
+    channel_type: str,
+    thread_ts: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """A `message` event (`channel_type`: im, channel, group, mpim)."""
     ts = new_ts()
     event = {
-        "type": "message", "user": user, "text": text, "ts": ts, "channel": channel,
-        "channel_type": channel_type, "event_ts": ts, **extra,
+        "type": "message",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "channel_type": channel_type,
+        "event_ts": ts,
+        **extra,
     }
     if thread_ts:
         event["thread_ts"] = thread_ts

@@ -6,17 +6,13 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
-from bot.adapters.teams import teams_routes
 from bot.core.types import Answer, Question
-from bot.server import create_web_app
-from tests.support.bot_connector import ConnectorMock
+from tests.support.bot_connector import ConnectorMock, teams_test_client
 from tests.support.stack import build_test_services
 
 
@@ -55,23 +51,17 @@ async def connector() -> AsyncIterator[ConnectorMock]:
     assert mock.rejected == [], "the bot sent an activity over Teams' size limit"
 
 
-async def serve(app: web.Application) -> TestClient:
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    return client
-
-
 @pytest.fixture
 async def client(services: object, connector: ConnectorMock) -> AsyncIterator[TestClient]:
     """`lore serve`'s web app with the Teams routes, in local (no auth) mode. (Stopped before
     the connector mock, so no reply is cut off.)"""
-    client = await serve(create_web_app(services, [teams_routes(services)]))
+    client = await teams_test_client(services)
     yield client
     await client.close()  # runs on_shutdown: answers in flight finish first
 
 
 @pytest.fixture
-def production_services(services: object, tmp_path: Path) -> object:
+def production_services(services: object) -> object:
     """The services with a Bot Framework app id and password set (production mode)."""
     teams = services.settings.teams.model_copy(
         update={

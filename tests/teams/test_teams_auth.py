@@ -9,8 +9,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.adapters.teams import teams_routes
-from bot.server import create_web_app
+from bot.adapters.teams.auth import bot_framework_config
+from bot.settings import TeamsSettings
+from knowledge.errors import ConfigurationError
 from tests.support.bot_connector import (
     ConnectorMock,
     TeamsConversation,
@@ -20,8 +21,8 @@ from tests.support.bot_connector import (
     message_activity,
     post_activity,
     submit_action_activity,
+    teams_test_client,
 )
-from tests.teams.conftest import serve
 
 USER = TeamsUser("29:prod-user", "Pat", "aad-pat")
 CHAT = TeamsConversation("a:dm-prod")
@@ -37,8 +38,7 @@ def issuer() -> Iterator[TokenIssuer]:
 async def production_client(
     production_services: object, issuer: TokenIssuer, connector: ConnectorMock
 ) -> AsyncIterator[TestClient]:
-    routes = teams_routes(production_services, openid_metadata_url=issuer.metadata_url)
-    client = await serve(create_web_app(production_services, [routes]))
+    client = await teams_test_client(production_services, openid_metadata_url=issuer.metadata_url)
     yield client
     await client.close()
 
@@ -119,3 +119,40 @@ async def test_the_same_request_without_token_is_refused_after_a_valid_one(
         f.rating for f in production_services.feedback.list() if f.user_id == USER.aad_object_id
     ]
     assert ratings.count("not_helpful") == 1
+
+
+@pytest.mark.parametrize(
+    ("teams", "message"),
+    [
+        ({"app_id": "0f8fad5b-d9cb-469f-a165-70867728950e"}, "MICROSOFT_APP_PASSWORD is empty"),
+        (
+            {
+                "app_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+                "app_password": "x",
+                "app_type": "SingleTenant",
+            },
+            "needs MICROSOFT_APP_TENANT_ID",
+        ),
+        ({"app_type": "UserAssignedMSI"}, "needs MICROSOFT_APP_ID"),
+    ],
+)
+def test_incomplete_settings_say_what_to_set(teams: dict, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        bot_framework_config(TeamsSettings(**teams))
+
+
+def test_single_tenant_settings_reach_botbuilder() -> None:
+    config = bot_framework_config(
+        TeamsSettings(
+            app_id="0f8fad5b-d9cb-469f-a165-70867728950e",
+            app_password="x",
+            app_type="SingleTenant",
+            app_tenant_id="contoso.onmicrosoft.com",
+        )
+    )
+    assert (config.APP_TYPE, config.APP_TENANTID, config.APP_PASSWORD) == (
+        "SingleTenant",
+        "contoso.onmicrosoft.com",
+        "x",
+    )
+    assert config.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL is None  # the public cloud's own

@@ -82,6 +82,7 @@ def test_message_without_bot_mention() -> None:
 
 def test_commands() -> None:
     assert parse_request("help") == Request("help", "")
+    assert parse_request("Help!") == Request("help", "")
     assert parse_request("HELP me find the VPN guide") == Request(
         "ask", "HELP me find the VPN guide"
     )

@@ -15,7 +15,6 @@ from aiohttp.test_utils import TestClient
 from bot.adapters.teams import teams_routes
 from bot.adapters.teams.cards import FEEDBACK_ACTION, teams_markdown
 from bot.errors import BusyError
-from bot.server import create_web_app
 from tests.support.bot_connector import (
     BOT_ID,
     ConnectorMock,
@@ -28,8 +27,9 @@ from tests.support.bot_connector import (
     message_activity,
     post_activity,
     submit_action_activity,
+    serve,
+    teams_test_client,
 )
-from tests.teams.conftest import serve
 
 CHANNEL = "19:general-abc@thread.tacv2"
 QUESTION = "How many vacation days do employees get?"
@@ -370,7 +370,7 @@ async def test_a_failing_model_gets_an_apology_with_an_error_id(
     services: object, connector: ConnectorMock, caplog: pytest.LogCaptureFixture
 ) -> None:
     broken = dataclasses.replace(services, agent=FailingAgent(RuntimeError("model exploded")))
-    client = await serve(create_web_app(broken, [teams_routes(broken)]))
+    client = await teams_test_client(broken)
     try:
         with caplog.at_level(logging.ERROR, logger="bot.adapters.teams"):
             turn = await ask_via_teams(
@@ -387,7 +387,7 @@ async def test_a_failing_model_gets_an_apology_with_an_error_id(
 
 async def test_a_busy_model_gets_a_polite_reply(services: object, connector: ConnectorMock) -> None:
     busy = dataclasses.replace(services, agent=FailingAgent(BusyError("queue full")))
-    client = await serve(create_web_app(busy, [teams_routes(busy)]))
+    client = await teams_test_client(busy)
     try:
         turn = await ask_via_teams(
             client, connector, QUESTION, TeamsUser(), TeamsConversation("a:dm-busy")
@@ -529,7 +529,7 @@ async def test_a_failing_store_gets_an_apology_not_a_crash(
     services: object, connector: ConnectorMock, caplog: pytest.LogCaptureFixture
 ) -> None:
     broken = dataclasses.replace(services, feedback=BrokenStore())
-    client = await serve(create_web_app(broken, [teams_routes(broken)]))
+    client = await teams_test_client(broken)
     chat = TeamsConversation("a:dm-broken-store")
     try:
         command = message_activity(

@@ -1,71 +1,29 @@
 """The Slack adapter: Slack events in, `Question`s to the agent, Block Kit answers out.
 
-`slack_routes(services)` mounts it on `lore serve`'s web app: over HTTP on `/slack/events`, or
-over Socket Mode when `SLACK_APP_TOKEN` is set.
+`slack_routes(services)` (in `routes.py`) mounts it on `lore serve`'s web app: over HTTP on
+`/slack/events`, or over Socket Mode when `SLACK_APP_TOKEN` is set. Imported lazily: the
+answer-log database imports this package's table module (`threads.py`), and opening a
+`Database` should not pay for importing slack-bolt.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-from aiohttp import web
-
-from bot.adapters.slack.app import SlackBot, build_slack_bot
-from bot.adapters.slack.http import SlackEventsEndpoint
-from bot.adapters.slack.socket_mode import SocketModeConnection
-from bot.server import WORKLOAD
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.adapters.slack.app import build_slack_bot
+    from bot.adapters.slack.routes import slack_routes
 
-__all__ = ["SlackBot", "build_slack_bot", "slack_routes"]
-
-log = logging.getLogger(__name__)
-
-EVENTS_PATH = "/slack/events"
+__all__ = ["build_slack_bot", "slack_routes"]
 
 
-def slack_routes(
-    services: Services, progress_interval: float = 1.0
-) -> Callable[[web.Application], None]:
-    """Mounts the Slack adapter on the web app: `POST /slack/events` in HTTP mode, a Socket
-    Mode connection opened on startup and closed on shutdown otherwise."""
-    settings = services.settings.slack
+def __getattr__(name: str) -> Any:
+    if name == "slack_routes":
+        from bot.adapters.slack.routes import slack_routes
 
-    def mount(app: web.Application) -> None:
-        bot = build_slack_bot(services, app[WORKLOAD], progress_interval)
-        if settings.app_token is not None:
-            _mount_socket_mode(app, bot, settings.app_token.get_secret_value())
-        else:
-            secret = settings.signing_secret.get_secret_value() if settings.signing_secret else ""
-            endpoint = SlackEventsEndpoint(bot.app, secret)
-            app.router.add_post(EVENTS_PATH, endpoint.handle)
-            log.info("Slack: HTTP mode on %s", EVENTS_PATH)
+        return slack_routes
+    if name == "build_slack_bot":
+        from bot.adapters.slack.app import build_slack_bot
 
-        async def close(_app: web.Application) -> None:
-            bot.close()
-
-        app.on_cleanup.append(close)
-
-    return mount
-
-
-def _mount_socket_mode(app: web.Application, bot: SlackBot, app_token: str) -> None:
-    # The Socket Mode client needs a running event loop, so it is created on startup.
-    connections: list[SocketModeConnection] = []
-
-    async def connect(_app: web.Application) -> None:
-        connection = SocketModeConnection(bot.app, app_token)
-        await connection.connect()
-        connections.append(connection)
-        log.info("Slack: Socket Mode connected")
-
-    async def disconnect(_app: web.Application) -> None:
-        # On shutdown, before the answers in flight are awaited: stop taking new events first.
-        for connection in connections:
-            await connection.close()
-
-    app.on_startup.append(connect)
-    app.on_shutdown.append(disconnect)
+        return build_slack_bot
+    raise AttributeError(name)

@@ -49,7 +49,9 @@ class Subscriptions:
 class SlackBot:
     """A bolt `AsyncApp` with Lore's listeners, plus the executor the answers run on."""
 
-    def __init__(self, app: AsyncApp, handlers: SlackHandlers, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, app: AsyncApp, handlers: SlackHandlers, executor: ThreadPoolExecutor
+    ) -> None:
         self.app = app
         self._executor = executor
         self._events: set[str] = set()
@@ -92,11 +94,16 @@ class SlackBot:
 async def _log_error(error: Exception, body: dict[str, Any]) -> None:
     """Listener failures after the ack: logged with an id, never shown to Slack users raw."""
     log.error(
-        "slack listener failed error_id=%s type=%s", new_error_id(), body.get("type"), exc_info=error
+        "slack listener failed error_id=%s type=%s",
+        new_error_id(),
+        body.get("type"),
+        exc_info=error,
     )
 
 
-def build_slack_bot(services: Services, workload: Workload, progress_interval: float = 1.0) -> SlackBot:
+def build_slack_bot(
+    services: Services, workload: Workload, progress_interval: float = 1.0
+) -> SlackBot:
     """Wire the Slack adapter from the services (Socket Mode needs no signing secret)."""
     settings = services.settings.slack
     if settings.bot_token is None:
@@ -111,7 +118,9 @@ def build_slack_bot(services: Services, workload: Workload, progress_interval: f
     app = AsyncApp(
         name="lore",
         client=client,
-        signing_secret=settings.signing_secret.get_secret_value() if settings.signing_secret else "",
+        signing_secret=settings.signing_secret.get_secret_value()
+        if settings.signing_secret
+        else "",
         # Socket Mode messages come over the app's own authenticated websocket, unsigned.
         request_verification_enabled=not socket_mode,
         logger=logging.getLogger("bot.adapters.slack.bolt"),

@@ -41,7 +41,7 @@ from bot.adapters.slack.responder import (
     post_ephemeral,
 )
 from bot.adapters.slack.threads import AnsweredThreads
-from bot.core.types import Citation, Evidence
+from bot.core.types import Citation, Evidence, Place
 from bot.server import Workload
 from bot.settings import SlackSettings
 from bot.store.answers import AnswerLog, StoredAnswer
@@ -94,7 +94,10 @@ class SlackHandlers:
     # --- events -------------------------------------------------------------------------
 
     async def on_mention(
-        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext,
+        self,
+        body: dict[str, Any],
+        event: dict[str, Any],
+        context: AsyncBoltContext,
         client: AsyncWebClient,
     ) -> None:
         """@Lore in a channel: answer in a thread under the question."""
@@ -105,12 +108,20 @@ class SlackHandlers:
         thread_ts = event.get("thread_ts", ts)
         text = clean_text(event.get("text", ""), context.bot_user_id)
         await self._ask(
-            client, text, event["user"], channel, thread_ts,
-            Delivery(channel, thread_ts), place_of(channel, in_thread),
+            client,
+            text,
+            event["user"],
+            channel,
+            thread_ts,
+            Delivery(channel, thread_ts),
+            place_of(channel, in_thread),
         )
 
     async def on_message(
-        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext,
+        self,
+        body: dict[str, Any],
+        event: dict[str, Any],
+        context: AsyncBoltContext,
         client: AsyncWebClient,
     ) -> None:
         """A DM, or a reply in a thread the bot answered (a follow-up without a mention)."""
@@ -179,8 +190,12 @@ class SlackHandlers:
             latest = self._answers.latest_for(user, channel)
             self._feedback.record(
                 Feedback(
-                    answer_id=latest.id if latest else None, platform=PLATFORM, user_id=user,
-                    rating=None, text=text, conversation_id=channel,
+                    answer_id=latest.id if latest else None,
+                    platform=PLATFORM,
+                    user_id=user,
+                    rating=None,
+                    text=text,
+                    conversation_id=channel,
                 )
             )
             return latest
@@ -198,15 +213,23 @@ class SlackHandlers:
     # --- buttons and modal --------------------------------------------------------------
 
     async def on_helpful(
-        self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient,
+        self,
+        ack: Any,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: AsyncWebClient,
         respond: Respond,
     ) -> None:
         await ack()
         await self._rate(body, action, "helpful")
         where = _container(body)
         await post_ephemeral(
-            client, respond, where["channel"], body["user"]["id"],
-            render_notice("Thanks for the feedback!"), where.get("thread_ts"),
+            client,
+            respond,
+            where["channel"],
+            body["user"]["id"],
+            render_notice("Thanks for the feedback!"),
+            where.get("thread_ts"),
         )
 
     async def on_not_helpful(
@@ -236,7 +259,11 @@ class SlackHandlers:
             log.warning("feedback %s vanished before its details arrived", metadata["feedback_id"])
 
     async def on_share(
-        self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient,
+        self,
+        ack: Any,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: AsyncWebClient,
         respond: Respond,
     ) -> None:
         """Post an ephemeral answer publicly in the channel it was asked in."""
@@ -247,7 +274,8 @@ class SlackHandlers:
         if stored is None:
             await respond(
                 text="That answer is no longer available; ask again to share a fresh one.",
-                response_type="ephemeral", replace_original=False,
+                response_type="ephemeral",
+                replace_original=False,
             )
             return
         # Everything below makes the answer visible to the whole channel.
@@ -266,7 +294,8 @@ class SlackHandlers:
             await respond(
                 text="I can't post in this conversation. Invite me first (/invite @Lore), "
                 "then share again.",
-                response_type="ephemeral", replace_original=False,
+                response_type="ephemeral",
+                replace_original=False,
             )
             return
         for message in messages[1:]:
@@ -290,18 +319,28 @@ class SlackHandlers:
         return self._settings.channel_followups.get(channel, self._settings.thread_followups)
 
     async def _ask(
-        self, client: AsyncWebClient, text: str, user: str, channel: str, thread_id: str,
-        where: Delivery, place: Any,
+        self,
+        client: AsyncWebClient,
+        text: str,
+        user: str,
+        channel: str,
+        thread_id: str,
+        where: Delivery,
+        place: Place,
     ) -> None:
         if not text:
             await client.chat_postMessage(
-                channel=where.channel, thread_ts=where.thread_ts, **render_help(self.command).payload()
+                channel=where.channel,
+                thread_ts=where.thread_ts,
+                **render_help(self.command).payload(),
             )
             return
         if not self._limiter.allow(user):
             notice = self._slow_down(user)
             if channel.startswith("D"):
-                await client.chat_postMessage(channel=channel, thread_ts=where.thread_ts, **notice.payload())
+                await client.chat_postMessage(
+                    channel=channel, thread_ts=where.thread_ts, **notice.payload()
+                )
             else:
                 await client.chat_postEphemeral(
                     channel=channel, user=user, thread_ts=where.thread_ts, **notice.payload()
@@ -319,8 +358,11 @@ class SlackHandlers:
 
     async def _rate(self, body: dict[str, Any], action: dict[str, Any], rating: Rating) -> int:
         feedback = Feedback(
-            answer_id=action["value"], platform=PLATFORM, user_id=body["user"]["id"],
-            rating=rating, conversation_id=_container(body).get("channel"),
+            answer_id=action["value"],
+            platform=PLATFORM,
+            user_id=body["user"]["id"],
+            rating=rating,
+            conversation_id=_container(body).get("channel"),
         )
         return await asyncio.to_thread(self._feedback.record, feedback)
 

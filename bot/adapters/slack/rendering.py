@@ -61,7 +61,10 @@ class AnswerContent:
 
 
 def render_answer(
-    content: AnswerContent, *, shareable: bool = False, shared_by: str | None = None,
+    content: AnswerContent,
+    *,
+    shareable: bool = False,
+    shared_by: str | None = None,
     question: str = "",
 ) -> list[SlackMessage]:
     """The answer as one message, or several when it does not fit in one (body first,
@@ -192,8 +195,10 @@ def _evidence_text(evidence: Sequence[Evidence]) -> str:
     lines = []
     for item in evidence:
         quote = escape(_clip(" ".join(item.quote.split()), QUOTE_LIMIT))
-        source = link(item.url, item.title or item.source) if item.url else escape(
-            item.title or item.source
+        source = (
+            link(item.url, item.title or item.source)
+            if item.url
+            else escape(item.title or item.source)
         )
         lines.append(f">“{quote}” — _{source}_")
     return "\n".join(lines)

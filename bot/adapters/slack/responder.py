@@ -119,9 +119,7 @@ class Responder:
             return
         self._log_answer(answer, first_reply, time.monotonic() - started)
 
-    async def answer_privately(
-        self, question: Question, user_id: str, respond: Respond
-    ) -> None:
+    async def answer_privately(self, question: Question, user_id: str, respond: Respond) -> None:
         """Answer only the asker (ephemeral), with a button to share the answer."""
         started = time.monotonic()
         channel = question.conversation_id
@@ -138,9 +136,7 @@ class Responder:
             return
         self._log_answer(answer, 0.0, time.monotonic() - started)
 
-    async def _run_agent(
-        self, question: Question, on_text: Callable[[str], None] | None
-    ) -> Answer:
+    async def _run_agent(self, question: Question, on_text: Callable[[str], None] | None) -> Answer:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._agent.answer, question, on_text)
 

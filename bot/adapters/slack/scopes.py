@@ -26,9 +26,7 @@ METHOD_SCOPES: dict[str, str | None] = {
 COMMAND_SCOPE = "commands"
 
 
-def required_scopes(
-    events: Iterable[str], methods: Iterable[str], has_commands: bool
-) -> set[str]:
+def required_scopes(events: Iterable[str], methods: Iterable[str], has_commands: bool) -> set[str]:
     """The bot scopes that subscribing to `events` and calling `methods` takes."""
     scopes = {EVENT_SCOPES[event] for event in events}
     scopes |= {scope for method in methods if (scope := METHOD_SCOPES[method]) is not None}

@@ -100,10 +100,10 @@ def parse_request(text: str) -> Request:
         return Request("ask", text.strip())
     command = match.group(1).lower()
     rest = match.group(2).strip()
-    if command == "help" and rest:
+    if command == "help" and rest.strip("!?. "):
         # "help me find the VPN guide" is a question, not the help command.
         return Request("ask", text.strip())
-    return Request(command, rest)  # type: ignore[arg-type]
+    return Request(command, "" if command == "help" else rest)  # type: ignore[arg-type]
 
 
 def question_for(activity: Activity, text: str) -> Question:

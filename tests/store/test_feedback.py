@@ -1,0 +1,196 @@
+"""The feedback store on SQLite and on a real PostgreSQL server, and `lore feedback`."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli.main import cli
+from bot.store.database import Database
+from bot.store.feedback import Feedback, FeedbackStore
+from tests.support.postgres import fresh_database, postgres_url  # noqa: F401  (fixture)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        db = Database(f"sqlite:///{tmp_path / 'lore.db'}")
+        yield db
+        db.close()
+        return
+    with fresh_database(request.getfixturevalue("postgres_url")) as url:
+        db = Database(url)
+        yield db
+        db.close()
+
+
+def test_feedback_round_trips_newest_first(database: Database) -> None:
+    store = FeedbackStore(database)
+    start = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    entries = [
+        Feedback("a1", "slack", "U1", "helpful", conversation_id="C1", created_at=start),
+        Feedback(
+            "a1",
+            "teams",
+            "29:abc",
+            "not_helpful",
+            text="Wrong office",
+            correction="Rotterdam",
+            conversation_id="19:chat",
+            created_at=start + timedelta(minutes=1),
+        ),
+        Feedback(
+            None,
+            "slack",
+            "U2",
+            None,
+            text="Please index the wiki ✨ & <more>",
+            created_at=start + timedelta(minutes=2),
+        ),
+    ]
+
+    ids = [store.record(entry) for entry in entries]
+
+    assert len(set(ids)) == 3
+    listed = store.list()
+    assert [f.id for f in listed] == ids[::-1]
+    assert listed[0] == Feedback(
+        None,
+        "slack",
+        "U2",
+        None,
+        text="Please index the wiki ✨ & <more>",
+        created_at=start + timedelta(minutes=2),
+        id=ids[2],
+    )
+    assert listed[1].correction == "Rotterdam" and listed[1].created_at.tzinfo is not None
+    assert [f.id for f in store.list(limit=2)] == ids[:0:-1]
+
+
+def test_time_defaults_to_now(database: Database) -> None:
+    store = FeedbackStore(database)
+    before = datetime.now(UTC)
+    store.record(Feedback("a2", "slack", "U1", "helpful"))
+    (entry,) = store.list()
+    assert (
+        before - timedelta(seconds=1)
+        <= entry.created_at
+        <= datetime.now(UTC) + timedelta(seconds=1)
+    )
+
+
+def test_modal_details_are_added_to_the_rating(database: Database) -> None:
+    store = FeedbackStore(database)
+    rating = store.record(Feedback("a3", "slack", "U1", "not_helpful"))
+
+    assert store.add_details(rating, "Outdated", "It is 27 days now")
+    assert not store.add_details(rating + 1000, "lost", "")
+
+    (entry,) = store.list()
+    assert (entry.rating, entry.text, entry.correction) == (
+        "not_helpful",
+        "Outdated",
+        "It is 27 days now",
+    )
+
+
+def test_ratings_are_checked() -> None:
+    with pytest.raises(ValueError, match="rating"):
+        Feedback("a", "slack", "U1", "meh")  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def lore_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FeedbackStore:
+    monkeypatch.setenv("LORE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LORE_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.delenv("LORE_DATABASE_URL", raising=False)
+    db = Database(f"sqlite:///{(tmp_path / 'home' / 'lore.db').resolve()}")
+    store = FeedbackStore(db)
+    store.record(Feedback("answer-1", "slack", "U1", "helpful", conversation_id="C1"))
+    store.record(
+        Feedback(
+            "answer-1",
+            "teams",
+            "29:x",
+            "not_helpful",
+            text='He said "no", twice',
+            correction="Line one\nline two",
+        )
+    )
+    store.record(Feedback(None, "slack", "U2", None, text="general idea"))
+    return store
+
+
+def test_feedback_list_shows_a_table(
+    lore_env: FeedbackStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # rich folds long cells in a narrow terminal
+    result = CliRunner().invoke(cli, ["feedback", "list"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "general idea" in result.output and "👎" in result.output and "(general)" in result.output
+    )
+
+
+def test_feedback_list_on_an_empty_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORE_HOME", str(tmp_path / "empty"))
+    monkeypatch.setenv("LORE_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.delenv("LORE_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(cli, ["feedback", "list"])
+    assert result.exit_code == 0 and "No feedback yet." in result.output
+
+
+def test_feedback_export_jsonl_and_csv(lore_env: FeedbackStore, tmp_path: Path) -> None:
+    expected = [
+        {
+            "answer_id": None,
+            "platform": "slack",
+            "user_id": "U2",
+            "rating": None,
+            "text": "general idea",
+            "correction": "",
+        },
+        {
+            "answer_id": "answer-1",
+            "platform": "teams",
+            "user_id": "29:x",
+            "rating": "not_helpful",
+            "text": 'He said "no", twice',
+            "correction": "Line one\nline two",
+        },
+        {
+            "answer_id": "answer-1",
+            "platform": "slack",
+            "user_id": "U1",
+            "rating": "helpful",
+            "text": "",
+            "correction": "",
+        },
+    ]
+    runner = CliRunner()
+
+    jsonl = runner.invoke(cli, ["feedback", "export", "--format", "jsonl"])
+    out = tmp_path / "feedback.csv"
+    to_file = runner.invoke(cli, ["feedback", "export", "--format", "csv", "--out", str(out)])
+
+    assert jsonl.exit_code == 0 and to_file.exit_code == 0, jsonl.output + to_file.output
+    rows = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert [{k: row[k] for k in expected[0]} for row in rows] == expected
+    assert all(datetime.fromisoformat(row["created_at"]).tzinfo for row in rows)
+    with out.open(newline="", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert [{k: row[k] for k in expected[0]} for row in table] == [
+        {k: ("" if v is None else v) for k, v in row.items()} for row in expected
+    ]
+    assert "Exported 3 feedback entries" in to_file.output
+
+
+def test_export_rejects_unknown_formats(lore_env: FeedbackStore) -> None:
+    result = CliRunner().invoke(cli, ["feedback", "export", "--format", "xml"])
+    assert result.exit_code == 2 and "xml" in result.output
