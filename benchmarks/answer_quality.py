@@ -39,7 +39,7 @@ from bot.core.evaluation import (
 )
 from bot.core.evidence import OverlapScorer, select_evidence
 from bot.core.types import Asker, Question
-from bot.settings import AgentSettings, LoreSettings
+from bot.settings import AgentSettings, LoreSettings, ModelSettings
 from knowledge.config import SourceSettings
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "sourcegraph-handbook" / "content"
@@ -55,6 +55,7 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=None, help="Index only this many files (a subset).")
     parser.add_argument("--limit", type=int, default=None, help="Ask only N questions, spread over the file.")
     parser.add_argument("--min-evidence-score", type=float, default=None)
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="Default: the model setting (200).")
     parser.add_argument("--sweep-only", action="store_true", help="Only retrieve and sweep thresholds.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     args = parser.parse_args()
@@ -74,10 +75,14 @@ def main() -> int:
     agent_settings = AgentSettings()
     if args.min_evidence_score is not None:
         agent_settings = agent_settings.model_copy(update={"min_evidence_score": args.min_evidence_score})
+    model_settings = ModelSettings()
+    if args.max_new_tokens is not None:
+        model_settings = model_settings.model_copy(update={"max_new_tokens": args.max_new_tokens})
     settings = LoreSettings(
         home=args.home,
         sources=[SourceSettings(name="handbook", path=corpus)],
         agent=agent_settings,
+        model=model_settings,
     )
     services = build_services(settings)
     try:
@@ -193,8 +198,11 @@ def _ask(services: object, questions: list[EvalQuestion]) -> tuple[list[EvalResu
         mark = "ok " if result.cited_right else ("abst" if not answer.confident else "-- ")
         if not question.answerable:
             mark = "abst" if not answer.confident else "ANSW"
-        print(f"[{number:3}/{len(questions)}] {mark} {answer.timings.get('total', 0):5.1f}s "
-              f"{question.question[:60]!r} -> {[c.source for c in answer.citations][:2]}", flush=True)
+        timings = answer.timings
+        print(f"[{number:3}/{len(questions)}] {mark} total {timings.get('total', 0):5.1f}s "
+              f"first token {timings.get('first_token', 0):5.1f}s "
+              f"generation {timings.get('generation', 0):5.1f}s/{answer.generated_tokens} tokens "
+              f"{question.question[:50]!r} -> {[c.source for c in answer.citations][:2]}", flush=True)
     return results, overlap_hits
 
 

@@ -9,10 +9,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from knowledge.base import IndexStatus, KnowledgeBase
-    from knowledge.retrieval import Retriever
-    from knowledge.sync import FailedFile, RefreshReport
-    from knowledge.types import Passage, SearchFilters
+    from knowledge.base import IndexStatus as IndexStatus
+    from knowledge.base import KnowledgeBase as KnowledgeBase
+    from knowledge.retrieval import Retriever as Retriever
+    from knowledge.sync import FailedFile as FailedFile
+    from knowledge.sync import RefreshReport as RefreshReport
+    from knowledge.types import Passage as Passage
+    from knowledge.types import SearchFilters as SearchFilters
 
 _EXPORTS = {
     "FailedFile": "knowledge.sync",
@@ -24,7 +27,7 @@ _EXPORTS = {
     "SearchFilters": "knowledge.types",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["FailedFile", "IndexStatus", "KnowledgeBase", "Passage", "RefreshReport", "Retriever", "SearchFilters"]
 
 
 def __getattr__(name: str) -> object:

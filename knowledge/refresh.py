@@ -45,7 +45,7 @@ def run_refresh(knowledge: KnowledgeBase) -> None:
         logger.info("refresh skipped: %s", error)
     except LoreError as error:
         logger.error("refresh failed: %s", error)
-    except Exception:  # noqa: BLE001 - a scheduled job must survive anything
+    except Exception:  # a scheduled job must survive anything
         logger.exception("refresh failed unexpectedly")
 
 

@@ -77,14 +77,14 @@ class Retriever:
         if mode != "keyword":
             embedding = self.embedder.embed_query(query)
             dense = self._dense(embedding, wanted, where, per_document, records)
+        keyword = self._keyword(query, wanted, where, per_document) if mode != "dense" else []
+        records.update(self.catalog.chunks([chunk_id for chunk_id, _ in keyword if chunk_id not in records], where))
         if mode == "dense":
             ranked = dense
         elif mode == "keyword":
-            ranked = self._keyword(query, wanted, where, per_document)
+            ranked = keyword
         else:
-            ranked = _fuse([dense, self._keyword(query, wanted, where, per_document)], self.settings.rrf_k)
-        missing = [chunk_id for chunk_id, _ in ranked if chunk_id not in records]
-        records.update(self.catalog.chunks(missing, where))
+            ranked = _fuse([dense, keyword], self.settings.rrf_k, records)
         ranked = [(chunk_id, score) for chunk_id, score in ranked if chunk_id in records]
         capped = _cap_per_document(ranked, records, per_document)
         pool = capped[:k] if self.reranker is None else capped[: max(k, self.settings.candidates)]
@@ -183,14 +183,33 @@ class Retriever:
         return passages
 
 
-def _fuse(rankings: list[list[tuple[str, float]]], rrf_k: int) -> list[tuple[str, float]]:
-    """Reciprocal-rank fusion, scaled so that first place in every ranking scores 1.0."""
+def _fuse(
+    rankings: list[list[tuple[str, float]]], rrf_k: int, records: dict[str, ChunkRecord]
+) -> list[tuple[str, float]]:
+    """Reciprocal-rank fusion, scaled so that first place in every ranking scores 1.0.
+
+    A candidate missing from a ranking in which another chunk of its document appears ranks
+    just behind that document's best chunk there: one index often finds a document through
+    one passage and the other through another, and each is evidence for the document."""
+    candidates = list(dict.fromkeys(chunk_id for ranking in rankings for chunk_id, _ in ranking))
     scores: dict[str, float] = {}
     for ranking in rankings:
-        for rank, (chunk_id, _) in enumerate(ranking, start=1):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (rrf_k + rank)
+        chunk_rank = {chunk_id: rank for rank, (chunk_id, _) in enumerate(ranking, start=1)}
+        document_rank: dict[tuple[str, str], int] = {}
+        for chunk_id, rank in chunk_rank.items():
+            document_rank.setdefault(_document(records[chunk_id]), rank)
+        for chunk_id in candidates:
+            rank = chunk_rank.get(chunk_id)
+            if rank is None and _document(records[chunk_id]) in document_rank:
+                rank = document_rank[_document(records[chunk_id])] + 1
+            if rank is not None:
+                scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (rrf_k + rank)
     best = len(rankings) / (rrf_k + 1)
     return sorted(((chunk_id, score / best) for chunk_id, score in scores.items()), key=lambda item: -item[1])
+
+
+def _document(record: ChunkRecord) -> tuple[str, str]:
+    return (record.source, record.path)
 
 
 def _cap_per_document(

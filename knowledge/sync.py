@@ -317,7 +317,7 @@ class Synchronizer:
         self._retag(records, touched, kept)
         garbage: list[str] = []
         with self.catalog.transaction() as db:
-            for acl, principals in self._principals.items():
+            for principals in self._principals.values():
                 self.catalog.register_acl(db, principals)
             for file_record, chunks in records:
                 garbage.extend(self.catalog.replace_file(db, file_record, chunks))

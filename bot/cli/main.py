@@ -60,3 +60,7 @@ cli.add_command(serve)
 from bot.cli.feedback_commands import feedback  # noqa: E402
 
 cli.add_command(feedback)
+
+from bot.cli.customize_commands import customize  # noqa: E402
+
+cli.add_command(customize)

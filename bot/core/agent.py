@@ -8,6 +8,7 @@ sentences → check the text against the passages → log the answer and remembe
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -48,7 +49,8 @@ MIN_KEYWORD_COVERAGE = 0.5
 SIMILARITY_MARGIN = 0.1
 # A question naming something no readable document mentions at all ("sabbatical", "ESPP") is
 # not covered, unless a passage is this similar anyway (the word was just a paraphrase).
-UNKNOWN_WORD_MIN_LENGTH = 2
+UNKNOWN_WORD_MIN_LENGTH = 4  # shorter words are too often chat shorthand ("ack", "row")
+_ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]{1,}\b")  # ...but "HQ" or "ESPP" names a thing
 UNKNOWN_WORD_MAX_SIMILARITY = 0.5
 STRENGTH_PASSAGES = 3  # evidence strength looks at this many of the best passages
 
@@ -186,13 +188,18 @@ class Agent:
         return coverage >= MIN_KEYWORD_COVERAGE
 
     def unknown_words(self, query: str, filters: SearchFilters | None = None) -> list[str]:
-        """Words of `query` (content words of `UNKNOWN_WORD_MIN_LENGTH`+ letters) that no
-        indexed passage contains (the keyword index stems, so plurals match)."""
-        return [
+        """Words of `query` (content words of `UNKNOWN_WORD_MIN_LENGTH`+ letters, and
+        acronyms) that no indexed passage contains (the keyword index stems: plurals match)."""
+        acronyms = {word.lower() for word in _ACRONYM.findall(query)}
+        candidates = [
             word
             for word in dict.fromkeys(content_words(query))
-            if len(word) >= UNKNOWN_WORD_MIN_LENGTH
-            and not self.retriever.search(word, k=1, filters=filters, mode="keyword")
+            if len(word) >= UNKNOWN_WORD_MIN_LENGTH or word in acronyms
+        ]
+        return [
+            word
+            for word in candidates
+            if not self.retriever.search(word, k=1, filters=filters, mode="keyword")
         ]
 
     def _similarities(self, query: str, passages: Sequence[Passage]) -> list[float]:

@@ -43,10 +43,12 @@ class ChatTokenizer:
 
     @property
     def eos_token_id(self) -> int | None:
+        """The end-of-sequence token, if the tokenizer defines one."""
         return self._tokenizer.eos_token_id
 
     @property
     def pad_token_id(self) -> int | None:
+        """The padding token, if the tokenizer defines one."""
         return self._tokenizer.pad_token_id
 
     def encode_chat(self, messages: Sequence[ChatMessage]) -> list[int]:

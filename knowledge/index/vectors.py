@@ -54,7 +54,7 @@ class VectorStore:
             self._collection = self._open(settings.collection)
         except IndexUnavailableError:
             raise
-        except Exception as error:  # noqa: BLE001 - chromadb raises many kinds for "unreachable"
+        except Exception as error:  # chromadb raises many kinds for "unreachable"
             raise IndexUnavailableError(
                 f"Cannot open {self.location}: {error}. Start the Chroma server or fix "
                 "index.chroma_host/chroma_port (unset chroma_host to use the embedded store)."

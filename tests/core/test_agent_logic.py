@@ -208,6 +208,8 @@ def test_a_failing_on_text_callback_does_not_lose_the_answer(db: Database) -> No
         (0.45, "Do contractors get a sabbatical?", False),  # names what no document mentions
         (0.55, "Do contractors get a sabbatical?", True),  # ...but a passage is very similar
         (0.45, "Are contractors eligible for vacations?", True),  # plural of a known word
+        (0.45, "Do contractors get vacation at HQ?", False),  # an unknown acronym counts
+        (0.45, "Do contractors get vacation in a row?", True),  # short words do not
     ],
 )
 def test_evidence_strength_combines_similarity_and_words(

@@ -164,8 +164,7 @@ def test_second_refresh_is_refused_while_one_runs_in_another_process(tmp_path: P
 
 def test_lock_is_exclusive_within_a_process_and_freed_on_release(tmp_path: Path) -> None:
     path = tmp_path / "refresh.lock"
-    with RefreshLock(path):
-        with pytest.raises(IndexBusyError, match=f"pid {os.getpid()}"):
-            RefreshLock(path).acquire()
+    with RefreshLock(path), pytest.raises(IndexBusyError, match=f"pid {os.getpid()}"):
+        RefreshLock(path).acquire()
     with RefreshLock(path):
         pass

@@ -167,3 +167,20 @@ def test_reranker_hook_reorders_the_candidates(knowledge: KnowledgeBase) -> None
 def test_unknown_mode_is_refused(retriever: Retriever) -> None:
     with pytest.raises(ValueError, match="hybrid, dense or keyword"):
         retriever.search("leave", mode="fuzzy")  # type: ignore[arg-type]
+
+
+def test_fusion_counts_a_document_found_by_both_indexes_through_different_chunks() -> None:
+    from knowledge.index.catalog import ChunkRecord
+    from knowledge.retrieval import _fuse
+
+    def record(chunk_id: str, path: str) -> ChunkRecord:
+        return ChunkRecord(chunk_id, "s", path, 0, "", "", "", "", "acl")
+
+    records = {r.chunk_id: r for r in (record("a1", "a.md"), record("a2", "a.md"), record("b1", "b.md"), record("c1", "c.md"))}
+    dense = [("b1", 0.9), ("a1", 0.8)]  # b first by meaning
+    keyword = [("c1", 9.0), ("a2", 8.0)]  # c first by words; a found through another chunk
+    fused = _fuse([dense, keyword], 60, records)
+    assert [chunk_id for chunk_id, _ in fused][:2] in (["a1", "a2"], ["a2", "a1"])
+    assert fused[0][1] == pytest.approx((1 / 62 + 1 / 63) / (2 / 61))
+    assert [chunk_id for chunk_id, _ in fused][2:] == ["b1", "c1"]
+    assert _fuse([[("b1", 0.9)], [("b1", 3.0)]], 60, records) == [("b1", 1.0)]

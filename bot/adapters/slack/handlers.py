@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from typing import Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -177,7 +178,10 @@ class SlackHandlers:
             await ack(**_ephemeral(self._slow_down(user)))
             return
         await ack(response_type="ephemeral", text=f"_{PLACEHOLDER_TEXT}_")
-        question = slack_question(text, user, channel, channel, "private")
+        # An ephemeral answer has no thread to follow up in: each /lore stands alone (and no
+        # one else's /lore history in the channel reaches this asker).
+        thread_id = f"command:{command.get('trigger_id') or uuid.uuid4().hex}"
+        question = slack_question(text, user, channel, thread_id, "private")
         self._workload.spawn(
             self._responder.answer_privately(question, user, respond), name="slack-ephemeral"
         )

@@ -134,7 +134,7 @@ class Responder:
             except Exception:  # noqa: BLE001
                 log.exception("could not send the apology")
             return
-        self._log_answer(answer, 0.0, time.monotonic() - started)
+        self._log_answer(answer, None, time.monotonic() - started)
 
     async def _run_agent(self, question: Question, on_text: Callable[[str], None] | None) -> Answer:
         loop = asyncio.get_running_loop()
@@ -156,12 +156,14 @@ class Responder:
         return render_notice(apology(error_id))
 
     @staticmethod
-    def _log_answer(answer: Answer, first_reply: float, total: float) -> None:
+    def _log_answer(answer: Answer, first_reply: float | None, total: float) -> None:
+        """One line per answer: ids and timings, never the question or answer text. The first
+        reply of a private answer is the command's acknowledgement (None here)."""
         question = answer.question
         timings = " ".join(f"{key}={value:.2f}s" for key, value in answer.timings.items())
         log.info(
             "slack answer id=%s channel=%s user=%s thread=%s place=%s confident=%s sources=%d "
-            "model=%s adapter=%s first_reply=%.2fs delivered=%.2fs %s",
+            "model=%s adapter=%s first_reply=%s delivered=%.2fs %s",
             answer.id,
             question.conversation_id,
             question.asker.user_id,
@@ -171,7 +173,7 @@ class Responder:
             len(answer.citations),
             answer.model,
             answer.adapter,
-            first_reply,
+            "ack" if first_reply is None else f"{first_reply:.2f}s",
             total,
             timings,
         )

@@ -1,0 +1,204 @@
+"""Question/answer pairs derived offline from a chunk's own structure: deterministic, no network.
+
+Each pair is a question an employee might ask and the sentences of the chunk that answer it,
+verbatim, so that a trained model learns to answer by quoting what its passages say. Kinds:
+`faq` (Q:/A: pairs, headings that are questions), `heading` (a heading or a paragraph's lead-in
+label turned into a question, answered by the first sentences under it), `definition`
+("X is ..." sentences), `table_row` (a row of a table: one of its cells, asked about by the row's
+first cell), `key_value` (`Term: definition` lines, as in a glossary file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+CELL_SEPARATOR = " | "  # how knowledge/loaders/tables.py joins a row's cells
+MAX_ANSWER_CHARS = 320
+ANSWER_SENTENCES = 2
+MAX_ROWS_PER_CHUNK = 6
+MAX_DEFINITIONS_PER_CHUNK = 3
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_MARKUP = re.compile(r"\*\*|__|`|^#+\s*|^\s*(?:[-*+]|\d+[.)])\s+", re.MULTILINE)
+_FAQ = re.compile(
+    r"(?:^|\n)\s*(?:\*\*)?(?:Q|Question)\s*[:.](?:\*\*)?\s*(?P<q>[^\n]+?\?)\s*\n+"
+    r"\s*(?:\*\*)?(?:A|Answer)\s*[:.](?:\*\*)?\s*(?P<a>.+?)(?=\n\s*\n|\n\s*(?:\*\*)?(?:Q|Question)\s*[:.]|\Z)",
+    re.DOTALL,
+)
+_DEFINITION = re.compile(
+    r"^(?:The |An? )?(?P<term>[A-Z][\w'&-]*(?: [\w'&-]+){0,3}) (?P<verb>is|are|means|refers to) "
+    r"(?P<rest>.{12,})$"
+)
+_KEY_VALUE = re.compile(r"^\s*\"?(?P<key>[A-Z#][\w #'&-]{1,40}?)\"?:\s+(?P<value>\S.{8,})$")
+_LEAD_IN = re.compile(r"^(?P<label>[A-Z][\w'&/ -]{2,40})\.\s+(?P<body>[A-Z].{20,})$", re.DOTALL)
+# Headings that say nothing about their content get the document's title for context.
+_GENERIC = {"overview", "introduction", "summary", "details", "general", "notes", "other", "faq"}
+
+
+@dataclass(frozen=True)
+class QAPair:
+    """A question and the answer sentences (verbatim from the chunk)."""
+
+    question: str
+    answer: str
+    kind: str  # faq | heading | definition | table_row | key_value
+
+
+def derive_pairs(title: str, heading: str, text: str) -> list[QAPair]:
+    """All pairs one chunk yields (heading path as `A > B`, text as indexed), in text order."""
+    pairs: list[QAPair] = []
+    pairs.extend(_faq_pairs(text))
+    if text.strip() and CELL_SEPARATOR in text.strip().splitlines()[0]:
+        pairs.extend(_table_pairs(text))
+        return _unique(pairs)
+    key_values = list(_key_value_pairs(text))
+    if not key_values:  # a glossary's section heading ("terms") asks nothing a person would
+        pairs.extend(_heading_pairs(title, heading, text))
+    pairs.extend(_lead_in_pairs(title, text))
+    pairs.extend(_definition_pairs(text))
+    pairs.extend(key_values)
+    return _unique(pairs)
+
+
+def sentences(text: str) -> list[str]:
+    """The text's sentences with Markdown markup removed and whitespace collapsed."""
+    plain = _MARKUP.sub("", text)
+    paragraphs = [" ".join(part.split()) for part in re.split(r"\n\s*\n", plain)]
+    found: list[str] = []
+    for paragraph in paragraphs:
+        found.extend(s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip())
+    return found
+
+
+def _answer_from(text: str) -> str:
+    chosen: list[str] = []
+    for sentence in sentences(text):
+        if len(sentence) < 15 or not sentence[-1] in ".!?":
+            continue  # headings, labels and list fragments do not answer anything alone
+        if chosen and len(" ".join([*chosen, sentence])) > MAX_ANSWER_CHARS:
+            break
+        chosen.append(sentence)
+        if len(chosen) == ANSWER_SENTENCES:
+            break
+    return " ".join(chosen)[: MAX_ANSWER_CHARS * 2]
+
+
+def _faq_pairs(text: str) -> Iterator[QAPair]:
+    for match in _FAQ.finditer(text):
+        answer = " ".join(_MARKUP.sub("", match.group("a")).split())
+        if answer:
+            yield QAPair(" ".join(match.group("q").split()), answer, "faq")
+
+
+def _heading_pairs(title: str, heading: str, text: str) -> Iterator[QAPair]:
+    parts = [part.strip() for part in heading.split(" > ") if part.strip()]
+    if not parts:
+        return
+    topic = parts[-1]
+    answer = _answer_from(text)
+    if not answer:
+        return
+    if topic.endswith("?"):
+        yield QAPair(topic, answer, "faq")
+        return
+    context = parts[-2] if len(parts) > 1 else title
+    yield QAPair(_question_about(topic, context), answer, "heading")
+
+
+def _lead_in_pairs(title: str, text: str) -> Iterator[QAPair]:
+    # Plain-text policies often start paragraphs with a label sentence: "Hybrid work. You may..."
+    for paragraph in re.split(r"\n\s*\n", text):
+        match = _LEAD_IN.match(" ".join(paragraph.split()))
+        if match and len(match.group("label").split()) <= 5:
+            answer = _answer_from(match.group("body"))
+            if answer:
+                yield QAPair(_question_about(match.group("label"), title), answer, "heading")
+
+
+def _definition_pairs(text: str) -> Iterator[QAPair]:
+    count = 0
+    for sentence in sentences(text):
+        match = _DEFINITION.match(sentence)
+        if not match or not sentence.endswith("."):
+            continue
+        verb = "are" if match.group("verb") == "are" else "is"
+        yield QAPair(f"What {verb} {match.group('term')}?", sentence, "definition")
+        count += 1
+        if count == MAX_DEFINITIONS_PER_CHUNK:
+            return
+
+
+def _key_value_pairs(text: str) -> Iterator[QAPair]:
+    for line in text.splitlines():
+        match = _KEY_VALUE.match(line)
+        if not match:
+            continue
+        key, value = match.group("key").strip(), match.group("value").strip().strip('"')
+        if len(value.split()) < 3:
+            continue  # "owner: people-team@..." metadata, not a definition
+        question = f"What is {key} used for?" if key.startswith("#") else f"What is {key}?"
+        yield QAPair(question, f"{key}: {value}", "key_value")
+
+
+def _table_pairs(text: str) -> Iterator[QAPair]:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    header = [cell.strip() for cell in lines[0].split(CELL_SEPARATOR)]
+    for line in lines[1 : 1 + MAX_ROWS_PER_CHUNK]:
+        cells = [cell.strip() for cell in line.split(CELL_SEPARATOR)]
+        if len(cells) < 2 or not cells[0]:
+            continue
+        # One column per row, chosen by hash, so a table yields varied questions, not a grid.
+        columns = [j for j in range(1, min(len(cells), len(header))) if cells[j] and header[j]]
+        if not columns:
+            continue
+        column = columns[_stable(line) % len(columns)]
+        name, value = header[column], cells[column]
+        yield QAPair(
+            f"What is the {name.lower()} of {cells[0]}?",
+            f"The {name.lower()} of {cells[0]} is {value}.",
+            "table_row",
+        )
+
+
+_TEMPLATES = (
+    "What is the policy on {topic}?",
+    "What should I know about {topic}?",
+    "How does {topic} work here?",
+    "What are the rules for {topic}?",
+)
+
+
+def _question_about(topic: str, context: str) -> str:
+    phrase = _lower_first(topic.rstrip(":. "))
+    if phrase.lower() in _GENERIC or len(phrase.split()) == 1 and context:
+        phrase = f"{phrase} ({context})" if phrase.lower() not in _GENERIC else _lower_first(context)
+    if topic.split()[0].lower().endswith("ing"):  # "Requesting time off" is something one does
+        return f"How does {phrase} work?"
+    templates = [t for t in _TEMPLATES if not (phrase.endswith("work") and "work" in t)]
+    return templates[_stable(topic + context) % len(templates)].format(topic=phrase)
+
+
+def _lower_first(text: str) -> str:
+    # "Sick leave" → "sick leave", but names ("Tidewell Days", "Anchor") and acronyms stay.
+    words = text.split()
+    if len(words) > 1 and words[0][1:].islower() and all(w[:1].islower() for w in words[1:]):
+        return text[0].lower() + text[1:]
+    return text
+
+
+def _stable(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+def _unique(pairs: list[QAPair]) -> list[QAPair]:
+    seen: set[str] = set()
+    kept: list[QAPair] = []
+    for pair in pairs:
+        key = pair.question.lower()
+        if key not in seen and pair.answer:
+            seen.add(key)
+            kept.append(pair)
+    return kept

@@ -1,0 +1,40 @@
+from bot.customize.derivation import derive_pairs
+
+
+def test_faq_pairs_are_taken_as_written() -> None:
+    text = "Q: When is payday?\nA: Salaries are paid on the 25th.\n\nQ: Who approves expenses?\nA: Your manager does."
+    pairs = derive_pairs("People FAQ", "", text)
+    assert [(p.question, p.answer, p.kind) for p in pairs if p.kind == "faq"] == [
+        ("When is payday?", "Salaries are paid on the 25th.", "faq"),
+        ("Who approves expenses?", "Your manager does.", "faq"),
+    ]
+
+
+def test_heading_becomes_a_question_answered_by_the_first_sentences() -> None:
+    text = "You may carry over at most 5 unused days. They expire on 31 March. Days above the limit are lost."
+    pairs = derive_pairs("Time off", "Time off > Carry-over", text)
+    heading = [p for p in pairs if p.kind == "heading"]
+    assert len(heading) == 1
+    assert "carry-over" in heading[0].question.lower() and heading[0].question.endswith("?")
+    assert heading[0].answer == "You may carry over at most 5 unused days. They expire on 31 March."
+
+
+def test_heading_that_is_a_question_is_kept() -> None:
+    pairs = derive_pairs("Benefits", "Benefits > Can I bike to work?", "Yes, the lease bike plan covers e-bikes too.")
+    assert pairs[0].question == "Can I bike to work?" and pairs[0].kind == "faq"
+
+
+def test_definitions_key_values_and_table_rows() -> None:
+    definition = derive_pairs("On-call", "", "Dockyard is the deployment pipeline for the fleet software.")
+    assert ("What is Dockyard?", "definition") in {(p.question, p.kind) for p in definition}
+    glossary = derive_pairs("Glossary", "terms", "terms:\n  Anchor: Our HR system, for time off and payslips.")
+    assert [(p.question, p.answer) for p in glossary] == [("What is Anchor?", "Anchor: Our HR system, for time off and payslips.")]
+    table = derive_pairs("Team directory", "", "Name | Role | Office\nNoor Vermeulen | Head of People | Rotterdam")
+    assert len(table) == 1 and table[0].kind == "table_row"
+    assert table[0].question in {"What is the role of Noor Vermeulen?", "What is the office of Noor Vermeulen?"}
+    assert table[0].answer.split(" is ")[-1].rstrip(".") in {"Head of People", "Rotterdam"}
+
+
+def test_derivation_is_deterministic() -> None:
+    text = "Parking is free in the garage. Register your plate at reception."
+    assert derive_pairs("Office", "Office > Parking", text) == derive_pairs("Office", "Office > Parking", text)
