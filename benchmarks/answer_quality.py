@@ -57,9 +57,15 @@ def main() -> int:
     parser.add_argument("--min-evidence-score", type=float, default=None)
     parser.add_argument("--max-new-tokens", type=int, default=None, help="Default: the model setting (200).")
     parser.add_argument("--sweep-only", action="store_true", help="Only retrieve and sweep thresholds.")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (1 is faster on a busy shared machine).")
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     args = parser.parse_args()
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if not args.corpus.is_dir():
         print(f"SKIP: corpus {args.corpus} is absent")
         return 0

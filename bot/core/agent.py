@@ -53,6 +53,10 @@ UNKNOWN_WORD_MIN_LENGTH = 4  # shorter words are too often chat shorthand ("ack"
 _ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]{1,}\b")  # ...but "HQ" or "ESPP" names a thing
 UNKNOWN_WORD_MAX_SIMILARITY = 0.5
 STRENGTH_PASSAGES = 3  # evidence strength looks at this many of the best passages
+# Prompt tokens are read before the first answer token appears: on 2 CPU cores the bundled
+# model reads roughly 100-500 tokens/s, so this cap keeps the time to first token near the
+# 3 s goal. Passages past the cap (the weakest) are dropped.
+MAX_PROMPT_TOKENS = 1024
 
 
 class PassageSearch(Protocol):
@@ -86,6 +90,7 @@ class Agent:
         generation: GenerationSettings | None = None,
         embedder: Embedder | None = None,
         scorer: SentenceScorer | None = None,
+        max_prompt_tokens: int = MAX_PROMPT_TOKENS,
     ) -> None:
         """`embedder` (the index's) measures evidence strength when retrieval gives no
         similarity, and picks evidence sentences by meaning; `scorer` overrides the latter."""
@@ -99,6 +104,7 @@ class Agent:
         self.filters_for = filters_for
         self.generation = generation or GenerationSettings()
         self.embedder = embedder
+        self.max_prompt_tokens = max_prompt_tokens
         self.scorer = scorer or (EmbeddingScorer(embedder) if embedder is not None else OverlapScorer())
 
     def answer(self, question: Question, on_text: TextCallback | None = None) -> Answer:
@@ -126,7 +132,9 @@ class Agent:
             self.settings.persona,
             self.glossary,
             self.model.count_tokens,
-            budget=self.model.context_window - self.generation.max_new_tokens,
+            budget=min(
+                self.max_prompt_tokens, self.model.context_window - self.generation.max_new_tokens
+            ),
         )
         timings["prompt"] = time.perf_counter() - prompt_started
 

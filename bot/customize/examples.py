@@ -144,7 +144,8 @@ class RaftBuilder:
             filters=self._filters,
             max_per_document=self._retrieval.max_per_document,
         )
-        if _fraction(seed.question + seed.document) < self._distractor_share:
+        # Only derived questions lose their passage: what users asked and corrected is kept whole.
+        if seed.origin == "document" and _fraction(seed.question + seed.document) < self._distractor_share:
             return self._distractors_only(seed, question, retrieved)
         passages, right = self._with_right_passage(seed, retrieved)
         passages = [self._redact.passage(p) for p in passages]

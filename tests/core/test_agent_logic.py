@@ -217,3 +217,11 @@ def test_evidence_strength_combines_similarity_and_words(
 ) -> None:
     agent = make_agent(db, "x", passages=[replace(VACATION, similarity=similarity)])
     assert agent.is_covered(question, agent.retriever.passages) is covered
+
+
+def test_prompt_is_capped_at_max_prompt_tokens(db: Database) -> None:
+    text = "Are contractors eligible for vacation?"
+    one_passage = ScriptedModel("").count_tokens(build_messages(text, [VACATION], [], AgentSettings().persona))
+    model = ScriptedModel("Contractors are not eligible [1].", context_window=100_000)
+    agent = make_agent(db, "", passages=(VACATION, EXPENSES, LAPTOPS), model=model, max_prompt_tokens=one_passage)
+    assert agent.answer(ask(text)).passages == (VACATION,)

@@ -118,7 +118,6 @@ def test_examples_are_the_prompt_the_agent_builds(share: Share, card: DatasetCar
         if model.prompts:
             assert model.prompts[-1][0] == example.messages[0]  # the same system prompt
             matches += model.prompts[-1] == example.messages
-    print("DBG matches", matches, len(covered))
     assert matches >= len(covered) // 2 > 0
     for example in _all(card):
         assert example.messages[-1].content.endswith(f"Question: {example.question}")
@@ -169,15 +168,13 @@ def test_restricted_documents_are_left_out(share: Share, card: DatasetCard, tmp_
 
 
 def test_feedback_becomes_examples_and_gaps(card: DatasetCard) -> None:
-    for e in _all(card): print("DBG", e.origin, e.kind, e.covered, e.document, "|", e.question, "=>", e.target)
     feedback = {e.kind: e for e in _all(card) if e.origin == "feedback"}
     assert set(feedback) == {"feedback_helpful", "feedback_correction"}
     helpful, corrected = feedback["feedback_helpful"], feedback["feedback_correction"]
-    if helpful.covered:
-        assert helpful.target.startswith("You get 27 days of paid time off")
-    if corrected.covered:
-        assert corrected.target.startswith("The Porto kitchen closes at 15:00.")
-        assert "14:00" not in corrected.target
+    assert helpful.covered and corrected.covered  # feedback never becomes a distractor-only example
+    assert helpful.target == "You get 27 days of paid time off. [1]"  # re-cited by the new prompt
+    assert corrected.target.startswith("The Porto kitchen closes at 15:00.")
+    assert "14:00" not in corrected.target
     assert card.gaps == [{"answer_id": "a-gap", "question": "Is there a gym in Rotterdam?", "feedback": "that is not about a gym"}]
     assert "gym" not in _text(card)
     assert card.by_origin["feedback"] == 2
