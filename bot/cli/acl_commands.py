@@ -5,26 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 
 import click
-from wcmatch import glob
 
 from bot.core.access import build_access_policy, build_permission_policy
 from bot.core.types import Asker
 from bot.settings import LoreSettings
 from knowledge.config import SourceSettings
-from knowledge.errors import ConfigurationError
+from knowledge.errors import ConfigurationError, SourceError
 from knowledge.loaders import is_supported
-from knowledge.sources.filesystem import GLOB_FLAGS, is_hidden_or_temporary
+from knowledge.sources.filesystem import FilesystemSource, is_hidden_or_temporary
 from knowledge.types import SourceFile
-
-try:  # POSIX only; owners are unknown elsewhere, as in the filesystem source.
-    import pwd
-except ImportError:  # pragma: no cover - Windows
-    pwd = None  # type: ignore[assignment]
-
 
 @click.group()
 def acl() -> None:
@@ -89,38 +81,20 @@ def locate(sources: list[SourceSettings], path: str, source_name: str | None) ->
 
 def source_file(source: SourceSettings, relative: str) -> SourceFile:
     """The file's metadata as the filesystem source records it at indexing."""
-    root = Path(source.path).expanduser().absolute()
     try:
-        info = os.stat(root.joinpath(*relative.split("/")))
-    except OSError as error:
-        raise ConfigurationError(f"Cannot read {root / relative}: {error.strerror or error}") from error
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigurationError(f"{root / relative} is not a file; give the path of a document.")
-    owner: str | None = None
-    if pwd is not None:
-        try:
-            owner = pwd.getpwuid(info.st_uid).pw_name
-        except KeyError:
-            owner = None
-    return SourceFile(
-        source=source.name,
-        root=str(root),
-        relative_path=relative,
-        url=root.joinpath(*relative.split("/")).as_uri(),
-        size=info.st_size,
-        mtime=info.st_mtime,
-        owner=owner,
-        mode=stat.S_IMODE(info.st_mode),
-    )
+        return FilesystemSource(source).file(relative)
+    except SourceError as error:
+        raise ConfigurationError(str(error)) from error
 
 
 def indexing_note(source: SourceSettings, relative: str) -> str | None:
     """Why the refresh would not index this file, or None when it would."""
     if any(is_hidden_or_temporary(part) for part in relative.split("/")):
         return "not indexed: hidden or temporary file"
-    if not glob.globmatch(relative, list(source.include) or ["**/*"], flags=GLOB_FLAGS):
+    listing = FilesystemSource(source)
+    if not listing.included(relative):
         return "not indexed: outside the source's include globs"
-    if source.exclude and glob.globmatch(relative, list(source.exclude), flags=GLOB_FLAGS):
+    if listing.excluded(relative):
         return "not indexed: matched by the source's exclude globs"
     if not is_supported(Path(relative)):
         return "not indexed: no loader for this file type"

@@ -60,8 +60,9 @@ class FilesystemSource:
         self.settings = settings
         self.name = settings.name
         self.root = Path(settings.path).expanduser().absolute()
-        self.include = list(settings.include) or ["**/*"]
-        self.exclude = list(settings.exclude)
+        # Compiled once: matching recompiled patterns was most of a no-change refresh.
+        self._include = glob.compile(list(settings.include) or ["**/*"], flags=GLOB_FLAGS)
+        self._exclude = glob.compile(settings.exclude, flags=GLOB_FLAGS) if settings.exclude else None
         self.problems: list[SourceProblem] = []
         self._owners: dict[int, str | None] = {}
 
@@ -124,18 +125,36 @@ class FilesystemSource:
                 continue
             if stat.S_ISDIR(info.st_mode):
                 key = (info.st_dev, info.st_ino)
-                if key in visited or self._excluded(relative):
+                if key in visited or self.excluded(relative):
                     continue
                 visited.add(key)
                 yield from self._walk(Path(entry.path), relative + "/", visited)
             elif stat.S_ISREG(info.st_mode) and self._selected(relative):
                 yield self._source_file(relative, info)
 
-    def _selected(self, relative: str) -> bool:
-        return glob.globmatch(relative, self.include, flags=GLOB_FLAGS) and not self._excluded(relative)
+    def file(self, relative: str) -> SourceFile:
+        """Metadata of one file under the root, exactly as `list_files` records it.
 
-    def _excluded(self, relative: str) -> bool:
-        return bool(self.exclude) and glob.globmatch(relative, self.exclude, flags=GLOB_FLAGS)
+        Raises SourceError when it cannot be read or is not a regular file."""
+        path = self.root.joinpath(*relative.split("/"))
+        try:
+            info = os.stat(path)
+        except OSError as error:
+            raise SourceError(f"Cannot read {path}: {error.strerror or error}") from error
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceError(f"{path} is not a file; give the path of a document.")
+        return self._source_file(relative, info)
+
+    def included(self, relative: str) -> bool:
+        """True when the include globs match the relative path."""
+        return bool(self._include.match(relative))
+
+    def excluded(self, relative: str) -> bool:
+        """True when an exclude glob matches the relative path."""
+        return self._exclude is not None and bool(self._exclude.match(relative))
+
+    def _selected(self, relative: str) -> bool:
+        return self.included(relative) and not self.excluded(relative)
 
     def _source_file(self, relative: str, info: os.stat_result) -> SourceFile:
         return SourceFile(
