@@ -48,7 +48,14 @@ def _services(settings: LoreSettings, adapter: str | None) -> Iterator[Services]
         services.close()
 
 
-def _asker() -> Asker:
+def _asker(email: str | None = None) -> Asker:
+    """The person asking: `email` (`--as`), else the local login, whose e-mail the directory
+    file's `accounts` may give (otherwise only `everyone` documents answer)."""
+    if email is not None:
+        email = email.strip()
+        if "@" not in email:
+            raise click.BadParameter(f"{email!r} is not an e-mail address", param_hint="--as")
+        return Asker(user_id=email, display_name=email, email=email)
     user = getpass.getuser()
     return Asker(user_id=user, display_name=user)
 
@@ -91,15 +98,27 @@ def answer_footer(answer: Answer) -> str:
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object.")
 @click.option("--thread", "thread_id", default=None, help="Continue this thread (follow-ups see its history).")
+@click.option(
+    "--as", "as_email", metavar="EMAIL", default=None,
+    help="Answer as this person would be answered in a private chat: only from what they may read.",
+)
 @adapter_option
 @click.pass_obj
-def ask(settings: LoreSettings, question: str, as_json: bool, thread_id: str | None, adapter: str | None) -> None:
+def ask(
+    settings: LoreSettings,
+    question: str,
+    as_json: bool,
+    thread_id: str | None,
+    as_email: str | None,
+    adapter: str | None,
+) -> None:
     """Answer QUESTION from the indexed documents, with sources."""
     if not question.strip():
         raise click.BadParameter("the question is empty", param_hint="QUESTION")
+    asker = _asker(as_email)
     with _services(settings, adapter) as services:
         answer = services.agent.answer(
-            Question(question, _asker(), CONVERSATION, thread_id or uuid.uuid4().hex)
+            Question(question, asker, CONVERSATION, thread_id or uuid.uuid4().hex)
         )
     if as_json:
         click.echo(json.dumps(answer_json(answer), ensure_ascii=False))

@@ -161,7 +161,12 @@ def evaluate(
     from bot.app import build_services
     from bot.core.evaluation import load_questions
     from bot.customize.dataset import latest_dataset
-    from bot.customize.evaluate import HEADLINE, compare, evaluation_record, test_questions
+    from bot.customize.evaluate import (
+        HEADLINE,
+        compare,
+        evaluation_record,
+        test_questions,
+    )
     from bot.customize.promotion import store_evaluation
 
     registry = _registry(settings)

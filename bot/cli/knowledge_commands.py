@@ -11,7 +11,7 @@ import click
 from bot.settings import LoreSettings
 from knowledge.config import SourceSettings
 from knowledge.retrieval import Mode
-from knowledge.types import Passage
+from knowledge.types import Passage, SearchFilters
 
 if TYPE_CHECKING:
     from knowledge.base import KnowledgeBase
@@ -19,9 +19,31 @@ if TYPE_CHECKING:
 
 def _knowledge(settings: LoreSettings, sources: list[SourceSettings] | None = None) -> KnowledgeBase:
     # Imported here: the index libraries are heavy and other commands do not need them.
+    from bot.core.access import build_permission_policy
     from knowledge.base import KnowledgeBase
 
-    return KnowledgeBase(settings.home, sources or settings.sources, settings.index, settings.retrieval)
+    # The configured ACL file and file-mode mapping decide who may read each file, also for
+    # folders given with --source.
+    return KnowledgeBase(
+        settings.home,
+        sources or settings.sources,
+        settings.index,
+        settings.retrieval,
+        permissions=build_permission_policy(settings),
+    )
+
+
+def reader_filters(settings: LoreSettings, email: str, text: str) -> SearchFilters:
+    """What `email` may read in a private reply (DM, personal chat, `lore ask --as`): the
+    search filters their principals (their e-mail and directory groups) give."""
+    from bot.core.access import build_access_policy
+    from bot.core.types import Asker, Question
+
+    email = email.strip()
+    if "@" not in email:
+        raise click.BadParameter(f"{email!r} is not an e-mail address", param_hint="--as")
+    question = Question(text, Asker(user_id=email, email=email), "cli", "cli", "cli", "private")
+    return build_access_policy(settings).filters_for(question)
 
 
 def ad_hoc_sources(folders: tuple[Path, ...]) -> list[SourceSettings]:
@@ -74,12 +96,21 @@ def index(settings: LoreSettings, folders: tuple[Path, ...], full: bool, as_json
     "--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True,
     help="Retrieval mode.",
 )
+@click.option(
+    "--as", "as_email", metavar="EMAIL", default=None,
+    help="Search only what this person may read (default: every document, whoever may read it).",
+)
 @click.pass_obj
-def search(settings: LoreSettings, query: str, k: int, as_json: bool, chunks: bool, mode: Mode) -> None:
+def search(
+    settings: LoreSettings, query: str, k: int, as_json: bool, chunks: bool, mode: Mode, as_email: str | None
+) -> None:
     """Show the passages the bot would answer QUERY from, best first."""
+    filters = reader_filters(settings, as_email, query) if as_email is not None else None
     knowledge = _knowledge(settings)
     try:
-        passages = knowledge.retriever.search(query, k, mode=mode, max_per_document=None if chunks else 1)
+        passages = knowledge.retriever.search(
+            query, k, filters, mode=mode, max_per_document=None if chunks else 1
+        )
     finally:
         knowledge.close()
     if as_json:

@@ -3,7 +3,13 @@
 dataset (derive → retrieve → prompt → redact → split) → train (peft LoRA) → evaluate (base vs
 adapter on the test split) → promote / rollback. The CLI over it is `lore customize`."""
 
-from bot.customize.dataset import DatasetCard, DatasetOptions, build_dataset, latest_dataset, load_examples
+from bot.customize.dataset import (
+    DatasetCard,
+    DatasetOptions,
+    build_dataset,
+    latest_dataset,
+    load_examples,
+)
 from bot.customize.evaluate import compare, test_questions
 from bot.customize.examples import Example
 from bot.customize.promotion import list_adapters, promote, rollback, store_evaluation

@@ -91,7 +91,13 @@ class DatasetCard:
                 f"{folder} holds no readable {CARD_FILE}: build a dataset with `lore customize dataset`."
             ) from error
         data["folder"] = folder
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TypeError as error:
+            raise DatasetError(
+                f"{folder / CARD_FILE} does not describe a dataset ({error}): build it again with "
+                "`lore customize dataset`."
+            ) from error
 
 
 def build_dataset(

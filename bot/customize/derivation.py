@@ -36,6 +36,13 @@ _KEY_VALUE = re.compile(r"^\s*\"?(?P<key>[A-Z#][\w #'&-]{1,40}?)\"?:\s+(?P<value
 _LEAD_IN = re.compile(r"^(?P<label>[A-Z][\w'&/ -]{2,40})\.\s+(?P<body>[A-Z].{20,})$", re.DOTALL)
 # Headings that say nothing about their content get the document's title for context.
 _GENERIC = {"overview", "introduction", "summary", "details", "general", "notes", "other", "faq"}
+# "This folder is ...", "At Tidewell reviews are ...": not a term being defined.
+_NOT_TERMS = {
+    "this", "these", "that", "those", "it", "they", "there", "here", "we", "you", "our", "your",
+    "at", "in", "on", "for", "every", "all", "each", "some", "most", "if", "when",
+}
+_QUESTION_WORDS = {"what", "who", "where", "when", "how", "why", "which", "can", "do", "does", "is", "are", "should"}
+_VERBS = {"is", "are", "was", "were", "be", "has", "have"}
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ def sentences(text: str) -> list[str]:
 def _answer_from(text: str) -> str:
     chosen: list[str] = []
     for sentence in sentences(text):
-        if len(sentence) < 15 or not sentence[-1] in ".!?":
+        if len(sentence) < 15 or sentence[-1] not in ".!?":
             continue  # headings, labels and list fragments do not answer anything alone
         if chosen and len(" ".join([*chosen, sentence])) > MAX_ANSWER_CHARS:
             break
@@ -101,8 +108,9 @@ def _heading_pairs(title: str, heading: str, text: str) -> Iterator[QAPair]:
     answer = _answer_from(text)
     if not answer:
         return
-    if topic.endswith("?"):
-        yield QAPair(topic, answer, "faq")
+    if topic.endswith("?") or topic.split()[0].lower() in _QUESTION_WORDS:
+        question = topic if topic.endswith("?") else f"{topic[0].upper()}{topic[1:]}?"
+        yield QAPair(question, answer, "faq")
         return
     context = parts[-2] if len(parts) > 1 else title
     yield QAPair(_question_about(topic, context), answer, "heading")
@@ -112,7 +120,9 @@ def _lead_in_pairs(title: str, text: str) -> Iterator[QAPair]:
     # Plain-text policies often start paragraphs with a label sentence: "Hybrid work. You may..."
     for paragraph in re.split(r"\n\s*\n", text):
         match = _LEAD_IN.match(" ".join(paragraph.split()))
-        if match and len(match.group("label").split()) <= 5:
+        label = match.group("label").split() if match else []
+        # A label names a topic ("Hybrid work."); a short sentence ("Shifts are one week long.") is not one.
+        if match and len(label) <= 5 and not _VERBS & {word.lower() for word in label}:
             answer = _answer_from(match.group("body"))
             if answer:
                 yield QAPair(_question_about(match.group("label"), title), answer, "heading")
@@ -122,7 +132,7 @@ def _definition_pairs(text: str) -> Iterator[QAPair]:
     count = 0
     for sentence in sentences(text):
         match = _DEFINITION.match(sentence)
-        if not match or not sentence.endswith("."):
+        if not match or not sentence.endswith(".") or sentence.split()[0].lower() in _NOT_TERMS:
             continue
         verb = "are" if match.group("verb") == "are" else "is"
         yield QAPair(f"What {verb} {match.group('term')}?", sentence, "definition")
@@ -137,7 +147,7 @@ def _key_value_pairs(text: str) -> Iterator[QAPair]:
         if not match:
             continue
         key, value = match.group("key").strip(), match.group("value").strip().strip('"')
-        if len(value.split()) < 3:
+        if len(value.split()) < 3 or key.lower() in _GENERIC:
             continue  # "owner: people-team@..." metadata, not a definition
         question = f"What is {key} used for?" if key.startswith("#") else f"What is {key}?"
         yield QAPair(question, f"{key}: {value}", "key_value")

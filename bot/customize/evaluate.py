@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.agent import Agent
-from bot.core.evaluation import EvalQuestion, EvalReport, EvalResult, run_questions, summarize
+from bot.core.evaluation import (
+    EvalQuestion,
+    EvalReport,
+    EvalResult,
+    run_questions,
+    summarize,
+)
 from bot.customize.dataset import DatasetCard, DatasetError, load_examples
 
 HEADLINE = ("answer_accuracy", "citation_accuracy", "abstention", "latency_p50")

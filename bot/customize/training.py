@@ -207,7 +207,7 @@ def train_adapter(
         "base_model_path": str(base_folder),
         "base_model_hash": fingerprint,
         "created": created.isoformat(),
-        "dataset": {"path": str(dataset), "hash": card.hash, "splits": card.splits},
+        "dataset": {"path": str(dataset.resolve()), "hash": card.hash, "splits": card.splits},
         "hyperparameters": {**asdict(settings), "target_modules": list(settings.target_modules)},
         "metrics": {
             "train_loss": state.train_loss,
@@ -385,6 +385,8 @@ def _checkpoint(run: Path, model: Any, optimizer: Any, scheduler: Any, state: _S
             "scheduler": scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "python_rng": random.getstate(),
+            # Dropout on a GPU draws from the CUDA generators, not the CPU one.
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         },
         partial / TRAINER_FILE,
     )
@@ -412,6 +414,8 @@ def _restore(run: Path, model: Any, optimizer: Any, scheduler: Any, device: Any)
     scheduler.load_state_dict(saved["scheduler"])
     torch.set_rng_state(saved["torch_rng"])
     random.setstate(saved["python_rng"])
+    if saved.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
     log.info("Resuming %s at step %d", run, state.step)
     return state
 
@@ -440,7 +444,14 @@ def _progress_bar(show: bool, total: int, done: int) -> Iterator[Callable[[float
     if not show:
         yield lambda loss, validation: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
         TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from bot.cli.main import cli
 from bot.model.adapters import AdapterRegistry
@@ -27,12 +27,19 @@ def test_the_whole_recipe_from_the_command_line(tmp_path: Path) -> None:
     runner = CliRunner(env=env)
 
     def lore(*args: str, ok: bool = True) -> str:
+        """stdout and stderr together (errors are on stderr)."""
+        return run(*args, ok=ok).output
+
+    def lore_json(*args: str) -> object:
+        return json.loads(run(*args).stdout)
+
+    def run(*args: str, ok: bool = True) -> Result:
         result = runner.invoke(cli, list(args), catch_exceptions=False)
         assert (result.exit_code == 0) is ok, result.output
-        return result.output
+        return result
 
     lore("index")
-    card = json.loads(lore("customize", "dataset", "--max-prompt-tokens", "200", "--json").splitlines()[-1])
+    card = lore_json("customize", "dataset", "--max-prompt-tokens", "200", "--json")
     assert Path(card["folder"]).parent == home / "datasets" and card["redactions"]["slack_token"] >= 1
 
     lore(
@@ -43,7 +50,7 @@ def test_the_whole_recipe_from_the_command_line(tmp_path: Path) -> None:
     assert registry.list() == ["v1"]
     assert registry.info("v1").metadata["dataset"]["hash"] == card["hash"]
 
-    scores = json.loads(lore("customize", "eval", "--json").splitlines()[-1])
+    scores = lore_json("customize", "eval", "--json")
     assert set(scores) == {"base", "adapter"}
     for side in scores.values():
         assert set(side) == {"answer_accuracy", "citation_accuracy", "abstention", "latency_p50"}
@@ -56,7 +63,7 @@ def test_the_whole_recipe_from_the_command_line(tmp_path: Path) -> None:
         lore("customize", "promote", "--force")
     assert registry.active() == "v1"
 
-    listed = json.loads(lore("customize", "list", "--json"))
+    listed = lore_json("customize", "list", "--json")
     assert [(a["name"], a["active"]) for a in listed] == [("v1", True)]
     assert listed[0]["metrics"]["steps"] == 2 and listed[0]["created"]
 

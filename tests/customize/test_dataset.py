@@ -11,7 +11,13 @@ import pytest
 
 from bot.core.agent import Agent
 from bot.core.types import Answer, Asker, Citation, Question
-from bot.customize.dataset import DatasetCard, DatasetOptions, build_dataset, load_examples
+from bot.customize.dataset import (
+    DatasetCard,
+    DatasetError,
+    DatasetOptions,
+    build_dataset,
+    load_examples,
+)
 from bot.customize.examples import Example
 from bot.model.base import ChatMessage, GenerationSettings
 from bot.model.tokens import estimate_tokens
@@ -196,3 +202,11 @@ def test_curated_faq_and_glossary_files(share: Share, tmp_path: Path) -> None:
     curated = {e.kind: e for e in _all(card) if e.origin == "curated"}
     assert set(curated) <= {"curated_faq", "curated_glossary"} and card.by_origin["curated"] == 2
     assert "feedback" not in card.by_origin
+
+
+def test_a_damaged_card_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "card.json").write_text('{"hash": "x"}', encoding="utf-8")
+    with pytest.raises(DatasetError, match="build it again"):
+        DatasetCard.read(tmp_path)
+    with pytest.raises(DatasetError, match="lore customize dataset"):
+        DatasetCard.read(tmp_path / "missing")

@@ -38,3 +38,11 @@ def test_definitions_key_values_and_table_rows() -> None:
 def test_derivation_is_deterministic() -> None:
     text = "Parking is free in the garage. Register your plate at reception."
     assert derive_pairs("Office", "Office > Parking", text) == derive_pairs("Office", "Office > Parking", text)
+
+
+def test_sentences_that_only_look_like_definitions_or_labels_are_skipped() -> None:
+    pairs = derive_pairs("Handbook", "", "This folder is the employee handbook of the company.\n\nShifts are one week long. The handoff is on Mondays.")
+    assert "What is This folder?" not in {p.question for p in pairs}
+    assert all("shifts are" not in p.question.lower() for p in pairs)
+    who = derive_pairs("Handbook", "Handbook > Who maintains it", "The People team owns the handbook and reviews it yearly.")
+    assert who[0].question == "Who maintains it?"

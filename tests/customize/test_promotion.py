@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.customize.promotion import PromotionError, list_adapters, promote, rollback, store_evaluation
+from bot.customize.promotion import (
+    PromotionError,
+    list_adapters,
+    promote,
+    rollback,
+    store_evaluation,
+)
 from bot.model.adapters import AdapterRegistry
 from tests.support.tiny_model import build_tiny_adapter, build_tiny_model
 

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bot.customize.dataset import DatasetCard, DatasetOptions, build_dataset
-from bot.customize.training import StepReport, TrainingError, TrainingSettings, train_adapter
+from bot.customize.training import (
+    StepReport,
+    TrainingError,
+    TrainingSettings,
+    train_adapter,
+)
 from bot.model.adapters import AdapterRegistry
 from bot.model.base import ChatMessage, GenerationSettings
 from bot.model.local import LocalModel
-from bot.model.weights import base_model_fingerprint
 from bot.model.tokens import estimate_tokens
+from bot.model.weights import base_model_fingerprint
 from tests.customize.conftest import Share
 from tests.support.tiny_model import build_tiny_model
 
@@ -69,7 +75,8 @@ def test_trained_adapter_loads_and_changes_the_output(dataset: DatasetCard, base
 
 
 def test_resume_continues_from_the_last_checkpoint(dataset: DatasetCard, base: Path, tmp_path: Path) -> None:
-    straight = train_adapter(dataset.folder, base, "tiny", AdapterRegistry(tmp_path / "a"), tmp_path / "runs-a", FAST)
+    settings = replace(FAST, gradient_accumulation=1)
+    straight = train_adapter(dataset.folder, base, "tiny", AdapterRegistry(tmp_path / "a"), tmp_path / "runs-a", settings)
 
     def stop_at_three(report: StepReport) -> None:
         if report.step == 3:
@@ -77,12 +84,12 @@ def test_resume_continues_from_the_last_checkpoint(dataset: DatasetCard, base: P
 
     registry = AdapterRegistry(tmp_path / "b")
     with pytest.raises(Interrupted):
-        train_adapter(dataset.folder, base, "tiny", registry, tmp_path / "runs-b", FAST, on_step=stop_at_three)
+        train_adapter(dataset.folder, base, "tiny", registry, tmp_path / "runs-b", settings, on_step=stop_at_three)
     assert registry.list() == []  # nothing half-made is published
-    resumed = train_adapter(dataset.folder, base, "tiny", registry, tmp_path / "runs-b", FAST, resume=True)
+    resumed = train_adapter(dataset.folder, base, "tiny", registry, tmp_path / "runs-b", settings, resume=True)
     assert resumed.resumed_from == 2 and resumed.steps == 4
     # The same data order, weights, optimizer and random state: the same losses as one straight run.
     resumed_losses = [loss for _, loss in resumed.metadata["loss_curve"]]
     assert resumed_losses == pytest.approx([loss for _, loss in straight.metadata["loss_curve"]], abs=1e-4)
     with pytest.raises(TrainingError, match="already finished"):
-        train_adapter(dataset.folder, base, "tiny", registry, tmp_path / "runs-b", FAST, resume=True)
+        train_adapter(dataset.folder, base, "tiny", registry, tmp_path / "runs-b", settings, resume=True)

@@ -77,6 +77,8 @@ class ConnectorMock:
         self.rejected: list[SentActivity] = []  # over the size limit
         # Like a client or conversation without streaming: streaminfo updates get 403.
         self.refuse_streaming = False
+        # The roster (`GET .../members/{id}`), by Teams user id; others are 404 (not a member).
+        self.members: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -88,6 +90,7 @@ class ConnectorMock:
         app.router.add_post(base, self._record)
         app.router.add_post(base + "/{activity_id}", self._record)
         app.router.add_put(base + "/{activity_id}", self._record)
+        app.router.add_get("/v3/conversations/{conversation_id}/members/{member_id}", self._member)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -99,6 +102,19 @@ class ConnectorMock:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def add_member(self, user: TeamsUser) -> None:
+        """Put `user` on the roster, so the bot can look up their e-mail."""
+        self.members[user.id] = user.member()
+
+    async def _member(self, request: web.Request) -> web.Response:
+        member = self.members.get(request.match_info["member_id"])
+        if member is None:
+            return web.json_response(
+                {"error": {"code": "MemberNotFoundInConversation", "message": "Not a member"}},
+                status=404,
+            )
+        return web.json_response(member)
 
     async def _record(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -242,9 +258,19 @@ class TeamsUser:
     id: str = "29:user-alice"
     name: str = "Alice Example"
     aad_object_id: str = "aad-alice"
+    email: str = "alice@example.com"
 
     def account(self) -> dict[str, str]:
         return {"id": self.id, "name": self.name, "aadObjectId": self.aad_object_id}
+
+    def member(self) -> dict[str, str]:
+        """The user as the roster (`TeamsChannelAccount`) shows them."""
+        return {
+            **self.account(),
+            "email": self.email,
+            "userPrincipalName": self.email,
+            "tenantId": TENANT_ID,
+        }
 
 
 @dataclass(frozen=True)
@@ -434,6 +460,7 @@ async def ask_via_teams(
 ) -> TeamsTurn:
     """Send one question (with an @mention outside personal chats) and wait for the message
     that ends the reply: the one with Teams' feedback loop enabled, or an apology."""
+    connector.add_member(user)
     activity = message_activity(
         text,
         service_url=connector.url,

@@ -96,6 +96,8 @@ class MockSlackApi:
     async def start(self) -> MockSlackApi:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        # slack_sdk calls some read methods (users.info) with GET and query parameters.
+        app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/respond/{key}", self._respond)
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
@@ -282,6 +284,8 @@ class MockSlackApi:
 
 
 async def _read_args(request: web.Request) -> dict[str, Any]:
+    if request.method == "GET":
+        return dict(request.query)
     if request.content_type == "application/json":
         args = await request.json()
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.app import Services, build_services
 from bot.model.base import Model
-from bot.settings import SAMPLE_DOCS, LoreSettings, ModelSettings
+from bot.settings import SAMPLE_DOCS, LoreSettings, ModelSettings, PermissionSettings
 from knowledge.config import SourceSettings
 from tests.support.tiny_model import build_tiny_model
 
@@ -16,13 +16,24 @@ from tests.support.tiny_model import build_tiny_model
 TEST_MAX_NEW_TOKENS = 24
 
 
-def build_test_services(tmp_path: Path, model: Model | None = None, docs: Path | None = None) -> Services:
+def build_test_services(
+    tmp_path: Path,
+    model: Model | None = None,
+    docs: Path | None = None,
+    *,
+    acl_file: Path | None = None,
+    directory_file: Path | None = None,
+    channel_audiences: dict[str, str] | None = None,
+    max_new_tokens: int = TEST_MAX_NEW_TOKENS,
+) -> Services:
     """Services over `docs` (default: the bundled sample handbook), indexed and ready to answer.
+    `acl_file`, `directory_file` and `channel_audiences` set up document permissions (none:
+    every document is readable by everyone). A small `max_new_tokens` makes answers faster.
 
     Without `model`, the tiny random model from `tests/support/tiny_model.py` answers (its text
     fails the grounding check, so answers carry the quoted evidence). The caller closes the
     services (`services.close()`, or `knowledge.close()` and `database.close()`)."""
-    model_settings = ModelSettings(max_new_tokens=TEST_MAX_NEW_TOKENS)
+    model_settings = ModelSettings(max_new_tokens=max_new_tokens)
     if model is None:
         model_settings = model_settings.model_copy(
             update={"base_model": build_tiny_model(tmp_path / "tiny-model")}
@@ -31,6 +42,9 @@ def build_test_services(tmp_path: Path, model: Model | None = None, docs: Path |
         home=tmp_path / "home",
         sources=[SourceSettings(name="handbook", path=docs or SAMPLE_DOCS)],
         model=model_settings,
+        acl_file=acl_file,
+        directory_file=directory_file,
+        permissions=PermissionSettings(channel_audiences=channel_audiences or {}),
     )
     services = build_services(settings, model=model)
     try:

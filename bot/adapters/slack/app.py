@@ -25,6 +25,8 @@ from bot.adapters.slack.rendering import (
 from bot.adapters.slack.responder import Responder, new_error_id
 from bot.adapters.slack.threads import AnsweredThreads
 from bot.errors import ConfigurationError
+from bot.identity.cache import TtlCache
+from bot.identity.slack import SlackEmails
 from bot.server import Workload
 
 if TYPE_CHECKING:
@@ -137,6 +139,10 @@ def build_slack_bot(
         workload=workload,
         recent=RecentKeys(),
         limiter=RateLimiter(settings.rate_limit_per_minute),
+        emails=SlackEmails(
+            client, TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds)
+        ),
+        access=services.access,
         command=COMMAND,
     )
     return SlackBot(app, handlers, executor)

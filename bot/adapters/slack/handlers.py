@@ -42,7 +42,9 @@ from bot.adapters.slack.responder import (
     post_ephemeral,
 )
 from bot.adapters.slack.threads import AnsweredThreads
+from bot.core.access import AccessPolicy
 from bot.core.types import Citation, Evidence, Place
+from bot.identity.slack import SlackEmails
 from bot.server import Workload
 from bot.settings import SlackSettings
 from bot.store.answers import AnswerLog, StoredAnswer
@@ -80,8 +82,12 @@ class SlackHandlers:
         workload: Workload,
         recent: RecentKeys,
         limiter: RateLimiter,
+        emails: SlackEmails,
+        access: AccessPolicy,
         command: str = "/lore",
     ) -> None:
+        """`emails` finds each asker's e-mail (their permissions); `access` checks "Share in
+        channel" against the channel's audience."""
         self._settings = settings
         self._responder = responder
         self._answers = answers
@@ -90,6 +96,8 @@ class SlackHandlers:
         self._workload = workload
         self._recent = recent
         self._limiter = limiter
+        self._emails = emails
+        self._access = access
         self.command = command
 
     # --- events -------------------------------------------------------------------------
@@ -181,7 +189,10 @@ class SlackHandlers:
         # An ephemeral answer has no thread to follow up in: each /lore stands alone (and no
         # one else's /lore history in the channel reaches this asker).
         thread_id = f"command:{command.get('trigger_id') or uuid.uuid4().hex}"
-        question = slack_question(text, user, channel, thread_id, "private")
+        email = await self._emails.email_of(user)
+        # Only the asker sees the reply, so their own permissions apply ("Share in channel"
+        # re-checks against the channel).
+        question = slack_question(text, user, channel, thread_id, "private", email)
         self._workload.spawn(
             self._responder.answer_privately(question, user, respond), name="slack-ephemeral"
         )
@@ -282,6 +293,14 @@ class SlackHandlers:
                 replace_original=False,
             )
             return
+        check = self._access.may_share_documents(
+            ((p["path"], p["principals"]) for p in stored.passages if p["given_to_model"]),
+            self._access.audience_of(channel),
+        )
+        if not check.allowed:
+            log.info("slack: refused to share answer %s in channel=%s", stored.id, channel)
+            await respond(text=check.reason, response_type="ephemeral", replace_original=False)
+            return
         # Everything below makes the answer visible to the whole channel.
         content = AnswerContent(
             answer_id=stored.id,
@@ -350,7 +369,8 @@ class SlackHandlers:
                     channel=channel, user=user, thread_ts=where.thread_ts, **notice.payload()
                 )
             return
-        question = slack_question(text, user, channel, thread_id, place)
+        email = await self._emails.email_of(user)
+        question = slack_question(text, user, channel, thread_id, place, email)
         self._workload.spawn(self._responder.answer_publicly(question, where), name="slack-answer")
 
     def _slow_down(self, user: str) -> SlackMessage:

@@ -43,11 +43,18 @@ def place_of(channel_id: str, in_thread: bool) -> Place:
 
 
 def slack_question(
-    text: str, user_id: str, channel_id: str, thread_id: str, place: Place
+    text: str,
+    user_id: str,
+    channel_id: str,
+    thread_id: str,
+    place: Place,
+    email: str | None = None,
 ) -> Question:
+    """The core `Question`; `email` (from `users.info`) decides which documents the asker may
+    read — None holds only `everyone`."""
     return Question(
         text=text,
-        asker=Asker(user_id=user_id),
+        asker=Asker(user_id=user_id, email=email),
         conversation_id=channel_id,
         thread_id=thread_id,
         platform="slack",

@@ -13,14 +13,16 @@ EVENT_SCOPES: dict[str, str] = {
     "message.mpim": "mpim:history",
 }
 
-# None: the method needs no bot scope (it uses the app token, or any token).
-METHOD_SCOPES: dict[str, str | None] = {
-    "auth.test": None,
-    "apps.connections.open": None,  # app-level token with connections:write
-    "chat.postMessage": "chat:write",
-    "chat.update": "chat:write",
-    "chat.postEphemeral": "chat:write",
-    "views.open": None,
+# Empty: the method needs no bot scope (it uses the app token, or any token).
+METHOD_SCOPES: dict[str, tuple[str, ...]] = {
+    "auth.test": (),
+    "apps.connections.open": (),  # app-level token with connections:write
+    "chat.postMessage": ("chat:write",),
+    "chat.update": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
+    "views.open": (),
+    # The asker's e-mail decides which documents they may read (bot.identity.SlackEmails).
+    "users.info": ("users:read", "users:read.email"),
 }
 
 COMMAND_SCOPE = "commands"
@@ -29,7 +31,7 @@ COMMAND_SCOPE = "commands"
 def required_scopes(events: Iterable[str], methods: Iterable[str], has_commands: bool) -> set[str]:
     """The bot scopes that subscribing to `events` and calling `methods` takes."""
     scopes = {EVENT_SCOPES[event] for event in events}
-    scopes |= {scope for method in methods if (scope := METHOD_SCOPES[method]) is not None}
+    scopes |= {scope for method in methods for scope in METHOD_SCOPES[method]}
     if has_commands:
         scopes.add(COMMAND_SCOPE)
     return scopes

@@ -64,11 +64,14 @@ def where(activity: Activity) -> Where:
     return Where("personal", raw_id, raw_id)
 
 
-def asker(activity: Activity) -> Asker:
+def asker(activity: Activity, email: str | None = None) -> Asker:
     """The person behind an activity. The Azure AD object id is stable across bots and is what
-    a directory knows, so it is preferred over the bot-scoped Teams user id."""
+    a directory knows, so it is preferred over the bot-scoped Teams user id. `email` (from the
+    roster) decides which documents they may read; None holds only `everyone`."""
     account = activity.from_property
-    return Asker(user_id=account.aad_object_id or account.id, display_name=account.name or "")
+    return Asker(
+        user_id=account.aad_object_id or account.id, display_name=account.name or "", email=email
+    )
 
 
 def mentions_bot(activity: Activity) -> bool:
@@ -106,12 +109,12 @@ def parse_request(text: str) -> Request:
     return Request(command, "" if command == "help" else rest)  # type: ignore[arg-type]
 
 
-def question_for(activity: Activity, text: str) -> Question:
+def question_for(activity: Activity, text: str, email: str | None = None) -> Question:
     """The core `Question` for a Teams message whose text has been cleaned and parsed."""
     place = where(activity)
     return Question(
         text=text,
-        asker=asker(activity),
+        asker=asker(activity, email),
         conversation_id=place.conversation_id,
         thread_id=place.thread_id,
         platform="teams",

@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
@@ -35,6 +36,7 @@ from bot.adapters.teams.sent_answers import SentAnswers
 from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS, TeamsStream
 from bot.core.types import Question
 from bot.errors import BusyError
+from bot.identity.teams import TeamsEmails
 from bot.server import Workload
 from bot.store.feedback import Feedback, FeedbackStore
 
@@ -60,17 +62,20 @@ class LoreTeamsBot(ActivityHandler):
         feedback: FeedbackStore,
         sent: SentAnswers,
         workload: Workload,
+        emails: TeamsEmails,
         *,
         typing_interval: float = TYPING_INTERVAL_SECONDS,
         stream_interval: float | None = UPDATE_INTERVAL_SECONDS,
     ) -> None:
-        """`stream_interval`: seconds between streamed updates in personal chats; None turns
-        streaming off (typing indicator and one reply everywhere)."""
+        """`emails` finds each asker's e-mail (their permissions); `stream_interval`: seconds
+        between streamed updates in personal chats; None turns streaming off (typing indicator
+        and one reply everywhere)."""
         self._agent = agent
         self._answers = answers
         self._feedback = feedback
         self._sent = sent
         self._workload = workload
+        self._emails = emails
         self._typing_interval = typing_interval
         self._stream_interval = stream_interval
         self._in_flight: dict[asyncio.Task[None], str] = {}  # answer task → conversation id
@@ -165,6 +170,9 @@ class LoreTeamsBot(ActivityHandler):
         typing = None if stream else asyncio.create_task(self._keep_typing(turn_context))
         started = time.monotonic()
         try:
+            # Looked up here, not before acknowledging: the roster call can take a moment.
+            email = await self._emails.email_of(turn_context)
+            question = replace(question, asker=replace(question.asker, email=email))
             answer = await asyncio.to_thread(
                 self._agent.answer, question, stream.on_text if stream else None
             )

@@ -28,6 +28,8 @@ from bot.adapters.teams.handler import TYPING_INTERVAL_SECONDS, LoreTeamsBot
 from bot.adapters.teams.replies import apology
 from bot.adapters.teams.sent_answers import SentAnswers
 from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS
+from bot.identity.cache import TtlCache
+from bot.identity.teams import TeamsEmails
 from bot.server import WORKLOAD, Workload
 
 if TYPE_CHECKING:
@@ -66,6 +68,7 @@ def teams_routes(
             services.feedback,
             SentAnswers(services.database),
             workload,
+            TeamsEmails(TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds)),
             typing_interval=typing_interval,
             stream_interval=stream_interval,
         )
