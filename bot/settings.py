@@ -31,7 +31,7 @@ class ModelSettings(BaseModel):
     base_model: Path | None = None  # a local Hugging Face model folder; None = bundled SmolLM2-135M
     adapter: str | None = None  # adapter name to answer with; None = the promoted one
     device: str = "auto"
-    max_new_tokens: int = 200
+    max_new_tokens: int = 120  # answers are one to three sentences
     temperature: float = 0.0
     repetition_penalty: float = 1.2
     queue_size: int = 32

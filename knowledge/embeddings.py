@@ -139,7 +139,8 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model reads for `text` (its `text_view`), without special tokens."""
-        return len(self.tokenizer.encode(self.text_view(text), add_special_tokens=False))
+        # verbose=False: counting a text longer than the model reads is the point, not an error.
+        return len(self.tokenizer.encode(self.text_view(text), add_special_tokens=False, verbose=False))
 
     def embed_documents(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         """One L2-normalised float32 row per text, in order. Each distinct text is embedded once."""

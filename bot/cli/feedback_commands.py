@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.settings import LoreSettings
+from bot.store.answers import AnswerLog, StoredAnswer
 from bot.store.database import Database
 from bot.store.feedback import Feedback, FeedbackStore
 
@@ -29,6 +30,10 @@ FIELDS = [
     "rating",
     "text",
     "correction",
+    # For audits, from the answer log: the principals the answer was filtered by, and the
+    # documents given to the model with who may read them (empty once the answer is purged).
+    "readers",
+    "sources",
 ]
 
 
@@ -84,7 +89,15 @@ def list_feedback(settings: LoreSettings, limit: int) -> None:
 @click.pass_obj
 def export_feedback(settings: LoreSettings, output_format: str, out: Path | None) -> None:
     """Export all feedback, newest first, as JSON lines or CSV."""
-    rows = [_row(entry) for entry in _load(settings, None)]
+    database = Database(settings.database)
+    try:
+        answers = AnswerLog(database)
+        rows = [
+            _row(entry, answers.get(entry.answer_id) if entry.answer_id else None)
+            for entry in FeedbackStore(database).list(None)
+        ]
+    finally:
+        database.close()
     text = _jsonl(rows) if output_format == "jsonl" else _csv(rows)
     if out is None:
         sys.stdout.write(text)
@@ -101,9 +114,15 @@ def _load(settings: LoreSettings, limit: int | None) -> list[Feedback]:
         database.close()
 
 
-def _row(entry: Feedback) -> dict[str, Any]:
+def _row(entry: Feedback, answer: StoredAnswer | None = None) -> dict[str, Any]:
     row = asdict(entry)
     row["created_at"] = entry.created_at.isoformat() if entry.created_at else None
+    row["readers"] = answer.readers if answer is not None else None
+    row["sources"] = [
+        {"path": passage["path"], "principals": passage["principals"]}
+        for passage in (answer.passages if answer is not None else [])
+        if passage.get("given_to_model")
+    ]
     return {name: row[name] for name in FIELDS}
 
 
@@ -115,5 +134,9 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    # Lists (readers, sources) go into one cell each, as JSON.
+    writer.writerows(
+        {key: json.dumps(value) if isinstance(value, list) else value for key, value in row.items()}
+        for row in rows
+    )
     return buffer.getvalue()

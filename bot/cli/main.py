@@ -28,10 +28,17 @@ class LoreGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
     """Lore: answers employees' questions from the company's own documents."""
+    # Lore's own loggers speak at INFO (one line per refresh, per answer); libraries only warn.
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for own in ("bot", "knowledge"):
+        logging.getLogger(own).setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     ctx.obj = LoreSettings()
 
 from bot.cli.manifests_commands import manifests  # noqa: E402

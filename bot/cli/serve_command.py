@@ -65,7 +65,7 @@ async def _serve(services: Services, host: str, port: int, teams_emulator: bool)
             "Teams): serving /healthz only."
         )
     app = create_web_app(services, routes)
-    _add_refresh_schedule(app, services)
+    _add_schedules(app, services)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
@@ -73,19 +73,23 @@ async def _serve(services: Services, host: str, port: int, teams_emulator: bool)
     await run_server(app, host, port, stop)
 
 
-def _add_refresh_schedule(app: web.Application, services: Services) -> None:
+def _add_schedules(app: web.Application, services: Services) -> None:
+    """Index refreshes (when configured) and a daily purge of answers past their retention."""
     refresh = services.settings.refresh
-    if refresh.cron is None and refresh.interval_minutes is None:
-        log.info("scheduled index refreshes are off (refresh.interval_minutes and cron unset)")
-        return
     scheduler = AsyncIOScheduler()
 
     async def start(_app: web.Application) -> None:
-        job = schedule_refresh(scheduler, services.knowledge, refresh)
-        if services.knowledge.status().last_refresh_at is None:
-            # A never-indexed knowledge base would answer nothing until the first interval.
-            log.info("the index has never been built: refreshing now")
-            job.modify(next_run_time=datetime.now(job.trigger.timezone))
+        scheduler.add_job(
+            services.purge_expired, "interval", days=1, id="purge-answer-log", coalesce=True
+        )
+        if refresh.cron is None and refresh.interval_minutes is None:
+            log.info("scheduled index refreshes are off (refresh.interval_minutes and cron unset)")
+        else:
+            job = schedule_refresh(scheduler, services.knowledge, refresh)
+            if services.knowledge.status().last_refresh_at is None:
+                # A never-indexed knowledge base would answer nothing until the first interval.
+                log.info("the index has never been built: refreshing now")
+                job.modify(next_run_time=datetime.now(job.trigger.timezone))
         scheduler.start()
 
     async def stop(_app: web.Application) -> None:

@@ -1,5 +1,5 @@
 from bot.core.evidence import keyword_coverage, select_evidence
-from bot.core.grounding import is_degenerate, ungrounded_terms
+from bot.core.grounding import is_degenerate, ungrounded_terms, unsupported_share
 from tests.core.passages import EXPENSES, LAPTOPS, VACATION
 
 
@@ -56,3 +56,15 @@ def test_degenerate_output() -> None:
     assert is_degenerate("[1]")
     assert is_degenerate("the policy says the policy says the policy says the policy says")
     assert not is_degenerate("Contractors are not eligible for paid vacation [1].")
+
+
+def test_grounding_checks_numbers_written_as_words() -> None:
+    assert ungrounded_terms("Laptops are replaced every three years [3].", [LAPTOPS.text]) == []
+    assert ungrounded_terms("Laptops are replaced every two years [3].", [LAPTOPS.text]) == ["two"]
+
+
+def test_text_that_drifts_from_the_passages_is_mostly_unsupported() -> None:
+    on_topic = "Contractors are not eligible for paid vacation [1]."
+    drifting = "The person replied that this was answered again without further explanation."
+    assert unsupported_share(on_topic, [VACATION.text]) == 0.0
+    assert unsupported_share(drifting, [VACATION.text]) > 0.8

@@ -36,6 +36,7 @@ from bot.server import create_web_app
 from bot.settings import SlackSettings
 from bot.store.answers import AnswerLog, StoredAnswer
 from bot.store.database import Database
+from bot.store.feedback import Feedback, FeedbackStore
 from tests.slack.slack_doubles import WrappedModel
 from tests.support.bot_connector import (
     ConnectorMock,
@@ -476,3 +477,24 @@ def test_cli_as_needs_an_email_address(lore_cli: Path) -> None:
     code, output = lore("search", QUESTION, "--as", "alice")
     assert code != 0
     assert re.search(r"not an e-mail address", output)
+
+
+def test_answer_log_and_feedback_export_keep_who_saw_what(lore_cli: Path) -> None:
+    code, output = lore("ask", QUESTION, "--as", ALICE.email, "--json")
+    assert code == 0, output
+    answer_id = json.loads(output)["id"]
+    database = Database(f"sqlite:///{lore_cli / 'lore.db'}")
+    try:
+        FeedbackStore(database).record(Feedback(answer_id, "cli", ALICE.email, "helpful"))
+    finally:
+        database.close()
+
+    code, output = lore("feedback", "export", "--format", "jsonl")
+
+    assert code == 0, output
+    row = next(json.loads(line) for line in output.splitlines() if json.loads(line)["answer_id"] == answer_id)
+    assert set(row["readers"]) == {"everyone", "user:ualice@example.com", "group:hr", "group:engineering"}
+    assert {source["path"]: source["principals"] for source in row["sources"]} == {
+        PUBLIC: ["everyone"],
+        HR: ["group:hr"],
+    }

@@ -189,13 +189,15 @@ class SlackHandlers:
         # An ephemeral answer has no thread to follow up in: each /lore stands alone (and no
         # one else's /lore history in the channel reaches this asker).
         thread_id = f"command:{command.get('trigger_id') or uuid.uuid4().hex}"
-        email = await self._emails.email_of(user)
-        # Only the asker sees the reply, so their own permissions apply ("Share in channel"
-        # re-checks against the channel).
-        question = slack_question(text, user, channel, thread_id, "private", email)
-        self._workload.spawn(
-            self._responder.answer_privately(question, user, respond), name="slack-ephemeral"
-        )
+
+        async def answer() -> None:
+            # Only the asker sees the reply, so their own permissions apply ("Share in
+            # channel" re-checks against the channel).
+            email = await self._emails.email_of(user)
+            question = slack_question(text, user, channel, thread_id, "private", email)
+            await self._responder.answer_privately(question, user, respond)
+
+        self._workload.spawn(answer(), name="slack-ephemeral")
 
     async def _general_feedback(self, user: str, channel: str, text: str) -> SlackMessage:
         if not text:
@@ -369,9 +371,14 @@ class SlackHandlers:
                     channel=channel, user=user, thread_ts=where.thread_ts, **notice.payload()
                 )
             return
-        email = await self._emails.email_of(user)
-        question = slack_question(text, user, channel, thread_id, place, email)
-        self._workload.spawn(self._responder.answer_publicly(question, where), name="slack-answer")
+
+        async def answer() -> None:
+            # The asker's e-mail decides what they may read (users.info, cached).
+            email = await self._emails.email_of(user)
+            question = slack_question(text, user, channel, thread_id, place, email)
+            await self._responder.answer_publicly(question, where)
+
+        self._workload.spawn(answer(), name="slack-answer")
 
     def _slow_down(self, user: str) -> SlackMessage:
         wait = max(1, round(self._limiter.retry_after(user)))

@@ -17,7 +17,11 @@ from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount
 
 from bot.adapters.teams import replies
-from bot.adapters.teams.cards import answer_activities, streamed_final_activity, text_activity
+from bot.adapters.teams.cards import (
+    answer_activities,
+    streamed_final_activity,
+    text_activity,
+)
 from bot.adapters.teams.conversation import (
     mentions_bot,
     parse_request,
