@@ -10,6 +10,7 @@ of truth: a vector left behind by an interrupted refresh is never returned.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -69,6 +70,13 @@ class Retriever:
         where = self._chunk_filter(filters)
         if where.acls == ():
             return []  # the reader may read nothing in the index
+        readable = where.acls
+        if readable is not None and self.catalog.acls_in_use() <= set(readable):
+            # The reader may read every chunk: filtering inside the indexes would only cost
+            # time (Chroma's metadata filter is several times slower than a plain query).
+            # The result is still checked below, in case a refresh added a restricted
+            # document meanwhile.
+            where = replace(where, acls=None)
         per_document = max_per_document if max_per_document is not None else self.settings.max_per_document
         wanted = max(self.settings.candidates, k)
         records: dict[str, ChunkRecord] = {}
@@ -85,7 +93,11 @@ class Retriever:
             ranked = keyword
         else:
             ranked = _fuse([dense, keyword], self.settings.rrf_k, records)
-        ranked = [(chunk_id, score) for chunk_id, score in ranked if chunk_id in records]
+        ranked = [
+            (chunk_id, score)
+            for chunk_id, score in ranked
+            if chunk_id in records and (readable is None or records[chunk_id].acl in readable)
+        ]
         capped = _cap_per_document(ranked, records, per_document)
         pool = capped[:k] if self.reranker is None else capped[: max(k, self.settings.candidates)]
         similarities = dict(dense)

@@ -309,6 +309,10 @@ class Catalog:
         rows = self.db.execute("SELECT acl, principals FROM acls").fetchall()
         return tuple(sorted(row[0] for row in rows if holder & set(json.loads(row[1]))))
 
+    def acls_in_use(self) -> frozenset[str]:
+        """Acl keys some live chunk carries."""
+        return frozenset(row[0] for row in self.db.execute("SELECT DISTINCT acl FROM chunks"))
+
     # -- writes (inside `transaction()`) ------------------------------------------------
 
     def replace_file(self, db: sqlite3.Connection, record: FileRecord, chunks: Sequence[ChunkRecord]) -> list[str]:

@@ -258,17 +258,18 @@ class TeamsUser:
     id: str = "29:user-alice"
     name: str = "Alice Example"
     aad_object_id: str = "aad-alice"
-    email: str = "alice@example.com"
+    email: str | None = None  # None: <first name>@example.com
 
     def account(self) -> dict[str, str]:
         return {"id": self.id, "name": self.name, "aadObjectId": self.aad_object_id}
 
     def member(self) -> dict[str, str]:
         """The user as the roster (`TeamsChannelAccount`) shows them."""
+        email = self.email or f"{self.name.split()[0].lower()}@example.com"
         return {
             **self.account(),
-            "email": self.email,
-            "userPrincipalName": self.email,
+            "email": email,
+            "userPrincipalName": email,
             "tenantId": TENANT_ID,
         }
 

@@ -547,3 +547,14 @@ async def test_a_failing_store_gets_an_apology_not_a_crash(
         assert (await post_activity(client, like))[0] == 500
     finally:
         await client.close()
+
+
+async def test_the_askers_email_comes_from_the_conversation_roster(
+    client: TestClient, connector: ConnectorMock, services: object
+) -> None:
+    erin = TeamsUser("29:erin", "Erin Example", "aad-erin")
+    await ask_via_teams(client, connector, QUESTION, erin, TeamsConversation("a:dm-erin"))
+
+    (question,) = services.agent.questions
+    assert question.asker.user_id == "aad-erin"
+    assert question.asker.email == "erin@example.com"  # what decides the documents she may read
