@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.core.access import AccessPolicy, build_access_policy, build_permission_policy
 from bot.core.agent import Agent
 from bot.core.glossary import SAMPLE_GLOSSARY, Glossary, load_glossary
 from bot.model import generation_defaults, load_model
@@ -35,6 +36,7 @@ class Services:
     threads: ThreadMemory
     feedback: FeedbackStore
     agent: Agent
+    access: AccessPolicy  # who may see what where; adapters check "share in channel" with it
 
     def purge_expired(self) -> int:
         """Delete answers and thread turns older than `agent.answer_retention_days`; returns
@@ -54,12 +56,19 @@ class Services:
 def build_services(settings: LoreSettings, model: Model | None = None) -> Services:
     """Construct the bot from `settings`. The model is loaded here (eagerly) unless one is given,
     e.g. an already-loaded model shared between services, or a test's tiny model."""
-    knowledge = KnowledgeBase(settings.home, settings.sources, settings.index, settings.retrieval)
+    knowledge = KnowledgeBase(
+        settings.home,
+        settings.sources,
+        settings.index,
+        settings.retrieval,
+        permissions=build_permission_policy(settings),
+    )
     database: Database | None = None
     try:
         database = Database(settings.database)
         if model is None:
             model = load_model(settings.model, settings.home)
+        access = build_access_policy(settings)
         answers = AnswerLog(database)
         threads = ThreadMemory(database, max_turns=settings.agent.history_turns)
         agent = Agent(
@@ -72,6 +81,7 @@ def build_services(settings: LoreSettings, model: Model | None = None) -> Servic
             glossary=glossary_for(settings),
             generation=generation_defaults(settings.model),
             embedder=knowledge.embedder,
+            filters_for=access.filters_for,
         )
         services = Services(
             settings=settings,
@@ -82,6 +92,7 @@ def build_services(settings: LoreSettings, model: Model | None = None) -> Servic
             threads=threads,
             feedback=FeedbackStore(database),
             agent=agent,
+            access=access,
         )
     except BaseException:
         knowledge.close()

@@ -116,6 +116,13 @@ class Agent:
         Blocking (seconds on CPU): call it from a worker thread in async code."""
         started = time.perf_counter()
         history = self.threads.history(question.platform, question.conversation_id, question.thread_id)
+        if question.place == "private":
+            # A private reply may draw on what only this asker may read, and only their own
+            # earlier turns may shape it: a thread id reused by someone else (`lore ask --as
+            # … --thread`) never carries another person's private answer into this prompt.
+            # Turns in a shared place were themselves answered for everyone there (each turn
+            # re-checks), so everyone's turns stay.
+            history = [turn for turn in history if turn.user_id == question.asker.user_id]
         query = resolve_followup(question.text, history)
         filters = self.filters_for(question) if self.filters_for is not None else None
         retrieved = self.retrieve(question, query, filters)
@@ -125,7 +132,7 @@ class Agent:
         if not covered:
             answer = self._fallback(question, retrieved, timings, started)
             _notify(on_text, answer.text)
-            return self._finish(answer)
+            return self._finish(answer, filters)
 
         prompt_started = time.perf_counter()
         prompt = fit_prompt(
@@ -152,7 +159,7 @@ class Agent:
             answer = self._fallback(question, retrieved, timings, started, prompt.passages)
         else:
             answer = self._grounded_answer(question, query, prompt, raw, retrieved, timings, started)
-        return self._finish(replace(answer, generated_tokens=generated_tokens))
+        return self._finish(replace(answer, generated_tokens=generated_tokens), filters)
 
     def retrieve(
         self, question: Question, query: str | None = None, filters: SearchFilters | None = None
@@ -306,9 +313,10 @@ class Agent:
             retrieved=tuple(retrieved),
         )
 
-    def _finish(self, answer: Answer) -> Answer:
+    def _finish(self, answer: Answer, filters: SearchFilters | None) -> Answer:
         question = answer.question
-        self.answers.record(answer)
+        # The principals the answer was filtered by, so admins can audit who saw what.
+        self.answers.record(answer, readers=filters.principals if filters is not None else None)
         self.threads.append(
             question.platform,
             question.conversation_id,

@@ -13,12 +13,15 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Engine,
     String,
     Table,
     Text,
     delete,
     insert,
+    inspect,
     select,
+    text,
 )
 
 from bot.core.types import Answer
@@ -43,6 +46,9 @@ answers_table = Table(
     Column("evidence", JSON, nullable=False),
     # Every retrieved passage (not only the ones given to the model): path, score, principals.
     Column("passages", JSON, nullable=False),
+    # The principals retrieval was filtered by (the asker's, narrowed to what everyone in a
+    # shared place may read); null when unfiltered.
+    Column("readers", JSON, nullable=True),
     Column("model", String(256), nullable=False),
     Column("adapter", String(256), nullable=True),
     Column("timings", JSON, nullable=False),
@@ -69,6 +75,7 @@ class StoredAnswer:
     evidence: list[dict[str, Any]] = field(default_factory=list)
     passages: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    readers: list[str] | None = None  # principals the answer was filtered by (None: unfiltered)
 
 
 class AnswerLog:
@@ -76,9 +83,11 @@ class AnswerLog:
 
     def __init__(self, db: Database) -> None:
         self._engine = db.engine
+        _add_readers_column(self._engine)
 
-    def record(self, answer: Answer) -> None:
-        """Store `answer` (called by the agent once per answer)."""
+    def record(self, answer: Answer, readers: frozenset[str] | None = None) -> None:
+        """Store `answer` (called by the agent once per answer); `readers`: the principals
+        retrieval was filtered by, kept for audits."""
         question = answer.question
         given = {passage.chunk_id for passage in answer.passages}
         with self._engine.begin() as connection:
@@ -116,6 +125,7 @@ class AnswerLog:
                     model=answer.model,
                     adapter=answer.adapter,
                     timings=dict(answer.timings),
+                    readers=sorted(readers) if readers is not None else None,
                     created_at=datetime.now(UTC),
                 )
             )
@@ -153,6 +163,13 @@ class AnswerLog:
         return int(result.rowcount or 0)
 
 
+def _add_readers_column(engine: Engine) -> None:
+    """Answer logs written before `readers` was kept get the column (null: not recorded)."""
+    if "readers" not in {column["name"] for column in inspect(engine).get_columns("answers")}:
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE answers ADD COLUMN readers JSON"))
+
+
 def _passage_record(passage: Passage, given: bool) -> dict[str, Any]:
     return {
         "chunk_id": passage.chunk_id,
@@ -188,4 +205,5 @@ def _from_row(row: Any) -> StoredAnswer:
         evidence=list(values["evidence"]),
         passages=list(values["passages"]),
         timings=dict(values["timings"]),
+        readers=list(values["readers"]) if values.get("readers") is not None else None,
     )

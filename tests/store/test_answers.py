@@ -128,3 +128,15 @@ def test_thread_memory_purge_and_validation(db: Database) -> None:
     assert memory.history("cli", "cli", "T1") == []
     with pytest.raises(ValueError):
         ThreadMemory(db, max_turns=0)
+
+
+def test_readers_are_kept_and_an_older_log_gets_the_column(db: Database) -> None:
+    with db.engine.begin() as connection:  # an answer log from before `readers` was kept
+        connection.exec_driver_sql("ALTER TABLE answers DROP COLUMN readers")
+    log = AnswerLog(db)
+
+    log.record(make_answer("a1"), readers=frozenset({"everyone", "group:hr"}))
+    log.record(make_answer("a2"))
+
+    assert log.get("a1").readers == ["everyone", "group:hr"]
+    assert log.get("a2").readers is None
