@@ -51,7 +51,7 @@ SIMILARITY_MARGIN = 0.1
 # not covered, unless a passage is this similar anyway (the word was just a paraphrase).
 UNKNOWN_WORD_MIN_LENGTH = 4  # shorter words are too often chat shorthand ("ack", "row")
 _ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]{1,}\b")  # ...but "HQ" or "ESPP" names a thing
-UNKNOWN_WORD_MAX_SIMILARITY = 0.5
+UNKNOWN_WORD_MAX_SIMILARITY = 0.47  # a paraphrase ("vacation" for PTO) scored 0.496
 STRENGTH_PASSAGES = 3
 # Generated text with more than this share of content words that no passage (nor the question)
 # contains has drifted from the evidence: the quotes are shown instead.

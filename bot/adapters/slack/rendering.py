@@ -148,10 +148,13 @@ def split_text(text: str, limit: int = SECTION_TEXT_LIMIT) -> list[str]:
     current = ""
     in_code = False
     for token in _tokens(text, budget):
-        if len(current) + len(token) > budget and current.strip():
-            pieces.append(current + ("\n```" if in_code else ""))
-            current = "```\n" if in_code else ""
-            token = token.lstrip(" ") if not in_code else token
+        if len(current) + len(token) > budget:
+            if current.strip():
+                pieces.append(current + ("\n```" if in_code else ""))
+                current = "```\n" if in_code else ""
+                token = token.lstrip(" ") if not in_code else token
+            elif not in_code:
+                current = ""  # white space alone before a piece-long token: it would overflow
         current += token
         in_code ^= token.count("```") % 2 == 1
     if current.strip() and current != "```\n":
