@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 
 from bot.core.types import Answer
-from bot.store.database import Database, metadata
+from bot.store.database import Database, as_utc, metadata
 from knowledge.types import Passage
 
 answers_table = Table(
@@ -185,10 +185,7 @@ def _passage_record(passage: Passage, given: bool) -> dict[str, Any]:
 
 def _from_row(row: Any) -> StoredAnswer:
     values = dict(row)
-    created_at: datetime = values["created_at"]
-    # SQLite hands back naive datetimes; everything is stored in UTC.
-    if created_at.tzinfo is None:
-        created_at = created_at.replace(tzinfo=UTC)
+    created_at = as_utc(values["created_at"])
     return StoredAnswer(
         id=values["id"],
         platform=values["platform"],

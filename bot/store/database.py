@@ -5,6 +5,7 @@ Every table lives on the one `metadata` below; each store module defines its own
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, create_engine, event
@@ -36,3 +37,8 @@ def _sqlite_pragmas(connection: object, _record: object) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Everything is stored in UTC; SQLite hands datetimes back naive."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -9,7 +9,7 @@ from typing import Literal
 
 from sqlalchemy import Column, DateTime, Integer, String, Table, Text, insert, select, update
 
-from bot.store.database import Database, metadata
+from bot.store.database import Database, as_utc, metadata
 
 Rating = Literal["helpful", "not_helpful"]
 RATINGS: tuple[Rating, ...] = ("helpful", "not_helpful")
@@ -97,10 +97,7 @@ class FeedbackStore:
 
 def _from_row(row: object) -> Feedback:
     values = dict(row)  # type: ignore[call-overload]
-    created_at: datetime = values["created_at"]
-    # SQLite hands back naive datetimes; everything is stored in UTC.
-    if created_at.tzinfo is None:
-        created_at = created_at.replace(tzinfo=UTC)
+    created_at = as_utc(values["created_at"])
     return Feedback(
         answer_id=values["answer_id"],
         platform=values["platform"],
