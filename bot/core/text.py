@@ -47,11 +47,30 @@ def content_terms(text: str) -> list[str]:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences and list items of `text`, each a verbatim substring (bullet marks removed)."""
+    """Sentences and list items of `text`, bullet marks removed. A sentence hard-wrapped over
+    several lines is joined with single spaces, so it is verbatim up to white space."""
     sentences: list[str] = []
-    for line in text.splitlines():
-        line = _BULLET.sub("", line).strip()
-        if not line:
-            continue
-        sentences.extend(part.strip() for part in _SENTENCE_END.split(line) if part.strip())
+    for block in _blocks(text):
+        sentences.extend(part.strip() for part in _SENTENCE_END.split(block) if part.strip())
     return sentences
+
+
+def _blocks(text: str) -> list[str]:
+    """Paragraphs, list items and headings, each on one line: a wrapped line continues the
+    block above it; a blank line, a bullet, a heading or a table row starts a new one."""
+    blocks: list[str] = []
+    current: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        starts_block = not stripped or _BULLET.match(line) is not None or stripped.startswith("|")
+        if starts_block and current:
+            blocks.append(" ".join(current))
+            current = []
+        if stripped:
+            current.append(_BULLET.sub("", line).strip())
+            if stripped.startswith(("#", "|")):  # a heading or table row stands alone
+                blocks.append(" ".join(current))
+                current = []
+    if current:
+        blocks.append(" ".join(current))
+    return blocks

@@ -17,6 +17,15 @@ def test_split_sentences_keeps_verbatim_substrings_and_drops_bullets() -> None:
     assert all(sentence in text for sentence in sentences)
 
 
+def test_split_sentences_joins_hard_wrapped_lines() -> None:
+    text = "Every parent gets 20 weeks of leave, whatever\ntheir gender. It is paid.\n- A list item\n  wrapped here."
+    assert split_sentences(text) == [
+        "Every parent gets 20 weeks of leave, whatever their gender.",
+        "It is paid.",
+        "A list item wrapped here.",
+    ]
+
+
 def test_split_sentences_does_not_split_decimals() -> None:
     assert split_sentences("Costs rose 2.5 percent. Then fell.") == ["Costs rose 2.5 percent.", "Then fell."]
 
