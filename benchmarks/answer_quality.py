@@ -44,7 +44,7 @@ from knowledge.config import SourceSettings
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "sourcegraph-handbook" / "content"
 QUESTIONS = ROOT / "benchmarks" / "questions" / "sourcegraph_handbook.jsonl"
-THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+THRESHOLDS = (0.40, 0.44, 0.48, 0.52, 0.56)
 
 
 def main() -> int:

@@ -6,7 +6,8 @@ The CLI, `lore serve` and the platform adapters all take a `Services`; tests bui
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.core.access import AccessPolicy, build_access_policy, build_permission_policy
@@ -37,12 +38,17 @@ class Services:
     feedback: FeedbackStore
     agent: Agent
     access: AccessPolicy  # who may see what where; adapters check "share in channel" with it
+    # Purges of what platform adapters keep per answer (Slack threads, Teams message ids), each
+    # `purge(days) -> rows`; adapters add theirs when mounted, `purge_expired` runs them.
+    housekeeping: list[Callable[[float], int]] = field(default_factory=list)
 
     def purge_expired(self) -> int:
-        """Delete answers and thread turns older than `agent.answer_retention_days`; returns
+        """Delete answers, thread turns and what the platform adapters keep about them, older
+        than `agent.answer_retention_days`; returns
         how many rows went. Run at start-up and by whoever schedules housekeeping."""
         days = self.settings.agent.answer_retention_days
-        return self.answers.purge_older_than(days) + self.threads.purge_older_than(days)
+        purged = self.answers.purge_older_than(days) + self.threads.purge_older_than(days)
+        return purged + sum(purge(days) for purge in self.housekeeping)
 
     def close(self) -> None:
         """Release the index, the database and the model (when it holds resources)."""
@@ -56,13 +62,7 @@ class Services:
 def build_services(settings: LoreSettings, model: Model | None = None) -> Services:
     """Construct the bot from `settings`. The model is loaded here (eagerly) unless one is given,
     e.g. an already-loaded model shared between services, or a test's tiny model."""
-    knowledge = KnowledgeBase(
-        settings.home,
-        settings.sources,
-        settings.index,
-        settings.retrieval,
-        permissions=build_permission_policy(settings),
-    )
+    knowledge = build_knowledge(settings)
     database: Database | None = None
     try:
         database = Database(settings.database)
@@ -103,6 +103,19 @@ def build_services(settings: LoreSettings, model: Model | None = None) -> Servic
     if purged:
         log.info("Purged %d answer-log rows older than %d days", purged, settings.agent.answer_retention_days)
     return services
+
+
+def build_knowledge(settings: LoreSettings) -> KnowledgeBase:
+    """The index of the configured sources, with the configured ACL file and file-mode mapping
+    deciding who may read each file: every command that reads or refreshes the index builds it
+    here, so none of them sees (or stores) documents as readable by everyone by mistake."""
+    return KnowledgeBase(
+        settings.home,
+        settings.sources,
+        settings.index,
+        settings.retrieval,
+        permissions=build_permission_policy(settings),
+    )
 
 
 def glossary_for(settings: LoreSettings) -> Glossary | None:

@@ -48,7 +48,9 @@ class AgentSettings(BaseModel):
         "I couldn't find this in the company's documents. "
         "Please ask in #help or contact the team that owns the topic."
     )
-    min_evidence_score: float = 0.35
+    # Cosine similarity of the question and the closest sentence of the top passages below
+    # which the knowledge base is taken not to cover the question (see `Agent.is_covered`).
+    min_evidence_score: float = 0.48
     history_turns: int = 6
     answer_retention_days: int = 90
 
@@ -63,6 +65,25 @@ class PermissionSettings(BaseModel):
     # answers there may use that group's documents. Elsewhere shared places see `everyone` only.
     channel_audiences: dict[str, str] = Field(default_factory=dict)
     identity_cache_seconds: float = 3600.0  # Slack/Teams user → e-mail look-ups
+
+
+class CustomizeSettings(BaseModel):
+    """Scheduled retraining under `lore serve`, and the optional teacher model that writes
+    training questions for `lore customize dataset`."""
+
+    # Retrain when at least this many feedback items arrived since the last run; 0 = never.
+    retrain_min_feedback: int = 0
+    retrain_cron: str = "0 3 * * *"  # when `lore serve` checks (crontab, local time)
+    promote_metric: Literal["answer_accuracy", "citation_accuracy", "abstention"] = "answer_accuracy"
+    retrain_max_minutes: float = 30.0  # training stops (keeping its best weights) after this
+    admin_slack_channel: str | None = None  # channel id the retraining result is posted to
+    admin_teams_webhook_url: SecretStr | None = None  # Teams incoming-webhook URL, same purpose
+    # OpenAI-compatible teacher that writes question/answer pairs from each chunk; None = the
+    # offline derivation from the documents' structure.
+    teacher_base_url: str | None = None
+    teacher_model: str = ""
+    teacher_api_key: SecretStr = SecretStr("")
+    teacher_questions_per_chunk: int = 2
 
 
 class SlackSettings(BaseModel):
@@ -116,6 +137,7 @@ class LoreSettings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
+    customize: CustomizeSettings = Field(default_factory=CustomizeSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     teams: TeamsSettings = Field(default_factory=TeamsSettings)
 

@@ -146,12 +146,17 @@ class Synchronizer:
         known = self.catalog.files()
         listed: list[tuple[Source, list[SourceFile]]] = []
         unreadable_sources: set[str] = set()
+        unreadable_folders: dict[str, list[str]] = {}  # source → folders it could not list
         for source in sources:
             try:
                 listed.append((source, list(source.list_files())))
             except SourceError as error:
                 unreadable_sources.add(source.name)
                 tally.failed.append(FailedFile(source.name, str(error)))
+                continue
+            for problem in source.problems:
+                unreadable_folders.setdefault(source.name, []).append(problem.path)
+                tally.failed.append(FailedFile(f"{source.name}:{problem.path}", problem.reason))
         total = sum(len(files) for _, files in listed)
         done = 0
         seen: set[tuple[str, str]] = set()
@@ -171,7 +176,14 @@ class Synchronizer:
                 if progress is not None:
                     progress(done, total)
         self._write(batch, touched, full, tally)
-        gone = [key for key in known if key not in seen and key[0] not in unreadable_sources]
+        # What could not be listed was not deleted: its files stay indexed until it can be.
+        gone = [
+            key
+            for key in known
+            if key not in seen
+            and key[0] not in unreadable_sources
+            and not _under_any(key[1], unreadable_folders.get(key[0], ()))
+        ]
         self._delete(gone)
         tally.deleted = len(gone)
         if full:
@@ -434,3 +446,9 @@ def _file_record(file: SourceFile, sha256: str, title: str, acl: str, chunk_coun
         acl=acl,
         chunk_count=chunk_count,
     )
+
+
+def _under_any(path: str, folders: Sequence[str]) -> bool:
+    """Whether `path` is one of `folders` or lies inside one (POSIX, relative; "." is the
+    source's root)."""
+    return any(folder == "." or path == folder or path.startswith(f"{folder}/") for folder in folders)

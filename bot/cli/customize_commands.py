@@ -1,6 +1,7 @@
-"""`lore customize dataset|train|eval|promote|list|rollback`: the customization pipeline over
-what `lore index` built in LORE_HOME. `lore customize dataset && lore customize train` is the
-whole recipe; `eval` measures the adapter against the base model, `promote` puts it in service."""
+"""`lore customize dataset|train|eval|promote|list|rollback|retrain`: the customization pipeline
+over what `lore index` built in LORE_HOME. `lore customize dataset && lore customize train` is
+the whole recipe; `eval` measures the adapter against the base model, `promote` puts it in
+service, `retrain` runs all of it once as `lore serve`'s schedule does."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def customize() -> None:
 @click.option("--curated", "curated", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="An FAQ or glossary file (YAML or CSV); repeatable.")
 @click.option("--no-feedback", is_flag=True, help="Leave the users' feedback out.")
 @click.option("--distractor-share", type=click.FloatRange(0.0, 0.9), default=0.2, show_default=True, help="Share of examples with only distractor passages and the 'not covered' reply.")
-@click.option("--max-prompt-tokens", type=click.IntRange(min=128), default=1024, show_default=True, help="Token budget of each example's prompt.")
+@click.option("--max-prompt-tokens", type=click.IntRange(min=128), default=None, help="Token budget of each example's prompt (default: the agent's, min(1024, the model's context window - model.max_new_tokens)).")
 @click.option("--json", "as_json", is_flag=True, help="Print the dataset card as JSON.")
 @click.pass_obj
 def dataset(
@@ -42,16 +43,18 @@ def dataset(
     curated: tuple[Path, ...],
     no_feedback: bool,
     distractor_share: float,
-    max_prompt_tokens: int,
+    max_prompt_tokens: int | None,
     as_json: bool,
 ) -> None:
-    """Build a training set under LORE_HOME/datasets/ from the indexed documents, curated files and feedback."""
-    from bot.app import glossary_for
+    """Build a training set under LORE_HOME/datasets/ from the indexed documents, curated files and feedback.
+
+    With customize.teacher_base_url set, a teacher model also writes questions about every chunk used."""
+    from bot.app import build_knowledge, glossary_for
     from bot.customize.dataset import DatasetOptions, build_dataset
+    from bot.customize.teacher import open_teacher
     from bot.store.answers import AnswerLog
     from bot.store.database import Database
     from bot.store.feedback import FeedbackStore
-    from knowledge.base import KnowledgeBase
 
     if include_restricted:
         click.secho(
@@ -66,11 +69,20 @@ def dataset(
         redact_emails=redact_emails,
         redact_phones=redact_phones,
         distractor_share=distractor_share,
-        max_prompt_tokens=max_prompt_tokens,
+        max_prompt_tokens=max_prompt_tokens or _prompt_budget(settings),
         curated=curated,
         use_feedback=not no_feedback,
     )
-    knowledge = KnowledgeBase(settings.home, settings.sources, settings.index, settings.retrieval)
+    teacher = open_teacher(settings.customize, settings.model.request_timeout_seconds)
+    if include_restricted and teacher is not None:
+        click.secho(
+            f"WARNING: the restricted documents' text is also sent to the teacher model {teacher.name!r} "
+            "(customize.teacher_base_url).",
+            fg="red",
+            bold=True,
+            err=True,
+        )
+    knowledge = build_knowledge(settings)
     database = Database(settings.database)
     try:
         card = build_dataset(
@@ -83,10 +95,13 @@ def dataset(
             feedback=FeedbackStore(database),
             answers=AnswerLog(database),
             options=options,
+            teacher=teacher,
         )
     finally:
         knowledge.close()
         database.close()
+        if teacher is not None:
+            teacher.close()
     if as_json:
         click.echo(json.dumps(card.to_dict()))
         return
@@ -95,6 +110,9 @@ def dataset(
     click.echo(f"  by kind: {_counts(card.by_kind)}; by folder: {_counts(card.by_folder)}")
     click.echo(f"  documents used: {card.documents['used']} (restricted left out: {card.documents['excluded_restricted']})")
     click.echo(f"  redactions: {_counts(card.redactions) or 'none'}; gaps (👎 without a correction): {len(card.gaps)}")
+    if card.teacher:
+        counts = {key: value for key, value in card.teacher.items() if key != "model"}
+        click.echo(f"  teacher {card.teacher['model']}: {_counts(counts)}")
     click.echo(f"  hash: {card.hash}")
 
 
@@ -116,6 +134,7 @@ def dataset(
 @click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True, help="Validations without improvement before stopping.")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--max-minutes", type=click.FloatRange(min=0.01), default=None, help="Time budget: the run is shortened to fit it and stops there, keeping its best weights.")
 @click.pass_obj
 def train(settings: LoreSettings, dataset_dir: Path | None, name: str | None, resume: bool, target_modules: str, **hyper: object) -> None:
     """Train a LoRA adapter on the base model; it lands in LORE_HOME/adapters/ (not yet promoted)."""
@@ -160,6 +179,7 @@ def evaluate(
     """Base model vs adapter on the held-out test split, same retrieval; the result is kept in the adapter's lore.json."""
     from bot.app import build_services
     from bot.core.evaluation import load_questions
+    from bot.customize.chart import CHART_FILE, save_evaluation_chart
     from bot.customize.dataset import latest_dataset
     from bot.customize.evaluate import (
         HEADLINE,
@@ -187,12 +207,15 @@ def evaluate(
         services.close()
     record = evaluation_record(reports, dataset_dir, len(questions))
     store_evaluation(registry, name, record)
+    chart = save_evaluation_chart(registry.info(name).metadata, registry.path(name) / CHART_FILE, name)
     if as_json:
         click.echo(json.dumps({"base": record["base"], "adapter": record["adapter"]}))
+        click.echo(f"Chart: {chart}", err=True)  # stdout stays the JSON
         return
     click.echo(f"{'':20}{'base':>10}{name:>28}")
     for metric in HEADLINE:
         click.echo(f"{metric:20}{_num(record['base'][metric]):>10}{_num(record['adapter'][metric]):>28}")
+    click.echo(f"Chart: {chart}")
 
 
 @customize.command("promote")
@@ -208,7 +231,7 @@ def promote_command(settings: LoreSettings, name: str | None, force: bool, metri
     done = promote(registry, name or _newest(registry), metric=metric, force=force)
     note = " (forced)" if done.forced else ""
     click.echo(f"Promoted {done.name}{note}: {metric} {_num(done.score)} vs {_num(done.beaten)} before (was: {done.previous or 'base'}).")
-    click.echo("Bots started from now on answer with it; a running `lore serve` picks it up on restart.")
+    click.echo("A running `lore serve` answers with it from its next answer (unless model.adapter pins one).")
     if settings.model.backend == "openai":
         click.echo(
             f"For the openai backend, serve it with vLLM: `--enable-lora --lora-modules {done.name}={registry.path(done.name)}` "
@@ -260,6 +283,34 @@ def _newest(registry: AdapterRegistry) -> str:
     return names[-1]
 
 
+def _prompt_budget(settings: LoreSettings) -> int:
+    """The prompt budget the agent will answer with (`Agent.answer`): training examples get
+    the same, so the model learns on prompts as long as the ones it is asked with."""
+    from bot.core.agent import MAX_PROMPT_TOKENS
+    from bot.core.prompt import prompt_budget
+
+    return prompt_budget(MAX_PROMPT_TOKENS, _context_window(settings), settings.model.max_new_tokens)
+
+
+def _context_window(settings: LoreSettings) -> int:
+    """The configured model's context window as the loaded model reports it, without loading
+    weights: the endpoint's for the openai backend, the base model's config for local."""
+    if settings.model.backend == "openai":
+        from bot.model import load_model
+
+        model = load_model(settings.model, settings.home)
+        try:
+            return model.context_window
+        finally:
+            model.close()  # type: ignore[attr-defined]
+    from transformers import AutoConfig
+
+    from bot.model.weights import resolve_base_model
+
+    config = AutoConfig.from_pretrained(resolve_base_model(settings.model, settings.home))
+    return int(getattr(config, "max_position_embeddings", 2048))  # as `LocalModel` reads it
+
+
 def _token_counter(settings: LoreSettings) -> Callable[[Sequence[ChatMessage]], int]:
     """The model's own token count when its tokenizer is at hand, else the estimate."""
     from bot.model.tokens import ChatTokenizer, estimate_tokens
@@ -278,3 +329,25 @@ def _counts(counts: dict[str, int]) -> str:
 
 def _num(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
+
+
+@customize.command("retrain")
+@click.option("--min-feedback", type=click.IntRange(min=0), default=None, help="Retrain only if at least N feedback items arrived since the last retraining (default: customize.retrain_min_feedback; 0: retrain now).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def retrain_command(settings: LoreSettings, min_feedback: int | None, as_json: bool) -> None:
+    """What `lore serve` runs on customize.retrain_cron, once: dataset, train, eval, and promote if it beats the active model; the result also goes to the admin channel."""
+    from bot.app import build_services
+    from bot.customize.retrain import build_retrain_job, evaluation_model
+
+    # The measuring model is the services' own: this process answers nobody else.
+    services = build_services(settings, model=evaluation_model(settings))
+    try:
+        if services.knowledge.status().documents == 0:
+            raise LoreError("The index is empty: run `lore index` first.")
+        result = build_retrain_job(services, min_feedback=min_feedback).run()
+    finally:
+        services.close()
+    click.echo(json.dumps(result.to_dict()) if as_json else result.report())
+    if result.outcome == "failed":
+        raise SystemExit(1)

@@ -1,7 +1,8 @@
 """`lore serve`: the bot's one long-running process. One HTTP server carries Slack (HTTP mode
 on `/slack/events`, or Socket Mode), Teams (`/api/messages`) and `/healthz`; a scheduler keeps
-the index fresh. SIGTERM or Ctrl-C stops accepting work, finishes the answers in flight and
-exits 0."""
+the index fresh and, when configured, retrains the adapter from new feedback. The model follows
+promotions made while it runs (`bot.model.active_adapter`). SIGTERM or Ctrl-C stops accepting
+work, finishes the answers in flight and exits 0."""
 
 from __future__ import annotations
 
@@ -9,17 +10,28 @@ import asyncio
 import logging
 import signal
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 from bot.app import Services, build_services
+from bot.model import load_model
+from bot.model.active_adapter import follow_promotions
+from bot.model.adapters import AdapterRegistry
 from bot.server import Routes, create_web_app, run_server
 from bot.settings import LoreSettings
 from knowledge.refresh import schedule_refresh
 
+if TYPE_CHECKING:
+    from bot.customize.retrain import RetrainJob
+
 log = logging.getLogger(__name__)
+
+# The app's scheduler, for whoever needs to look at its jobs (tests, diagnostics).
+SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
 
 
 @click.command("serve")
@@ -33,12 +45,26 @@ log = logging.getLogger(__name__)
 )
 @click.pass_obj
 def serve(settings: LoreSettings, host: str, port: int, teams_emulator: bool) -> None:
-    """Run the bot for Slack and Teams, with /healthz and scheduled index refreshes."""
-    services = build_services(settings)
+    """Run the bot for Slack and Teams, with /healthz, scheduled index refreshes and retraining."""
+    services = serving_services(settings)
     try:
         asyncio.run(_serve(services, host, port, teams_emulator))
     finally:
         services.close()
+
+
+def serving_services(settings: LoreSettings) -> Services:
+    """The services `lore serve` runs on: the configured model, made to follow the adapter
+    promoted (or rolled back) by other processes while it runs."""
+    model = load_model(settings.model, settings.home)
+    try:
+        following = follow_promotions(model, settings.model, AdapterRegistry(settings.adapters_dir))
+        return build_services(settings, model=following)
+    except BaseException:
+        close = getattr(model, "close", None)
+        if callable(close):
+            close()
+        raise
 
 
 def platform_routes(services: Services, teams_emulator: bool) -> list[Routes]:
@@ -74,9 +100,12 @@ async def _serve(services: Services, host: str, port: int, teams_emulator: bool)
 
 
 def _add_schedules(app: web.Application, services: Services) -> None:
-    """Index refreshes (when configured) and a daily purge of answers past their retention."""
+    """Index refreshes and retraining (when configured) and a daily purge of answers past
+    their retention."""
     refresh = services.settings.refresh
     scheduler = AsyncIOScheduler()
+    app[SCHEDULER] = scheduler
+    retraining = _retraining(services)
 
     async def start(_app: web.Application) -> None:
         scheduler.add_job(
@@ -90,12 +119,45 @@ def _add_schedules(app: web.Application, services: Services) -> None:
                 # A never-indexed knowledge base would answer nothing until the first interval.
                 log.info("the index has never been built: refreshing now")
                 job.modify(next_run_time=datetime.now(job.trigger.timezone))
+        if retraining is None:
+            log.info("scheduled retraining is off (customize.retrain_min_feedback is 0)")
+        else:
+            from bot.customize.retrain import schedule_retrain
+
+            schedule_retrain(scheduler, *retraining)
+            log.info(
+                "retraining runs at %r when %d new feedback items arrived",
+                services.settings.customize.retrain_cron,
+                services.settings.customize.retrain_min_feedback,
+            )
         scheduler.start()
 
     async def stop(_app: web.Application) -> None:
         # No new refresh starts; one in progress is cut short at exit, and the next refresh
-        # catches up (sync compares the files with the index).
+        # catches up (sync compares the files with the index). A retraining stops at its next
+        # step without promoting anything, so the exit does not wait for a whole training.
+        if retraining is not None:
+            retraining[0].cancel()
         scheduler.shutdown(wait=False)
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
+
+
+def _retraining(services: Services) -> tuple[RetrainJob, CronTrigger] | None:
+    """The retraining job and its trigger when `customize.retrain_min_feedback` is above 0
+    (built now, so that a wrong crontab stops `lore serve` before it listens). The job measures
+    candidates with a model of its own, loaded for the while: switching the serving model's
+    adapters to measure them would answer users with an unproven adapter."""
+    settings = services.settings
+    if settings.customize.retrain_min_feedback <= 0:
+        return None
+    # Imported here: `lore` imports this module for every command.
+    from bot.customize.retrain import (
+        build_retrain_job,
+        evaluation_model,
+        retrain_trigger,
+    )
+
+    trigger = retrain_trigger(settings.customize)
+    return build_retrain_job(services, evaluation_model=lambda: evaluation_model(settings)), trigger

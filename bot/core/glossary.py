@@ -3,6 +3,7 @@ system prompt so the model reads company jargon the way employees mean it."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,20 @@ class Glossary:
         """The glossary as prompt text, one `term: definition` line per term."""
         return "\n".join(f"- {term}: {definition}" for term, definition in self.terms)
 
+    def expand(self, text: str) -> str:
+        """`text` with each glossary term it names followed by its definition in parentheses
+        ("How much PTO…" → "How much PTO (paid time off)…"), so a question in company jargon
+        can be matched by meaning against documents that spell the term out."""
+        for term, definition in self.terms:
+            text = re.sub(
+                rf"(?<!\w){re.escape(term)}(?!\w)",
+                lambda found: f"{found.group(0)} ({definition})",
+                text,
+                count=1,
+                flags=re.IGNORECASE,
+            )
+        return text
+
     def words(self) -> set[str]:
         """Every word of the glossary's terms and definitions (they may appear in an answer)."""
         return {word for pair in self.terms for part in pair for word in part.split()}
@@ -40,17 +55,27 @@ def load_glossary(path: Path) -> Glossary:
             f"Glossary file {path} does not exist; fix agent.glossary_file or remove it."
         ) from error
     except yaml.YAMLError as error:
-        raise ConfigurationError(f"Glossary file {path} is not valid YAML: {error}") from error
+        raise ConfigurationError(
+            f"Glossary file {path} is not valid YAML: {error}"
+        ) from error
     if data is None:
         return Glossary()
-    if isinstance(data, dict) and "terms" in data and isinstance(data["terms"], (list, dict)):
+    if (
+        isinstance(data, dict)
+        and "terms" in data
+        and isinstance(data["terms"], (list, dict))
+    ):
         data = data["terms"]
     pairs: list[tuple[str, str]] = []
     if isinstance(data, dict):
         pairs = [(str(term), str(definition)) for term, definition in data.items()]
     elif isinstance(data, list):
         for number, entry in enumerate(data, start=1):
-            if not isinstance(entry, dict) or "term" not in entry or "definition" not in entry:
+            if (
+                not isinstance(entry, dict)
+                or "term" not in entry
+                or "definition" not in entry
+            ):
                 raise ConfigurationError(
                     f"Glossary file {path}: entry {number} needs `term` and `definition` keys."
                 )
@@ -60,4 +85,6 @@ def load_glossary(path: Path) -> Glossary:
             f"Glossary file {path} must hold a mapping of term: definition "
             "or a list of {term, definition} entries."
         )
-    return Glossary(tuple((term.strip(), " ".join(text.split())) for term, text in pairs))
+    return Glossary(
+        tuple((term.strip(), " ".join(text.split())) for term, text in pairs)
+    )

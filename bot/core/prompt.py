@@ -55,6 +55,13 @@ def build_messages(
     return messages
 
 
+def prompt_budget(max_prompt_tokens: int, context_window: int, max_new_tokens: int) -> int:
+    """The tokens a prompt may take: `max_prompt_tokens`, less when the context window must
+    also hold `max_new_tokens` of answer. The agent and the training set both use it, so a
+    model is trained on prompts of the length it is asked with."""
+    return min(max_prompt_tokens, context_window - max_new_tokens)
+
+
 def fit_prompt(
     question: str,
     passages: Sequence[Passage],

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bot.core.agent import MAX_PROMPT_TOKENS
 from bot.core.glossary import Glossary
 from bot.customize.curated import load_curated
 from bot.customize.derivation import derive_pairs
@@ -34,6 +35,9 @@ from knowledge.config import RetrievalSettings
 from knowledge.errors import LoreError
 from knowledge.permissions.public import public_documents
 from knowledge.types import EVERYONE, Passage, SearchFilters
+
+if TYPE_CHECKING:
+    from bot.customize.teacher import Teacher
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,9 @@ class DatasetOptions:
     distractor_share: float = 0.2  # examples with only distractors and the "not covered" reply
     validation_share: float = 0.1
     test_share: float = 0.1
-    max_prompt_tokens: int = 1024  # the prompt's budget; training adds the answer to it
+    # The prompt's budget; training adds the answer to it. The CLI passes the agent's own
+    # (`bot.core.prompt.prompt_budget` for the configured model).
+    max_prompt_tokens: int = MAX_PROMPT_TOKENS
     curated: tuple[Path, ...] = ()
     use_feedback: bool = True
 
@@ -75,6 +81,7 @@ class DatasetCard:
     skipped: dict[str, int]
     files: dict[str, str]  # file name → sha256
     options: dict[str, Any] = field(default_factory=dict)
+    teacher: dict[str, Any] = field(default_factory=dict)  # model and counts; {} when offline
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -112,10 +119,12 @@ def build_dataset(
     answers: AnswerLog | None = None,
     options: DatasetOptions = DatasetOptions(),
     now: datetime | None = None,
+    teacher: Teacher | None = None,
 ) -> DatasetCard:
     """Build, split and write a dataset from what `knowledge` has indexed (and the feedback,
     when both stores are given); returns its card. `retrieval`, `persona`, `glossary` and
-    `count_tokens` must be the agent's, so the prompts are the ones it builds at answer time."""
+    `count_tokens` must be the agent's, so the prompts are the ones it builds at answer time.
+    `teacher`: also ask it for questions about every chunk that goes in."""
     files = knowledge.catalog.files()
     if not files:
         raise DatasetError("The index is empty: run `lore index` first.")
@@ -137,7 +146,7 @@ def build_dataset(
         filters=None if options.include_restricted else SearchFilters(principals=frozenset({EVERYONE})),
         distractor_share=options.distractor_share,
     )
-    seeds = list(_document_seeds(knowledge, sorted(readable)))
+    seeds = list(_document_seeds(knowledge, sorted(readable), teacher))
     seeds += [
         Seed(pair.question, pair.answer, pair.kind, "curated", f"curated:{pair.file}")
         for pair in load_curated(options.curated)
@@ -174,6 +183,7 @@ def build_dataset(
         "gaps": gaps,
         "skipped": {reason: count for reason, count in skipped.items() if count},
         "options": _jsonable(asdict(options)),
+        "teacher": teacher.report() if teacher is not None else {},
     }
     card = _write(out_root, split.parts(), card_fields, now or datetime.now(UTC))
     log.info(
@@ -187,6 +197,8 @@ def build_dataset(
         sum(ledger.counts.values()),
         len(gaps),
     )
+    if teacher is not None:
+        log.info("Teacher %s: %s", teacher.name, ", ".join(f"{k} {v}" for k, v in card.teacher.items() if k != "model"))
     return card
 
 
@@ -213,7 +225,9 @@ def latest_dataset(datasets_dir: Path) -> Path:
     return found[-1]
 
 
-def _document_seeds(knowledge: KnowledgeBase, documents: Sequence[tuple[str, str]]) -> Iterator[Seed]:
+def _document_seeds(
+    knowledge: KnowledgeBase, documents: Sequence[tuple[str, str]], teacher: Teacher | None = None
+) -> Iterator[Seed]:
     catalog = knowledge.catalog
     for source, path in documents:
         chunks = catalog.chunks(catalog.file_chunk_ids(source, path))
@@ -228,7 +242,12 @@ def _document_seeds(knowledge: KnowledgeBase, documents: Sequence[tuple[str, str
                 text=record.text,
                 score=0.0,
             )
-            for pair in derive_pairs(record.title, record.heading, record.text):
+            pairs = derive_pairs(record.title, record.heading, record.text)
+            if teacher is not None:
+                # Origin `document`: the teacher's questions are about a document, and like the
+                # derived ones a share of them is taught with distractors only.
+                pairs = [*pairs, *teacher.pairs(record.title, record.heading, record.text)]
+            for pair in pairs:
                 yield Seed(pair.question, pair.answer, pair.kind, "document", f"{source}:{path}", golden)
 
 

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 TRAINER_FILE = "trainer.pt"
+TIME_PROBE_STEPS = 5  # steps timed before a time budget first plans the run
+TIME_BUDGET_MARGIN = 0.95  # share of the time left planned for steps (the pace includes validations)
 
 
 class TrainingError(LoreError):
@@ -68,11 +70,16 @@ class TrainingSettings:
     max_validation_examples: int = 48
     seed: int = 42
     device: str = "auto"
+    # Wall-clock budget: after the first steps the run is shortened to fit it (so the learning
+    # rate still decays to zero), and it stops at the budget, keeping its best weights.
+    max_minutes: float | None = None
 
     def key(self) -> str:
-        """A short hash of the settings that change what is learned (not the device)."""
+        """A short hash of the settings that change what is learned (not the device, nor the
+        time budget, so an interrupted run resumes on another machine)."""
         values = asdict(self)
         values.pop("device")
+        values.pop("max_minutes")
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -150,9 +157,10 @@ def train_adapter(
     if settings.max_steps is not None:
         total_steps = min(total_steps, settings.max_steps)
 
+    plan = _Plan(total_steps)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings.warmup_steps, total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings.warmup_steps, plan))
     state = _State()
     if resume:
         state = _restore(run, model, optimizer, scheduler, device)
@@ -161,16 +169,18 @@ def train_adapter(
 
     model.train()
     window: list[float] = []
-    stopped_early = False
+    stopped_early = out_of_time = False
+    validation_seconds = 0.0
+    budget = settings.max_minutes * 60 if settings.max_minutes is not None else None
     with _progress_bar(show_progress, total_steps, state.step) as advance:
-        while state.step < total_steps and not stopped_early:
+        while state.step < plan.total_steps and not stopped_early and not out_of_time:
             first = state.step * settings.gradient_accumulation
             batches = schedule[first : first + settings.gradient_accumulation]
             optimizer.zero_grad(set_to_none=True)
             losses = []
             for indices in batches:
                 inputs = _collate([train[i] for i in indices], pad, device)
-                loss = model(**inputs).loss / len(batches)
+                loss = _answer_loss(model, inputs) / len(batches)
                 loss.backward()
                 losses.append(loss.item() * len(batches))
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -180,10 +190,21 @@ def train_adapter(
             step_loss = sum(losses) / len(losses)
             window.append(step_loss)
             state.losses.append([state.step, round(step_loss, 5)])
+            if budget is not None:
+                spent = time.perf_counter() - started
+                # The last validation's length is kept in hand for the one that ends the run.
+                out_of_time = spent + validation_seconds >= budget
+                done_here = state.step - resumed_from
+                if done_here == TIME_PROBE_STEPS or (done_here > TIME_PROBE_STEPS and state.step % settings.checkpoint_every == 0):
+                    # The pace so far (validations included) decides how many steps fit; the
+                    # first estimate is refined at every checkpoint, in either direction.
+                    plan.fit(state.step, spent / done_here, budget - spent)
             validation_loss = None
-            if state.step % settings.checkpoint_every == 0 or state.step == total_steps:
+            if state.step % settings.checkpoint_every == 0 or state.step == plan.total_steps or out_of_time:
                 if validation:
+                    validating = time.perf_counter()
                     validation_loss = _validation_loss(model, validation, pad, device, settings.batch_size)
+                    validation_seconds = time.perf_counter() - validating
                     state.validations.append([state.step, round(validation_loss, 5)])
                     if state.best_loss is None or validation_loss < state.best_loss - 1e-4:
                         state.best_loss, state.best_step, state.bad = validation_loss, state.step, 0
@@ -195,9 +216,9 @@ def train_adapter(
                 state.seconds = earlier + time.perf_counter() - started
                 window = []
                 _checkpoint(run, model, optimizer, scheduler, state)
-            advance(step_loss, validation_loss)
+            advance(step_loss, validation_loss, plan.total_steps)
             if on_step is not None:
-                on_step(StepReport(state.step, total_steps, step_loss, scheduler.get_last_lr()[0], validation_loss))
+                on_step(StepReport(state.step, plan.total_steps, step_loss, scheduler.get_last_lr()[0], validation_loss))
 
     if state.best_step is not None and (run / "best").is_dir():
         _load_weights(model, run / "best", device)
@@ -214,8 +235,10 @@ def train_adapter(
             "validation_loss": state.best_loss,
             "best_step": state.best_step,
             "steps": state.step,
-            "total_steps": total_steps,
+            "total_steps": plan.total_steps,
+            "planned_steps": total_steps,
             "stopped_early": stopped_early,
+            "stopped_for_time": out_of_time,
             "train_examples": len(train),
             "skipped_too_long": skipped,
             "seconds": round(seconds, 2),
@@ -235,7 +258,7 @@ def train_adapter(
         adapter=name,
         path=path,
         steps=state.step,
-        total_steps=total_steps,
+        total_steps=plan.total_steps,
         train_loss=state.train_loss,
         validation_loss=state.best_loss,
         stopped_early=stopped_early,
@@ -317,6 +340,24 @@ def _collate(items: Sequence[TokenizedExample], pad: int, device: Any) -> dict[s
     }
 
 
+def _answer_loss(model: Any, inputs: dict[str, Any]) -> Any:
+    """Mean cross-entropy over the answer tokens (labels not IGNORE), as the model's own loss
+    computes it, but with the vocabulary projection run only for the positions from the first
+    answer token on: the prompt is most of each example, and its logits were thrown away."""
+    import torch
+
+    labels = inputs["labels"]
+    answer = (labels != IGNORE).any(dim=0).nonzero()
+    first = int(answer[0]) if len(answer) else labels.shape[1] - 1
+    keep = labels.shape[1] - first + 1  # the logit at position p predicts token p + 1
+    output = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], logits_to_keep=keep)
+    logits = output.logits[:, :-1, :].float()
+    targets = labels[:, labels.shape[1] - keep + 1 :]
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE
+    )
+
+
 def _validation_loss(model: Any, items: Sequence[TokenizedExample], pad: int, device: Any, batch: int) -> float:
     import torch
 
@@ -326,17 +367,38 @@ def _validation_loss(model: Any, items: Sequence[TokenizedExample], pad: int, de
         for start in range(0, len(items), batch):
             part = items[start : start + batch]
             count = sum(item.answer_tokens for item in part)
-            total += model(**_collate(part, pad, device)).loss.item() * count
+            total += _answer_loss(model, _collate(part, pad, device)).item() * count
             tokens += count
     model.train()
     return total / max(tokens, 1)
 
 
-def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
+@dataclass
+class _Plan:
+    """How many optimizer steps the run will take: `planned` (epochs, max_steps), or fewer when
+    a time budget allows fewer."""
+
+    planned: int
+    total_steps: int = 0
+
+    def __post_init__(self) -> None:
+        self.total_steps = self.total_steps or self.planned
+
+    def fit(self, step: int, seconds_per_step: float, seconds_left: float) -> None:
+        """Plan the steps that fit in `seconds_left` at `seconds_per_step` (with a margin),
+        at most `planned` and never below the next step."""
+        affordable = step + int(seconds_left * TIME_BUDGET_MARGIN / max(seconds_per_step, 1e-6))
+        fitted = max(step + 1, min(self.planned, affordable))
+        if fitted != self.total_steps:
+            log.info("Time budget: training planned for %d steps (was %d)", fitted, self.total_steps)
+            self.total_steps = fitted
+
+
+def _lr_lambda(warmup: int, plan: _Plan) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
+        return max(0.0, (plan.total_steps - step) / max(1, plan.total_steps - warmup))
 
     return factor
 
@@ -440,9 +502,9 @@ def _publish_adapter(model: Any, adapters_dir: Path, name: str, metadata: dict[s
 
 
 @contextmanager
-def _progress_bar(show: bool, total: int, done: int) -> Iterator[Callable[[float, float | None], None]]:
+def _progress_bar(show: bool, total: int, done: int) -> Iterator[Callable[[float, float | None, int], None]]:
     if not show:
-        yield lambda loss, validation: None
+        yield lambda loss, validation, total: None
         return
     from rich.progress import (
         BarColumn,
@@ -459,9 +521,9 @@ def _progress_bar(show: bool, total: int, done: int) -> Iterator[Callable[[float
     ) as bar:
         task = bar.add_task("training", total=total, completed=done, loss="")
 
-        def advance(loss: float, validation: float | None) -> None:
+        def advance(loss: float, validation: float | None, total: int) -> None:
             text = f"loss {loss:.3f}" + (f" val {validation:.3f}" if validation is not None else "")
-            bar.update(task, advance=1, loss=text)
+            bar.update(task, advance=1, total=total, loss=text)
 
         yield advance
 

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from knowledge.types import SourceFile
+
+
+@dataclass(frozen=True)
+class SourceProblem:
+    """A folder or file the last listing could not read; the listing went on without it."""
+
+    path: str  # relative to the root, POSIX
+    reason: str
 
 
 class Source(Protocol):
@@ -13,6 +22,9 @@ class Source(Protocol):
     sync can skip reading files whose size and modification time did not change."""
 
     name: str
+    # What the last `list_files` could not read (a folder without permission): the sync
+    # reports each and keeps the files it had indexed under them.
+    problems: list[SourceProblem]
 
     def list_files(self) -> Iterator[SourceFile]:
         """Yield every candidate document, metadata only. Raises SourceError when the

@@ -6,7 +6,6 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from urllib.parse import quote
@@ -15,6 +14,7 @@ from wcmatch import glob
 
 from knowledge.config import SourceSettings
 from knowledge.errors import SourceError
+from knowledge.sources.base import SourceProblem
 from knowledge.types import SourceFile
 
 try:  # pwd exists on POSIX only; owners are simply unknown elsewhere.
@@ -32,14 +32,6 @@ GLOB_FLAGS = glob.GLOBSTAR | glob.MATCHBASE | glob.BRACE | glob.IGNORECASE | glo
 # Editor and office-suite litter: lock files, autosaves, swap files, OS metadata.
 # Names starting with "." (.DS_Store, .~lock.x.odt#, .git) are skipped separately.
 TEMPORARY_NAMES = ("~*", "*.tmp", "*.swp", "*.swo", "*~", "#*#", "Thumbs.db", "desktop.ini")
-
-
-@dataclass(frozen=True)
-class SourceProblem:
-    """A folder or file the last listing could not read; the listing went on without it."""
-
-    path: str  # relative to the root, POSIX
-    reason: str
 
 
 def is_hidden_or_temporary(name: str) -> bool:

@@ -93,3 +93,56 @@ def test_resume_continues_from_the_last_checkpoint(dataset: DatasetCard, base: P
     assert resumed_losses == pytest.approx([loss for _, loss in straight.metadata["loss_curve"]], abs=1e-4)
     with pytest.raises(TrainingError, match="already finished"):
         train_adapter(dataset.folder, base, "tiny", registry, tmp_path / "runs-b", settings, resume=True)
+
+
+def test_a_time_budget_shortens_the_run_and_stops_it_with_its_best_weights(
+    dataset: DatasetCard, base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.customize import training
+
+    clock = iter(range(0, 10_000, 10))  # every reading of the clock is 10 s later
+    monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(clock)))
+    settings = replace(FAST, epochs=30, max_steps=40, checkpoint_every=100, max_minutes=2.0)
+    steps: list[StepReport] = []
+    result = train_adapter(
+        dataset.folder, base, "tiny", AdapterRegistry(tmp_path / "adapters"), tmp_path / "runs", settings, on_step=steps.append
+    )
+    metrics = result.metadata["metrics"]
+    assert metrics["planned_steps"] == 40
+    # Timed over 5 steps, the plan shrinks to what fits in 120 s, and the run ends on time.
+    assert steps[5].total_steps < 40 and result.steps < 40
+    assert result.steps == result.total_steps or metrics["stopped_for_time"]
+    assert result.validation_loss is not None  # the last step validated, so weights were chosen
+    assert steps[-1].learning_rate == pytest.approx(0.0, abs=1e-9) or metrics["stopped_for_time"]
+
+
+def test_the_answer_only_loss_equals_the_models_own_loss(base: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from bot.customize.tokenize import IGNORE, TokenizedExample
+    from bot.customize.training import _answer_loss, _collate
+
+    model = AutoModelForCausalLM.from_pretrained(base)
+    # Two examples of different lengths: right padding puts the answers at different places.
+    items = [
+        TokenizedExample(tuple(range(5, 40)), (IGNORE,) * 28 + tuple(range(33, 40))),
+        TokenizedExample(tuple(range(7, 30)), (IGNORE,) * 15 + tuple(range(22, 30))),
+    ]
+    for batch in (_collate(items, 0, "cpu"), _collate(items[1:], 0, "cpu")):
+        with torch.no_grad():
+            assert float(_answer_loss(model, batch)) == pytest.approx(float(model(**batch).loss), rel=1e-5)
+
+
+def test_a_time_budget_plan_is_refined_both_ways_within_the_planned_steps() -> None:
+    from bot.customize.training import _Plan
+
+    plan = _Plan(100)
+    plan.fit(step=5, seconds_per_step=30.0, seconds_left=600.0)  # a slow start: ~19 more steps fit
+    assert 20 <= plan.total_steps <= 25
+    plan.fit(step=20, seconds_per_step=5.0, seconds_left=300.0)  # the pace improved: ~57 more
+    assert 100 > plan.total_steps > 25
+    plan.fit(step=30, seconds_per_step=1.0, seconds_left=10_000.0)  # never beyond what was planned
+    assert plan.total_steps == 100
+    plan.fit(step=90, seconds_per_step=10.0, seconds_left=1.0)  # out of time: at least the next step
+    assert plan.total_steps == 91

@@ -184,6 +184,33 @@ def test_unmounted_source_is_reported_and_nothing_is_deleted(knowledge: Knowledg
     assert knowledge.status().documents == 3
 
 
+@pytest.mark.parametrize("folder", ["it", "."])
+def test_an_unreadable_folder_is_reported_and_its_files_stay_indexed(
+    knowledge: KnowledgeBase, docs: Path, folder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import knowledge.sources.filesystem as filesystem
+
+    # Root reads every folder, so the refusal an NFS or SMB share gives comes from scandir.
+    unreadable = (docs / folder).resolve()
+    real_scandir = os.scandir
+
+    def scandir(path: object) -> object:
+        if Path(str(path)).resolve() == unreadable:
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(filesystem.os, "scandir", scandir)
+    report, _ = refresh_counting(knowledge, docs)
+    assert report["deleted"] == 0
+    assert [(f["path"], f["reason"]) for f in report["failed"]] == [(f"docs:{folder}", "Permission denied")]
+    assert paths_for(knowledge, "laptops replaced") == ["it/laptops.html"]
+    monkeypatch.undo()
+    (docs / "it/laptops.html").unlink()  # readable again: now a real deletion is seen
+    report, _ = refresh_counting(knowledge, docs)
+    assert report["deleted"] == 1 and report["failed"] == []
+    assert paths_for(knowledge, "laptops replaced") == []
+
+
 def test_full_refresh_reembeds_everything(knowledge: KnowledgeBase, docs: Path, embedder: CountingEmbedder) -> None:
     before = knowledge.catalog.counts()
     report, reads = refresh_counting(knowledge, docs, full=True)

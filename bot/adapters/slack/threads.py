@@ -3,9 +3,9 @@ Kept in the answer-log database so follow-ups still work after a restart."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Column, DateTime, String, Table, insert, select
+from sqlalchemy import Column, DateTime, String, Table, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.store.database import Database, metadata
@@ -43,3 +43,10 @@ class AnsweredThreads:
         )
         with self._engine.connect() as connection:
             return connection.execute(query).first() is not None
+
+    def purge_older_than(self, days: float) -> int:
+        """Forget threads answered more than `days` ago (the answer log's retention: their
+        turns are gone from thread memory too); returns how many went."""
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+        with self._engine.begin() as connection:
+            return connection.execute(delete(slack_threads).where(slack_threads.c.answered_at < cutoff)).rowcount

@@ -62,11 +62,13 @@ def teams_routes(
         if workload is None:  # an app not made by `create_web_app`: finish our own work
             workload = Workload()
             app.on_shutdown.append(lambda _app: workload.drain(SHUTDOWN_GRACE_SECONDS))
+        sent = SentAnswers(services.database)
+        services.housekeeping.append(sent.purge_older_than)
         bot = LoreTeamsBot(
             services.agent,
             services.answers,
             services.feedback,
-            SentAnswers(services.database),
+            sent,
             workload,
             TeamsEmails(TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds)),
             typing_interval=typing_interval,

@@ -1,0 +1,351 @@
+"""Scheduled retraining end to end on the tiny share: real index, real SQLite feedback, the tiny
+model trained for a few steps, evaluated and promoted (or not) by the promotion rules, the
+result posted to a Slack API server and a Teams-style webhook on loopback; and its wiring into
+`lore serve`'s scheduler and the `lore customize retrain` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from apscheduler.triggers.cron import CronTrigger
+from click.testing import CliRunner
+from pydantic import SecretStr
+
+from bot.app import Services, build_services
+from bot.cli.main import cli
+from bot.cli.serve_command import SCHEDULER, _add_schedules
+from bot.core.types import Asker, Question
+from bot.customize.dataset import DatasetCard
+from bot.customize.notify import (
+    SlackChannelNotifier,
+    TeamsWebhookNotifier,
+    admin_notifiers,
+    notify,
+)
+from bot.customize.promotion import promote, store_evaluation
+from bot.customize.retrain import (
+    JOB_ID,
+    LOCK_FILE,
+    RetrainJob,
+    RetrainLock,
+    evaluation_model,
+)
+from bot.customize.training import TrainingSettings
+from bot.model.adapters import AdapterRegistry
+from bot.model.local import LocalModel
+from bot.server import create_web_app
+from bot.settings import CustomizeSettings, LoreSettings, ModelSettings, SlackSettings
+from bot.store.feedback import Feedback
+from knowledge.config import SourceSettings
+from knowledge.errors import ConfigurationError
+from tests.customize.conftest import write_share
+from tests.support.slack_api import BOT_TOKEN, MockSlackApi
+from tests.support.tiny_model import build_tiny_adapter, build_tiny_model
+
+ADMIN_CHANNEL = "C0ADMINS"
+# A Teams webhook URL is a credential: it must never reach a log line.
+WEBHOOK_SECRET = "IncomingWebhook/0123456789abcdef"
+# Fast settings for the tiny model: a couple of steps on short prompts.
+FAST = TrainingSettings(
+    rank=4, alpha=16, learning_rate=0.05, warmup_steps=0, gradient_accumulation=2,
+    max_steps=2, checkpoint_every=2, max_validation_examples=2, max_length=512, max_minutes=5,
+)
+
+
+@dataclass
+class Webhook:
+    """A Teams incoming webhook on loopback: records what is posted to it."""
+
+    url: str
+    posts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def teams_webhook(status: int = 200) -> AsyncIterator[Webhook]:
+    async def receive(request: web.Request) -> web.Response:
+        webhook.posts.append(await request.json())
+        return web.Response(text="1", status=status)  # what Teams answers
+
+    app = web.Application()
+    app.router.add_post("/webhookb2/{path:.*}", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    webhook = Webhook(f"http://127.0.0.1:{port}/webhookb2/{WEBHOOK_SECRET}")
+    try:
+        yield webhook
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def slack_api() -> AsyncIterator[MockSlackApi]:
+    api = await MockSlackApi().start()
+    try:
+        yield api
+    finally:
+        await api.stop()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture
+def make_services(tmp_path: Path, tiny: Path) -> Iterator[Any]:
+    """Builds services over a fresh LORE_HOME with the tiny share indexed and the tiny model;
+    closes them after the test."""
+    built: list[Services] = []
+
+    def make(slack: SlackSettings | None = None, **customize: Any) -> Services:
+        root = tmp_path / f"stack-{len(built)}"
+        settings = LoreSettings(
+            home=root / "home",
+            sources=[SourceSettings(name="handbook", path=write_share(root / "docs"))],
+            model=ModelSettings(base_model=tiny, max_new_tokens=6),
+            customize=CustomizeSettings(**customize),
+            slack=slack or SlackSettings(),
+        )
+        services = build_services(settings)
+        built.append(services)
+        services.knowledge.refresh()
+        return services
+
+    yield make
+    for services in built:
+        services.close()
+
+
+def give_feedback(services: Services, count: int, correction: str = "") -> None:
+    """`count` feedback items as users leave them: 👎 on a real answer, with `correction` (or
+    without one: a gap)."""
+    for _ in range(count):
+        question = Question("On which day does the salary arrive?", Asker("U1"), "C1", uuid.uuid4().hex)
+        answer = services.agent.answer(question)
+        services.feedback.record(Feedback(answer.id, "slack", "U1", "not_helpful", "wrong day", correction))
+
+
+def add_incumbent(services: Services, tiny: Path, stored_accuracy: float) -> AdapterRegistry:
+    """An adapter promoted earlier, whose stored evaluation says `stored_accuracy`."""
+    registry = AdapterRegistry(services.settings.adapters_dir)
+    build_tiny_adapter(tiny, registry.directory / "incumbent", metadata={"base_model": str(tiny), "created": "2026-01-01T00:00:00+00:00"})
+    set_score(registry, "incumbent", stored_accuracy)
+    promote(registry, "incumbent", force=True)
+    return registry
+
+
+def set_score(registry: AdapterRegistry, name: str, accuracy: float) -> None:
+    scores = {"answer_accuracy": accuracy, "citation_accuracy": accuracy, "abstention": None, "latency_p50": 0.1}
+    store_evaluation(registry, name, {"base": scores, "adapter": scores})
+
+
+async def test_retraining_follows_the_feedback_and_the_metric(
+    make_services: Any, tiny: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with slack_api() as api, teams_webhook() as webhook:
+        services = make_services(
+            slack=SlackSettings(bot_token=SecretStr(BOT_TOKEN), api_url=api.base_url),
+            retrain_min_feedback=3,
+            admin_slack_channel=ADMIN_CHANNEL,
+            admin_teams_webhook_url=SecretStr(webhook.url),
+        )
+        home = services.settings.home
+        registry = add_incumbent(services, tiny, stored_accuracy=1.0)
+        # As `lore serve` builds it (the settings' threshold and notifiers, a measuring model of
+        # its own), with a training budget for the tiny model.
+        job = RetrainJob(
+            services,
+            min_feedback=services.settings.customize.retrain_min_feedback,
+            training=FAST,
+            notifiers=admin_notifiers(services.settings),
+            evaluation_model=lambda: evaluation_model(services.settings),
+        )
+
+        def posted() -> list[str]:
+            texts = [call.args["text"] for call in api.calls_to("chat.postMessage")]
+            assert [call.args["channel"] for call in api.calls_to("chat.postMessage")] == [ADMIN_CHANNEL] * len(texts)
+            assert [post["text"] for post in webhook.posts] == [t.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") for t in texts]
+            return texts
+
+        # Below the threshold: nothing is built or trained.
+        give_feedback(services, 2, correction="Salaries are paid on the 25th of every month.")
+        result = await asyncio.to_thread(job.run)
+        assert (result.outcome, result.new_feedback) == ("skipped", 2)
+        assert "only 2 new feedback items" in result.reason and "needs 3" in result.reason
+        assert registry.list() == ["incumbent"] and not (home / "datasets").exists()
+        assert posted() == [f"Lore retraining skipped: {result.reason}"]
+
+        # At the threshold: dataset, adapter, evaluation; it cannot beat the incumbent's 1.0.
+        give_feedback(services, 1)
+        result = await asyncio.to_thread(job.run)
+        assert result.outcome == "not_promoted", result
+        first = result.adapter
+        assert first is not None and registry.list() == ["incumbent", first]
+        assert registry.active() == "incumbent"
+        assert "does not beat adapter 'incumbent' on answer_accuracy" in result.reason
+        card = DatasetCard.read(Path(result.dataset or ""))
+        assert registry.info(first).metadata["dataset"]["hash"] == card.hash
+        assert card.by_origin.get("feedback", 0) >= 1  # the correction became an example
+        evaluation = registry.info(first).metadata["evaluation"]
+        assert result.scores["new"] == evaluation["adapter"] and result.scores["base"] == evaluation["base"]
+        assert result.scores["active"]["answer_accuracy"] == 1.0
+        assert result.training["steps"] == 2
+        report = posted()[-1]
+        assert report.startswith(f"Lore retraining trained {first}, not promoted")
+        assert "answer_accuracy: base " in report and "active incumbent (stored) 1.000" in report and f"new {first} " in report
+
+        # Nothing new since: skipped, and the marker survives in LORE_HOME.
+        result = await asyncio.to_thread(job.run)
+        assert (result.outcome, result.new_feedback) == ("skipped", 0)
+        assert json.loads((home / "customize" / "retrain-state.json").read_text())["adapter"] == first
+
+        # The incumbent's stored score is lower this time: the next adapter beats it.
+        set_score(registry, "incumbent", 0.0)
+        give_feedback(services, 3)
+        result = await asyncio.to_thread(job.run)
+        assert result.outcome == "promoted", result
+        assert result.scores["new"]["answer_accuracy"] > 0.0
+        assert registry.active() == result.adapter != first
+        assert result.reason.startswith("answer_accuracy ") and "beats 0.000 of incumbent" in result.reason
+        assert posted()[-1].startswith(f"Lore retraining promoted {result.adapter}: ")
+        assert len(posted()) == 4 and len(webhook.posts) == 4
+
+        api.assert_clean()
+        assert all(call.token == BOT_TOKEN for call in api.calls)
+    assert BOT_TOKEN not in caplog.text and WEBHOOK_SECRET not in caplog.text
+
+
+def test_a_failed_run_changes_nothing_and_is_retried(make_services: Any, tiny: Path, caplog: pytest.LogCaptureFixture) -> None:
+    services = make_services(retrain_min_feedback=1)
+    registry = add_incumbent(services, tiny, stored_accuracy=0.0)
+    give_feedback(services, 1)
+    broken = RetrainJob(services, min_feedback=1, training=TrainingSettings(target_modules=("no_such_proj",)))
+    result = broken.run()
+    assert result.outcome == "failed"
+    assert result.reason.startswith("training failed: None of the target modules")
+    assert registry.active() == "incumbent" and registry.list() == ["incumbent"]
+    assert any(r.levelno == logging.ERROR and "training failed" in r.getMessage() for r in caplog.records)
+
+    # The feedback still counts as new for the next run; another run's lock makes it wait.
+    job = RetrainJob(services, min_feedback=1, training=FAST)
+    with RetrainLock(services.settings.home / "customize" / LOCK_FILE):
+        busy = job.run()
+    assert busy.outcome == "skipped" and "another retraining is running" in busy.reason
+    result = job.run()
+    assert result.outcome == "promoted" and result.new_feedback == 1
+    assert registry.active() == result.adapter
+
+
+async def test_delivery_failures_are_logged_without_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    async with slack_api() as api, teams_webhook(status=404) as webhook:
+        api.fail("chat.postMessage", "not_in_channel")
+        notifiers = [
+            SlackChannelNotifier(SecretStr(BOT_TOKEN), ADMIN_CHANNEL, api.base_url),
+            TeamsWebhookNotifier(SecretStr(webhook.url)),
+            TeamsWebhookNotifier(SecretStr(f"http://127.0.0.1:9/webhookb2/{WEBHOOK_SECRET}")),  # nobody listens
+        ]
+        await asyncio.to_thread(notify, notifiers, "Lore retraining skipped: only 0 new feedback items")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("not_in_channel" in w and ADMIN_CHANNEL in w for w in warnings), warnings
+    assert any("HTTP 404" in w for w in warnings) and any("could not be reached (" in w for w in warnings), warnings
+    assert webhook.posts == [{"text": "Lore retraining skipped: only 0 new feedback items"}]
+    assert BOT_TOKEN not in caplog.text and WEBHOOK_SECRET not in caplog.text
+
+
+async def test_serve_schedules_the_job_and_runs_it_off_the_event_loop(
+    make_services: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    services = make_services(retrain_min_feedback=5, retrain_cron="30 3 * * 1-5")
+    app = create_web_app(services, [])
+    _add_schedules(app, services)
+    runner = web.AppRunner(app)
+    await runner.setup()  # runs the startup hooks: the scheduler starts
+    try:
+        job = app[SCHEDULER].get_job(JOB_ID)
+        assert isinstance(job.trigger, CronTrigger) and (job.max_instances, job.coalesce) == (1, True)
+        assert {f.name: str(f) for f in job.trigger.fields}["hour"] == "3"
+        caplog.set_level(logging.INFO, logger="bot.customize.retrain")
+        job.modify(next_run_time=datetime.now(job.trigger.timezone))
+        for _ in range(3000):
+            done = [r for r in caplog.records if r.getMessage().startswith("Retraining skipped")]
+            if done:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the scheduled run never finished")
+        assert "only 0 new feedback items" in done[0].getMessage()
+        assert done[0].thread != threading.get_ident()  # a worker thread, not the event loop's
+    finally:
+        await runner.cleanup()
+
+    for off in (make_services(retrain_min_feedback=0),):
+        app = create_web_app(off, [])
+        _add_schedules(app, off)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        try:
+            assert app[SCHEDULER].get_job(JOB_ID) is None
+        finally:
+            await runner.cleanup()
+    with pytest.raises(ConfigurationError, match="customize.retrain_cron"):
+        _add_schedules(web.Application(), make_services(retrain_min_feedback=5, retrain_cron="nightly"))
+
+
+def test_the_retrain_command(tmp_path: Path, tiny: Path) -> None:
+    docs = write_share(tmp_path / "docs")
+    runner = CliRunner(
+        env={
+            "LORE_CONFIG": str(tmp_path / "absent.toml"),
+            "LORE_HOME": str(tmp_path / "home"),
+            "LORE_SOURCES": json.dumps([{"name": "handbook", "path": str(docs)}]),
+            "LORE_MODEL__BASE_MODEL": str(tiny),
+            "LORE_MODEL__MAX_NEW_TOKENS": "6",
+            "LORE_CUSTOMIZE__RETRAIN_MIN_FEEDBACK": "2",
+            "LORE_CUSTOMIZE__RETRAIN_MAX_MINUTES": "0.001",  # over after the first step
+        }
+    )
+
+    def lore(*args: str, code: int = 0) -> str:
+        result = runner.invoke(cli, list(args), catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result.stdout
+
+    lore("index")
+    skipped = json.loads(lore("customize", "retrain", "--json"))
+    assert skipped["outcome"] == "skipped" and skipped["min_feedback"] == 2
+    assert "only 0 new feedback items" in lore("customize", "retrain")
+    forced = json.loads(lore("customize", "retrain", "--min-feedback", "0", "--json"))
+    assert forced["outcome"] in ("promoted", "not_promoted"), forced
+    assert forced["adapter"] in AdapterRegistry(tmp_path / "home" / "adapters").list()
+    assert forced["training"]["steps"] == 1 < forced["training"]["total_steps"]  # the time budget
+
+
+def test_candidates_are_measured_on_local_base_weights_whatever_serves_users(tmp_path: Path, tiny: Path) -> None:
+    registry = AdapterRegistry(tmp_path / "home" / "adapters")
+    build_tiny_adapter(tiny, registry.directory / "served", metadata={"base_model": str(tiny)})
+    registry.set_active("served")
+    endpoint = ModelSettings(backend="openai", openai_base_url="http://127.0.0.1:9/v1", base_model=tiny)
+    settings = LoreSettings(home=tmp_path / "home", model=endpoint)
+    model = evaluation_model(settings)
+    try:
+        assert isinstance(model, LocalModel) and model.folder == tiny and model.adapter is None
+    finally:
+        model.close()
+    with pytest.raises(ConfigurationError, match="set model.base_model"):
+        evaluation_model(settings.model_copy(update={"model": endpoint.model_copy(update={"base_model": None})}))
