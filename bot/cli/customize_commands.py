@@ -31,7 +31,7 @@ def customize() -> None:
 @click.option("--redact-phones", is_flag=True, help="Also replace phone numbers.")
 @click.option("--curated", "curated", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="An FAQ or glossary file (YAML or CSV); repeatable.")
 @click.option("--no-feedback", is_flag=True, help="Leave the users' feedback out.")
-@click.option("--distractor-share", type=click.FloatRange(0.0, 0.9), default=0.2, show_default=True, help="Share of examples with only distractor passages and the 'not covered' reply.")
+@click.option("--distractor-share", type=click.FloatRange(0.0, 0.9), default=0.05, show_default=True, help="Share of examples with only distractor passages and the 'not covered' reply (more teaches the adapter to refuse).")
 @click.option("--max-prompt-tokens", type=click.IntRange(min=128), default=None, help="Token budget of each example's prompt (default: the agent's, min(1024, the model's context window - model.max_new_tokens)).")
 @click.option("--json", "as_json", is_flag=True, help="Print the dataset card as JSON.")
 @click.pass_obj

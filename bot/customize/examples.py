@@ -121,7 +121,7 @@ class RaftBuilder:
         budget: int,
         redact: RedactionLedger,
         filters: SearchFilters | None = None,
-        distractor_share: float = 0.2,
+        distractor_share: float = 0.05,
     ) -> None:
         """`budget`: prompt tokens allowed (training's maximum length less the answer's room);
         `filters`: what retrieval may return (the public documents, unless told otherwise)."""

@@ -135,7 +135,9 @@ def train_adapter(
         shutil.rmtree(run)
     run.mkdir(parents=True, exist_ok=True)
     created = now or datetime.now(UTC)
-    name = name or f"lore-{created.strftime('%Y%m%d-%H%M%S')}"
+    if name is None:  # two runs within one second (tests, a quick retry) get -2, -3, ...
+        stamp = f"lore-{created.strftime('%Y%m%d-%H%M%S')}"
+        name = next(n for n in (stamp, *(f"{stamp}-{i}" for i in range(2, 1000))) if not (registry.directory / n).exists())
     if (registry.directory / name).exists():
         raise ConfigurationError(f"An adapter named {name!r} already exists: choose another --name.")
 

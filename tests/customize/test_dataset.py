@@ -135,9 +135,13 @@ def test_examples_are_the_prompt_the_agent_builds(share: Share, card: DatasetCar
             assert example.document.split(":", 1)[1] not in example.messages[-1].content
 
 
-def test_about_a_fifth_of_examples_have_only_distractors(card: DatasetCard) -> None:
-    examples = _all(card)
-    assert 0 < card.not_covered == sum(not e.covered for e in examples) < len(examples) / 2
+def test_the_distractor_share_sets_how_many_examples_have_only_distractors(share: Share, tmp_path: Path) -> None:
+    few = _build(share, tmp_path / "few", distractor_share=0.05)
+    many = _build(share, tmp_path / "many", distractor_share=0.3)
+    for card in (few, many):
+        assert card.not_covered == sum(not e.covered for e in _all(card))
+    assert few.not_covered < many.not_covered < sum(few.splits.values()) / 2
+    assert many.not_covered > 0
 
 
 def test_splits_by_document_deterministically(share: Share, card: DatasetCard, tmp_path: Path) -> None:
