@@ -1,23 +1,29 @@
-"""One refresh at a time, across processes: an exclusive `flock` on a file in the index
-folder. The kernel drops the lock when its holder dies, so a killed refresh never leaves a
-stale lock behind."""
+"""One refresh (or one retraining) at a time, across processes: an exclusive `flock` on a
+file. The kernel drops the lock when its holder dies, so a killed run never leaves a stale
+lock behind."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from knowledge.errors import IndexBusyError
 
 
-class RefreshLock:
-    """Non-blocking exclusive lock; use as a context manager. Raises IndexBusyError naming
-    the holder's pid when another process (or another RefreshLock in this one) holds it."""
+def _refresh_busy(holder: str) -> Exception:
+    return IndexBusyError(f"another refresh is running (pid {holder}); wait for it to finish and try again.")
 
-    def __init__(self, path: Path) -> None:
+
+class RefreshLock:
+    """Non-blocking exclusive lock; use as a context manager. Raises `busy(holder pid)`
+    (default: IndexBusyError) when another process (or another lock in this one) holds it."""
+
+    def __init__(self, path: Path, busy: Callable[[str], Exception] = _refresh_busy) -> None:
         self.path = path
+        self._busy = busy
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -28,9 +34,7 @@ class RefreshLock:
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise IndexBusyError(
-                f"another refresh is running (pid {holder}); wait for it to finish and try again."
-            ) from None
+            raise self._busy(holder) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd

@@ -18,7 +18,6 @@ overlap, whether scheduled in `lore serve` or started by hand in another process
 from __future__ import annotations
 
 import copy
-import fcntl
 import json
 import logging
 import os
@@ -29,8 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal
 
 from apscheduler.job import Job
 from apscheduler.schedulers.base import BaseScheduler
@@ -45,6 +43,7 @@ from bot.customize.training import StepReport, TrainingSettings, train_adapter
 from bot.model.adapters import BASE, AdapterRegistry
 from bot.settings import CustomizeSettings, LoreSettings
 from knowledge.errors import ConfigurationError, LoreError
+from knowledge.lock import RefreshLock
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -165,7 +164,7 @@ class RetrainJob:
         anything): a failure is a result, with the active adapter untouched."""
         started = time.perf_counter()
         try:
-            with RetrainLock(self._folder / LOCK_FILE):
+            with retrain_lock(self._folder / LOCK_FILE):
                 result = self._run(started)
         except RetrainBusyError as error:
             result = self._result("skipped", str(error), 0, started)
@@ -375,36 +374,10 @@ def schedule_retrain(scheduler: BaseScheduler, job: RetrainJob, trigger: CronTri
     )
 
 
-class RetrainLock:
-    """Non-blocking exclusive flock; RetrainBusyError naming the holder's pid when another
-    run (in this process or another) holds it. The kernel drops it when its holder dies."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def __enter__(self) -> Self:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise RetrainBusyError(f"another retraining is running (pid {holder})") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+def retrain_lock(path: Path) -> RefreshLock:
+    """The flock that keeps retraining runs from overlapping (in this process or another);
+    RetrainBusyError names the holder's pid."""
+    return RefreshLock(path, busy=lambda holder: RetrainBusyError(f"another retraining is running (pid {holder})"))
 
 
 @dataclass(frozen=True)

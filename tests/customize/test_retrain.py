@@ -39,8 +39,8 @@ from bot.customize.retrain import (
     JOB_ID,
     LOCK_FILE,
     RetrainJob,
-    RetrainLock,
     evaluation_model,
+    retrain_lock,
 )
 from bot.customize.training import TrainingSettings
 from bot.model.adapters import AdapterRegistry
@@ -244,7 +244,7 @@ def test_a_failed_run_changes_nothing_and_is_retried(make_services: Any, tiny: P
 
     # The feedback still counts as new for the next run; another run's lock makes it wait.
     job = RetrainJob(services, min_feedback=1, training=FAST)
-    with RetrainLock(services.settings.home / "customize" / LOCK_FILE):
+    with retrain_lock(services.settings.home / "customize" / LOCK_FILE):
         busy = job.run()
     assert busy.outcome == "skipped" and "another retraining is running" in busy.reason
     result = job.run()
