@@ -84,6 +84,9 @@ class CustomizeSettings(BaseModel):
     teacher_model: str = ""
     teacher_api_key: SecretStr = SecretStr("")
     teacher_questions_per_chunk: int = 2
+    # FAQ and glossary files (YAML or CSV) every dataset uses, scheduled ones included;
+    # `lore customize dataset --curated` adds to them.
+    curated_files: list[Path] = Field(default_factory=list)
 
 
 class SlackSettings(BaseModel):

@@ -29,7 +29,7 @@ def customize() -> None:
 @click.option("--include-restricted", is_flag=True, help="Also use documents NOT readable by everyone (dangerous: the adapter may repeat them to anyone).")
 @click.option("--redact-emails", is_flag=True, help="Also replace e-mail addresses (secrets are always redacted).")
 @click.option("--redact-phones", is_flag=True, help="Also replace phone numbers.")
-@click.option("--curated", "curated", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="An FAQ or glossary file (YAML or CSV); repeatable.")
+@click.option("--curated", "curated", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="An FAQ or glossary file (YAML or CSV), besides customize.curated_files; repeatable.")
 @click.option("--no-feedback", is_flag=True, help="Leave the users' feedback out.")
 @click.option("--distractor-share", type=click.FloatRange(0.0, 0.9), default=0.05, show_default=True, help="Share of examples with only distractor passages and the 'not covered' reply (more teaches the adapter to refuse).")
 @click.option("--max-prompt-tokens", type=click.IntRange(min=128), default=None, help="Token budget of each example's prompt (default: the agent's, min(1024, the model's context window - model.max_new_tokens)).")
@@ -70,7 +70,7 @@ def dataset(
         redact_phones=redact_phones,
         distractor_share=distractor_share,
         max_prompt_tokens=max_prompt_tokens or _prompt_budget(settings),
-        curated=curated,
+        curated=tuple(dict.fromkeys([*settings.customize.curated_files, *curated])),
         use_feedback=not no_feedback,
     )
     teacher = open_teacher(settings.customize, settings.model.request_timeout_seconds)

@@ -350,14 +350,9 @@ class Agent:
         valid = range(1, len(given) + 1)
         cited = [number for number in cited_numbers(raw) if number in valid]
         text = drop_invalid_citations(raw, valid)
-        # Evidence comes from what the answer cites; with no citation, from every passage.
-        pool = cited or list(valid)
         # Quotes answer what was asked now: a follow-up's own words ("and for contractors?")
         # pick the sentence, the earlier question only when the follow-up has no content words.
         focus = question.text if content_terms(question.text) else query
-        quotes = select_evidence(
-            focus, [(number, given[number - 1]) for number in pool], scorer=self.scorer
-        )
         known = (
             [p.text for p in given]
             + [p.title for p in given]
@@ -371,10 +366,18 @@ class Agent:
             or ungrounded_terms(text, known)
             or unsupported_share(text, known) > MAX_UNSUPPORTED_SHARE
         ):
+            # The quotes become the answer. The failed text's citations are no guide: quote
+            # from every retrieved passage, retrieval's best always among them.
+            given, quotes = self._quotes_for_answer(focus, given, retrieved)
             text = quotes_text(quotes)
             cited = sorted({quote.number for quote in quotes})
-        elif not cited:
-            cited = sorted({quote.number for quote in quotes})
+        else:
+            # The text stands; the quotes back it, from what it cites (else every passage).
+            pool = cited or list(valid)
+            quotes = select_evidence(
+                focus, [(number, given[number - 1]) for number in pool], scorer=self.scorer
+            )
+            cited = cited or sorted({quote.number for quote in quotes})
         if not cited:
             cited = [1]
         return Answer(
@@ -390,6 +393,26 @@ class Agent:
             timings={**timings, "total": time.perf_counter() - started},
             retrieved=tuple(retrieved),
         )
+
+    def _quotes_for_answer(
+        self, focus: str, given: Sequence[Passage], retrieved: Sequence[Passage]
+    ) -> tuple[tuple[Passage, ...], list[Quote]]:
+        """Quotes that stand in for the answer, from every retrieved passage: those the
+        prompt had no room for too (on the handbook benchmark the right document was past the
+        prompt's budget for 1 question in 16). Returns the passages the answer draws on, the
+        prompt's followed by the ones quoted beyond it, and the quotes numbered to match."""
+        in_prompt = {passage.chunk_id for passage in given}
+        candidates = [*given, *(p for p in retrieved if p.chunk_id not in in_prompt)]
+        quotes = select_evidence(
+            focus, list(enumerate(candidates, start=1)), scorer=self.scorer, quote_first=True
+        )
+        beyond = sorted({q.number for q in quotes if q.number > len(given)})
+        renumbered = {old: len(given) + new for new, old in enumerate(beyond, start=1)}
+        quotes = [
+            replace(q, number=renumbered[q.number]) if q.number in renumbered else q
+            for q in quotes
+        ]
+        return (*given, *(candidates[number - 1] for number in beyond)), quotes
 
     def _fallback(
         self,

@@ -57,7 +57,9 @@ class Answer:
     text: str  # the generated text only (or the quotes / fallback text when generation failed its check)
     citations: tuple[Citation, ...]
     evidence: tuple[Evidence, ...]
-    passages: tuple[Passage, ...]  # what the model was given
+    # What the answer draws on: the passages the model was given, then any retrieved passage
+    # beyond the prompt's budget that its quotes come from (when the quotes are the answer).
+    passages: tuple[Passage, ...]
     confident: bool  # False = the knowledge base does not cover it (fallback reply)
     model: str
     adapter: str | None

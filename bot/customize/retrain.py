@@ -229,7 +229,11 @@ class RetrainJob:
                 feedback=self._services.feedback,
                 answers=self._services.answers,
                 # The agent's own prompt budget: training prompts as long as those it answers.
-                options=self._dataset_options or DatasetOptions(max_prompt_tokens=_agent_prompt_budget(agent)),
+                options=self._dataset_options
+                or DatasetOptions(
+                    max_prompt_tokens=_agent_prompt_budget(agent),
+                    curated=tuple(self._settings.customize.curated_files),
+                ),
                 teacher=teacher,
             )
         finally:

@@ -179,6 +179,8 @@ def _passage_record(passage: Passage, given: bool) -> dict[str, Any]:
         "heading": passage.heading,
         "score": passage.score,
         "principals": sorted(passage.principals),
+        # In `Answer.passages`: given to the model, or quoted beyond the prompt's budget. The
+        # name predates the latter; sharing checks and training use exactly these passages.
         "given_to_model": given,
     }
 

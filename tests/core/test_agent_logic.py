@@ -98,6 +98,29 @@ def test_ungrounded_text_falls_back_to_the_quotes(db: Database) -> None:
     assert [c.source for c in answer.citations] == [VACATION.path]
 
 
+def test_quotes_replacing_failed_text_include_retrievals_best_passage(db: Database) -> None:
+    # The failed text cites only [2]; the quotes come from every passage, [1] among them.
+    agent = make_agent(db, "Meals cost 99 EUR at the Ritz [2].")
+    answer = agent.answer(ask("How much are travel meals reimbursed per day?"))
+    assert answer.text.startswith('"Meals while travelling are reimbursed up to 60 EUR per day." [2]')
+    assert [c.number for c in answer.citations] == [1, 2]
+    assert {e.source for e in answer.evidence} == {VACATION.path, EXPENSES.path}
+
+
+def test_quotes_may_come_from_a_retrieved_passage_past_the_prompts_budget(db: Database) -> None:
+    # A budget with room for one passage: the expenses passage is retrieved but not given.
+    model = ScriptedModel("Meals cost 99 EUR at the Ritz [1].")
+    agent = make_agent(db, "", model=model, max_prompt_tokens=90)
+    answer = agent.answer(ask("How much are travel meals reimbursed per day?"))
+    (messages,) = model.prompts
+    assert "[1] Vacation policy" in messages[-1].content and "[2]" not in messages[-1].content
+    assert '"Meals while travelling are reimbursed up to 60 EUR per day." [2]' in answer.text
+    assert answer.passages == (VACATION, EXPENSES)  # what the answer draws on, in its numbering
+    assert [(c.number, c.source) for c in answer.citations] == [(1, VACATION.path), (2, EXPENSES.path)]
+    stored = agent.answers.get(answer.id)
+    assert [p["given_to_model"] for p in stored.passages] == [True, True]
+
+
 def test_looping_text_falls_back_to_the_quotes(db: Database) -> None:
     agent = make_agent(db, "vacation is vacation is " * 10)
     answer = agent.answer(ask("Are contractors eligible for vacation?"))

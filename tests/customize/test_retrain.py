@@ -155,12 +155,15 @@ def set_score(registry: AdapterRegistry, name: str, accuracy: float) -> None:
 
 
 async def test_retraining_follows_the_feedback_and_the_metric(
-    make_services: Any, tiny: Path, caplog: pytest.LogCaptureFixture
+    make_services: Any, tiny: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
+    faq = tmp_path / "faq.yaml"
+    faq.write_text("- question: Where do I find the wifi password?\n  answer: Ask reception for the guest code.\n", encoding="utf-8")
     async with slack_api() as api, teams_webhook() as webhook:
         services = make_services(
             slack=SlackSettings(bot_token=SecretStr(BOT_TOKEN), api_url=api.base_url),
+            curated_files=[faq],
             retrain_min_feedback=3,
             admin_slack_channel=ADMIN_CHANNEL,
             admin_teams_webhook_url=SecretStr(webhook.url),
@@ -202,6 +205,7 @@ async def test_retraining_follows_the_feedback_and_the_metric(
         card = DatasetCard.read(Path(result.dataset or ""))
         assert registry.info(first).metadata["dataset"]["hash"] == card.hash
         assert card.by_origin.get("feedback", 0) >= 1  # the correction became an example
+        assert card.by_origin.get("curated", 0) == 1  # customize.curated_files are used too
         evaluation = registry.info(first).metadata["evaluation"]
         assert result.scores["new"] == evaluation["adapter"] and result.scores["base"] == evaluation["base"]
         assert result.scores["active"]["answer_accuracy"] == 1.0
