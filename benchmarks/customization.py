@@ -61,6 +61,7 @@ def main() -> int:
                         help="Share of examples with only distractors and the 'not covered' reply (at 0.2 the "
                              "adapter learned to refuse 58%% of answerable held-out questions).")
     parser.add_argument("--checkpoint-every", type=int, default=40)
+    parser.add_argument("--top-layers", type=int, default=None, help="LoRA in the last N layers only.")
     parser.add_argument("--max-length", type=int, default=640,
                         help="Train on the examples up to this many tokens (the agent's own prompts, the shorter ones: "
                              "a step costs about its length, and 2 cores train ~50 tokens/s).")
@@ -135,7 +136,7 @@ def _train(settings: LoreSettings, registry: AdapterRegistry, dataset: Path, arg
     training = TrainingSettings(
         epochs=args.epochs, learning_rate=args.learning_rate, max_minutes=args.max_minutes,
         gradient_accumulation=args.gradient_accumulation, max_length=args.max_length,
-        checkpoint_every=args.checkpoint_every, max_validation_examples=16,
+        checkpoint_every=args.checkpoint_every, max_validation_examples=16, top_layers=args.top_layers,
     )
     started = time.perf_counter()
     result = train_adapter(

@@ -108,6 +108,7 @@ class TeamsSettings(BaseModel):
     app_password: SecretStr = SecretStr("")  # MICROSOFT_APP_PASSWORD
     app_tenant_id: str = ""  # MICROSOFT_APP_TENANT_ID
     app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = "MultiTenant"
+    rate_limit_per_minute: int = 10  # questions per user; more get a polite "please wait"
 
 
 _PLATFORM_ENV = {

@@ -127,6 +127,7 @@ def dataset(
 @click.option("--alpha", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--dropout", type=click.FloatRange(0.0, 0.9), default=0.05, show_default=True)
 @click.option("--target-modules", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", show_default=True)
+@click.option("--top-layers", type=click.IntRange(min=1), default=None, help="Adapt only the last N decoder layers (faster steps; default: all).")
 @click.option("--max-length", type=click.IntRange(min=64), default=1280, show_default=True, help="Longest example in tokens.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--gradient-accumulation", type=click.IntRange(min=1), default=4, show_default=True)

@@ -58,6 +58,9 @@ class TrainingSettings:
     target_modules: tuple[str, ...] = (
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
     )
+    # LoRA only in the last N decoder layers (None: all). Backpropagation then stops at the
+    # lowest adapted layer, so each step costs less and more examples fit a time budget.
+    top_layers: int | None = None
     learning_rate: float = 3e-4
     epochs: int = 2
     max_steps: int | None = None  # optimizer steps; caps epochs when set
@@ -304,9 +307,20 @@ def _load(base_folder: Path, settings: TrainingSettings, device: Any) -> tuple[A
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=targets,
+        layers_to_transform=_top_layers(base, settings.top_layers),
         task_type="CAUSAL_LM",
     )
     return tokenizer, get_peft_model(base, config).to(device)
+
+
+def _top_layers(model: Any, count: int | None) -> list[int] | None:
+    """The indices of the last `count` decoder layers (None: every layer)."""
+    if count is None:
+        return None
+    total = int(model.config.num_hidden_layers)
+    if not 1 <= count <= total:
+        raise ConfigurationError(f"top_layers must be between 1 and {total} (the model's layer count), not {count}.")
+    return list(range(total - count, total))
 
 
 def _encode(

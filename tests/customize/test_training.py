@@ -20,6 +20,7 @@ from bot.model.base import ChatMessage, GenerationSettings
 from bot.model.local import LocalModel
 from bot.model.tokens import estimate_tokens
 from bot.model.weights import base_model_fingerprint
+from knowledge.errors import ConfigurationError
 from tests.customize.conftest import Share
 from tests.support.tiny_model import build_tiny_model
 
@@ -146,3 +147,18 @@ def test_a_time_budget_plan_is_refined_both_ways_within_the_planned_steps() -> N
     assert plan.total_steps == 100
     plan.fit(step=90, seconds_per_step=10.0, seconds_left=1.0)  # out of time: at least the next step
     assert plan.total_steps == 91
+
+
+def test_top_layers_adapts_only_the_last_layers(dataset: DatasetCard, base: Path, tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    registry = AdapterRegistry(tmp_path / "adapters")
+    result = train_adapter(
+        dataset.folder, base, "tiny", registry, tmp_path / "runs", replace(FAST, max_steps=2, top_layers=1), name="top"
+    )
+    with safe_open(str(result.path / "adapter_model.safetensors"), "pt") as weights:
+        layers = {int(key.split(".layers.")[1].split(".")[0]) for key in weights.keys()}
+    last = json.loads((base / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"] - 1
+    assert layers == {last}
+    with pytest.raises(ConfigurationError, match="top_layers must be between 1 and"):
+        train_adapter(dataset.folder, base, "tiny", registry, tmp_path / "runs", replace(FAST, top_layers=99), name="bad")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.adapters.slack.dedupe import RecentKeys
-from bot.adapters.slack.rate_limit import RateLimiter
+from bot.adapters.rate_limit import RateLimiter
 
 
 class Clock:

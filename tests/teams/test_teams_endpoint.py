@@ -397,6 +397,26 @@ async def test_a_busy_model_gets_a_polite_reply(services: object, connector: Con
         await client.close()
 
 
+async def test_questions_over_the_rate_limit_get_a_polite_reply(
+    services: object, connector: ConnectorMock
+) -> None:
+    teams = services.settings.teams.model_copy(update={"rate_limit_per_minute": 2})
+    limited = dataclasses.replace(services, settings=services.settings.model_copy(update={"teams": teams}))
+    client = await teams_test_client(limited)
+    try:
+        user, other = TeamsUser("29:eager", "Eager", "aad-eager"), TeamsUser("29:calm", "Calm", "aad-calm")
+        chat = TeamsConversation("a:dm-eager")
+        turns = [await ask_via_teams(client, connector, QUESTION, user, chat) for _ in range(3)]
+        assert all(assert_answer_card(turn.final, services) for turn in turns[:2])
+        assert "faster than I can keep up" in turns[2].final.body["text"]
+        assert not turns[2].final.cards and len(turns[2].activities) == 1  # no typing, no answer
+        calm = await ask_via_teams(client, connector, QUESTION, other, TeamsConversation("a:dm-calm"))
+        assert assert_answer_card(calm.final, services)  # the limit is per user
+        assert len([q for q in services.agent.questions if q.asker.user_id == "aad-eager"]) == 2
+    finally:
+        await client.close()
+
+
 async def test_typing_indicator_repeats_while_the_answer_takes_long(
     services: object, connector: ConnectorMock
 ) -> None:

@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.slack.dedupe import RecentKeys
 from bot.adapters.slack.handlers import MESSAGE_EVENTS, SlackHandlers
-from bot.adapters.slack.rate_limit import RateLimiter
+from bot.adapters.rate_limit import RateLimiter
 from bot.adapters.slack.rendering import (
     ACTION_HELPFUL,
     ACTION_NOT_HELPFUL,

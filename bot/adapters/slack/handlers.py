@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.slack.dedupe import RecentKeys
 from bot.adapters.slack.questions import clean_text, mentions, place_of, slack_question
-from bot.adapters.slack.rate_limit import RateLimiter
+from bot.adapters.rate_limit import RateLimiter, slow_down_text
 from bot.adapters.slack.rendering import (
     INPUT_ACTION,
     PLACEHOLDER_TEXT,
@@ -381,11 +381,7 @@ class SlackHandlers:
         self._workload.spawn(answer(), name="slack-answer")
 
     def _slow_down(self, user: str) -> SlackMessage:
-        wait = max(1, round(self._limiter.retry_after(user)))
-        return render_notice(
-            "You're asking faster than I can keep up with. "
-            f"Please wait about {wait} seconds and ask again."
-        )
+        return render_notice(slow_down_text(self._limiter.retry_after(user)))
 
     async def _rate(self, body: dict[str, Any], action: dict[str, Any], rating: Rating) -> int:
         feedback = Feedback(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount
 
+from bot.adapters.rate_limit import RateLimiter, slow_down_text
 from bot.adapters.teams import replies
 from bot.adapters.teams.cards import (
     answer_activities,
@@ -67,6 +68,7 @@ class LoreTeamsBot(ActivityHandler):
         sent: SentAnswers,
         workload: Workload,
         emails: TeamsEmails,
+        limiter: RateLimiter,
         *,
         typing_interval: float = TYPING_INTERVAL_SECONDS,
         stream_interval: float | None = UPDATE_INTERVAL_SECONDS,
@@ -80,6 +82,7 @@ class LoreTeamsBot(ActivityHandler):
         self._sent = sent
         self._workload = workload
         self._emails = emails
+        self._limiter = limiter
         self._typing_interval = typing_interval
         self._stream_interval = stream_interval
         self._in_flight: dict[asyncio.Task[None], str] = {}  # answer task → conversation id
@@ -104,10 +107,16 @@ class LoreTeamsBot(ActivityHandler):
         elif not request.text:
             await turn_context.send_activity(text_activity(replies.EMPTY_QUESTION))
         else:
+            question = question_for(activity, request.text)
+            user = question.asker.user_id
+            if not self._limiter.allow(user):
+                log.info("teams: user %s is over the rate limit", user)
+                wait = self._limiter.retry_after(user)
+                await turn_context.send_activity(text_activity(slow_down_text(wait)))
+                return
             stream = await self._open_stream(turn_context) if place.scope == "personal" else None
             if stream is None:
                 await turn_context.send_activity(Activity(type=ActivityTypes.typing))
-            question = question_for(activity, request.text)
             # The server's workload reports queue depth and finishes the answer on shutdown.
             task = self._workload.spawn(
                 self._answer(turn_context, question, stream), name="teams-answer"

@@ -22,6 +22,7 @@ from botbuilder.schema import Activity
 from botframework.connector.auth import BotFrameworkAuthentication
 from msrest.serialization import Model
 
+from bot.adapters.rate_limit import RateLimiter
 from bot.adapters.teams.auth import bot_framework_authentication
 from bot.adapters.teams.cards import text_activity
 from bot.adapters.teams.handler import TYPING_INTERVAL_SECONDS, LoreTeamsBot
@@ -71,6 +72,7 @@ def teams_routes(
             sent,
             workload,
             TeamsEmails(TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds)),
+            RateLimiter(services.settings.teams.rate_limit_per_minute),
             typing_interval=typing_interval,
             stream_interval=stream_interval,
         )
