@@ -26,8 +26,8 @@ from tests.support.bot_connector import (
     card_submit_activity,
     message_activity,
     post_activity,
-    submit_action_activity,
     serve,
+    submit_action_activity,
     teams_test_client,
 )
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.adapters.rate_limit import RateLimiter
 from bot.adapters.slack.dedupe import RecentKeys
 from bot.adapters.slack.handlers import MESSAGE_EVENTS, SlackHandlers
-from bot.adapters.rate_limit import RateLimiter
 from bot.adapters.slack.rendering import (
     ACTION_HELPFUL,
     ACTION_NOT_HELPFUL,

@@ -18,9 +18,9 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.adapters.rate_limit import RateLimiter, slow_down_text
 from bot.adapters.slack.dedupe import RecentKeys
 from bot.adapters.slack.questions import clean_text, mentions, place_of, slack_question
-from bot.adapters.rate_limit import RateLimiter, slow_down_text
 from bot.adapters.slack.rendering import (
     INPUT_ACTION,
     PLACEHOLDER_TEXT,
