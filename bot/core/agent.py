@@ -20,7 +20,9 @@ from bot.core.evidence import (
     EmbeddingScorer,
     OverlapScorer,
     Quote,
+    RecentSentenceVectors,
     SentenceScorer,
+    TextEmbedder,
     keyword_coverage,
     select_evidence,
 )
@@ -35,7 +37,6 @@ from bot.settings import AgentSettings
 from bot.store.answers import AnswerLog
 from bot.store.threads import ThreadMemory, Turn
 from knowledge.config import RetrievalSettings
-from knowledge.embeddings import Embedder
 from knowledge.types import Passage, SearchFilters
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class Agent:
         glossary: Glossary | None = None,
         filters_for: FiltersFor | None = None,
         generation: GenerationSettings | None = None,
-        embedder: Embedder | None = None,
+        embedder: TextEmbedder | None = None,
         scorer: SentenceScorer | None = None,
         max_prompt_tokens: int = MAX_PROMPT_TOKENS,
     ) -> None:
@@ -114,10 +115,11 @@ class Agent:
         self.glossary = glossary
         self.filters_for = filters_for
         self.generation = generation or GenerationSettings()
-        self.embedder = embedder
+        # Evidence strength and quote picking embed the same sentences: once, with this.
+        self.embedder = RecentSentenceVectors(embedder) if embedder is not None else None
         self.max_prompt_tokens = max_prompt_tokens
         self.scorer = scorer or (
-            EmbeddingScorer(embedder) if embedder is not None else OverlapScorer()
+            EmbeddingScorer(self.embedder) if self.embedder is not None else OverlapScorer()
         )
 
     def answer(self, question: Question, on_text: TextCallback | None = None) -> Answer:

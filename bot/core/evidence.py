@@ -14,13 +14,15 @@ for the comparison on real questions)."""
 from __future__ import annotations
 
 import math
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from bot.core.text import content_terms, split_sentences
-from knowledge.embeddings import Embedder
 from knowledge.types import Passage
 
 MAX_QUOTE_CHARS = 400  # longer "sentences" are table rows or run-on lists: poor quotes
@@ -54,11 +56,50 @@ class OverlapScorer:
         return [sum(math.log(1 + total / frequency[term]) for term in asked & found) for found in terms]
 
 
+class TextEmbedder(Protocol):
+    """What the agent needs of `knowledge.embeddings.Embedder`: unit vectors."""
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+class RecentSentenceVectors:
+    """An embedder that remembers the vectors of the last `capacity` texts it embedded as
+    documents. The agent embeds the top passages' sentences to judge evidence strength, then
+    the same sentences again to pick the quotes (about 0.28 s for 25 sentences on 2 cores): with
+    this, each is embedded once. Thread-safe; queries are not remembered (one per call)."""
+
+    def __init__(self, embedder: TextEmbedder, capacity: int = 4096) -> None:
+        self._embedder = embedder
+        self._capacity = capacity
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            found = {text: self._vectors[text] for text in texts if text in self._vectors}
+            for text in found:
+                self._vectors.move_to_end(text)
+        missing = [text for text in dict.fromkeys(texts) if text not in found]
+        if missing:
+            fresh = dict(zip(missing, self._embedder.embed_documents(missing), strict=True))
+            found.update(fresh)
+            with self._lock:
+                self._vectors.update(fresh)
+                while len(self._vectors) > self._capacity:
+                    self._vectors.popitem(last=False)
+        return np.stack([found[text] for text in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._embedder.embed_query(text)
+
+
 class EmbeddingScorer:
     keep_ratio = 0.85
     OVERLAP_WEIGHT = 0.05  # per matched content word, capped by the question's length
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: TextEmbedder) -> None:
         self.embedder = embedder
 
     def score(self, question: str, sentences: Sequence[str]) -> list[float]:

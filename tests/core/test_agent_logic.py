@@ -275,6 +275,25 @@ def test_with_an_embedder_the_best_sentence_judges_evidence_strength(
     assert agent.is_covered(question, retrieved) is covered, agent.best_sentence_similarity(question, retrieved)
 
 
+def test_an_answer_embeds_each_sentence_once(db: Database, embedder: Embedder) -> None:
+    embedded: list[str] = []
+
+    class Counting:
+        def embed_documents(self, texts: list[str]) -> object:
+            embedded.extend(texts)
+            return embedder.embed_documents(texts)
+
+        def embed_query(self, text: str) -> object:
+            return embedder.embed_query(text)
+
+    # The text fails its check: evidence strength and the quotes both read the sentences.
+    agent = make_agent(db, "Contractors get 40 days [1].", embedder=Counting())
+    answer = agent.answer(ask("Are contractors eligible for paid vacation?"))
+    assert answer.text.startswith('"Contractors are not eligible for paid vacation." [1]')
+    assert "Contractors are not eligible for paid vacation." in embedded
+    assert len(embedded) == len(set(embedded))
+
+
 def test_prompt_is_capped_at_max_prompt_tokens(db: Database) -> None:
     text = "Are contractors eligible for vacation?"
     one_passage = ScriptedModel("").count_tokens(build_messages(text, [VACATION], [], AgentSettings().persona))

@@ -1,4 +1,6 @@
-from bot.core.evidence import keyword_coverage, select_evidence
+import numpy as np
+
+from bot.core.evidence import RecentSentenceVectors, keyword_coverage, select_evidence
 from bot.core.grounding import is_degenerate, ungrounded_terms, unsupported_share
 from tests.core.passages import EXPENSES, LAPTOPS, VACATION
 
@@ -79,3 +81,33 @@ def test_text_that_drifts_from_the_passages_is_mostly_unsupported() -> None:
     drifting = "The person replied that this was answered again without further explanation."
     assert unsupported_share(on_topic, [VACATION.text]) == 0.0
     assert unsupported_share(drifting, [VACATION.text]) > 0.8
+
+
+class CountingEmbedder:
+    """Unit vectors from the text's length; records every text embedded as a document."""
+
+    def __init__(self) -> None:
+        self.documents: list[str] = []
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.documents.extend(texts)
+        return np.array([[np.cos(len(t)), np.sin(len(t))] for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return np.array([1.0, 0.0])
+
+
+def test_recent_sentence_vectors_embed_each_text_once_and_forget_the_oldest() -> None:
+    inner = CountingEmbedder()
+    vectors = RecentSentenceVectors(inner, capacity=3)
+    first = vectors.embed_documents(["a", "bb", "a"])
+    assert inner.documents == ["a", "bb"]
+    np.testing.assert_array_equal(first, inner.embed_documents(["a", "bb", "a"]))
+    inner.documents.clear()
+    again = vectors.embed_documents(["bb", "ccc", "a"])
+    assert inner.documents == ["ccc"]
+    np.testing.assert_array_equal(again, np.stack([first[1], inner.embed_documents(["ccc"])[0], first[0]]))
+    inner.documents.clear()
+    vectors.embed_documents(["dddd"])  # over capacity: "bb", the least recently used, goes
+    vectors.embed_documents(["a", "bb"])
+    assert inner.documents == ["dddd", "bb"]
