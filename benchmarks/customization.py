@@ -6,13 +6,16 @@ questions, split by document), train with a wall-clock budget (default 30 min), 
 same questions with the base model and with the adapter, same retrieval, same agent:
 
   * held-out: the dataset's test split (derived questions about documents no training example
-    came from), `--test-questions` of them;
+    came from), `--test-questions` of them taken evenly through it;
   * handbook: the hand-written employee questions in benchmarks/questions/ (never seen in
     training; their documents may have been), `--handbook-questions` answerable ones spread over
     the file plus every unanswerable one, so abstention is measured on all of them.
 
-Prints both tables (answer accuracy, answer + evidence, citation accuracy, abstention, wrong
-abstention, latency p50, share of answers whose generated text passed the grounding check),
+Prints both tables, each in two views: what the asker is shown (answer accuracy, answer +
+evidence, citation accuracy, abstention, wrong abstention, latency p50) and the model's own text
+and citations, shown or not (the base model's text never passes the agent's grounding check, so
+the first view compares the adapter with the quoted evidence, the second with the base model;
+see bot/core/evaluation.py), with the share of answers whose text passed the check,
 training time and steps, and writes the results as JSON and the `lore customize eval` chart
 (loss curve, base vs adapter on the held-out split) beside the adapter.
 
@@ -94,13 +97,13 @@ def main() -> int:
         adapter, training = args.adapter, {}
         if adapter is None:
             adapter, training = _train(settings, registry, dataset, args)
-        held_out = test_questions(dataset)[: args.test_questions]
+        held_out = _spread(test_questions(dataset), args.test_questions)
         handbook = _handbook_questions(args.handbook_questions)
         for name, questions in (("held-out (dataset test split)", held_out), ("handbook questions", handbook)):
             print(f"\n--- {name}: {len(questions)} questions, base then adapter {adapter} ---", flush=True)
-            reports, rows = _compare(services.agent, adapter, questions)
-            _print_table(name, reports, rows)
-            results[name] = {side: {**report.to_dict(), "generated_kept": _kept(rows[side])} for side, report in reports.items()}
+            reports = _compare(services.agent, adapter, questions)
+            _print_table(name, reports)
+            results[name] = {side: report.to_dict() for side, report in reports.items()}
             if questions is held_out:  # what `lore customize eval` keeps, so promotion can use it
                 store_evaluation(registry, adapter, evaluation_record(reports, dataset, len(questions)))
         results["training"] = training
@@ -162,45 +165,41 @@ def _train(settings: LoreSettings, registry: AdapterRegistry, dataset: Path, arg
 
 def _handbook_questions(answerable: int) -> list[EvalQuestion]:
     questions = load_questions(QUESTIONS)
-    kept = [q for q in questions if q.answerable]
-    step = max(1, len(kept) // max(1, answerable))
-    return kept[::step][:answerable] + [q for q in questions if not q.answerable]
+    return _spread([q for q in questions if q.answerable], answerable) + [q for q in questions if not q.answerable]
 
 
-def _compare(agent: object, adapter: str, questions: list[EvalQuestion]) -> tuple[dict[str, EvalReport], dict[str, list[EvalResult]]]:
-    rows: dict[str, list[EvalResult]] = {"base": [], "adapter": []}
+def _spread(questions: list[EvalQuestion], count: int) -> list[EvalQuestion]:
+    """`count` questions taken evenly through the list (a file's or split's neighbours tend to
+    share a document)."""
+    step = max(1, len(questions) // max(1, count))
+    return questions[::step][:count]
 
+
+def _compare(agent: object, adapter: str, questions: list[EvalQuestion]) -> dict[str, EvalReport]:
     def show(side: str, result: EvalResult) -> None:
-        rows[side].append(result)
         mark = "ok " if result.cited_right else ("abst" if not result.confident else "-- ")
         if not result.question.answerable:
             mark = "abst" if not result.confident else "ANSW"
         answer = " ".join(result.answer.split())[:90]
         print(f"  {side:7} {mark} {result.question.question[:50]!r} -> {answer!r}", flush=True)
 
-    reports = compare(agent, adapter, questions, show)  # type: ignore[arg-type]
-    return reports, rows
+    return compare(agent, adapter, questions, show)  # type: ignore[arg-type]
 
 
-def _kept(rows: list[EvalResult]) -> float | None:
-    """Share of confident answers whose generated text passed the grounding check (was not
-    replaced by the quoted evidence)."""
-    confident = [r for r in rows if r.confident]
-    return sum(not r.answer.startswith('"') for r in confident) / len(confident) if confident else None
-
-
-def _print_table(name: str, reports: dict[str, EvalReport], rows: dict[str, list[EvalResult]]) -> None:
+def _print_table(name: str, reports: dict[str, EvalReport]) -> None:
     print(f"\n=== {name} ===")
-    print(f"{'metric':<34} {'base':>8} {'adapter':>8} {'change':>8}")
+    print(f"{'metric':<36} {'base':>8} {'adapter':>8} {'change':>8}")
     lines = [
-        ("answer accuracy", "answer_accuracy"), ("answer + evidence accuracy", "answer_evidence_accuracy"),
-        ("citation accuracy", "citation_accuracy"), ("abstention (unanswerable)", "abstention"),
-        ("wrong abstention (answerable)", "wrong_abstention"), ("latency p50 (s)", "latency_p50"),
+        ("shown: answer accuracy", "answer_accuracy"), ("shown: answer + evidence accuracy", "answer_evidence_accuracy"),
+        ("shown: citation accuracy", "citation_accuracy"), ("abstention (unanswerable)", "abstention"),
+        ("wrong abstention (answerable)", "wrong_abstention"),
+        ("model's text: answer accuracy", "model_answer_accuracy"),
+        ("model's text: citation accuracy", "model_citation_accuracy"),
+        ("model's text shown (passed the check)", "generated_shown"), ("latency p50 (s)", "latency_p50"),
     ]
     base, tuned = reports["base"].to_dict(), reports["adapter"].to_dict()
     for label, key in lines:
         print(_row(label, base.get(key), tuned.get(key)))
-    print(_row("generated text kept", _kept(rows["base"]), _kept(rows["adapter"])))
     print(_row("time to first token p50 (s)", base["stages"]["first_token"]["p50"], tuned["stages"]["first_token"]["p50"]))
 
 
@@ -214,7 +213,7 @@ def _row(label: str, base: float | None, tuned: float | None) -> str:
         change = f"{tuned - base:+.2f} s"
     else:
         change = f"{(tuned - base) * 100:+.0f} pt"
-    return f"{label:<34} {text(base):>8} {text(tuned):>8} {change:>8}"
+    return f"{label:<36} {text(base):>8} {text(tuned):>8} {change:>8}"
 
 
 if __name__ == "__main__":

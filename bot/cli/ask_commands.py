@@ -241,6 +241,9 @@ def format_report(report: EvalReport) -> str:
         ("citation accuracy", share(report.citation_accuracy)),
         ("abstention (unanswerable)", share(report.abstention)),
         ("wrong abstention (answerable)", share(report.wrong_abstention)),
+        ("model's own text: answer accuracy", share(report.model_answer_accuracy)),
+        ("model's own text: citation accuracy", share(report.model_citation_accuracy)),
+        ("model's text shown (passed the check)", share(report.generated_shown)),
         ("latency p50 / p95", f"{seconds(report.latency_p50)} / {seconds(report.latency_p95)}"),
     ]
     for stage, values in report.stages.items():

@@ -184,6 +184,7 @@ def evaluate(
     from bot.customize.dataset import latest_dataset
     from bot.customize.evaluate import (
         HEADLINE,
+        MODEL_VIEW,
         compare,
         evaluation_record,
         test_questions,
@@ -213,9 +214,9 @@ def evaluate(
         click.echo(json.dumps({"base": record["base"], "adapter": record["adapter"]}))
         click.echo(f"Chart: {chart}", err=True)  # stdout stays the JSON
         return
-    click.echo(f"{'':20}{'base':>10}{name:>28}")
-    for metric in HEADLINE:
-        click.echo(f"{metric:20}{_num(record['base'][metric]):>10}{_num(record['adapter'][metric]):>28}")
+    click.echo(f"{'':26}{'base':>10}{name:>28}")
+    for metric in (*HEADLINE, *MODEL_VIEW):
+        click.echo(f"{metric:26}{_num(record['base'][metric]):>10}{_num(record['adapter'][metric]):>28}")
     click.echo(f"Chart: {chart}")
 
 

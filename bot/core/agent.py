@@ -183,7 +183,10 @@ class Agent:
             answer = self._grounded_answer(
                 question, query, prompt, raw, retrieved, timings, started
             )
-        return self._finish(replace(answer, generated_tokens=generated_tokens), filters)
+        generated = drop_invalid_citations(raw, range(1, len(prompt.passages) + 1))
+        return self._finish(
+            replace(answer, generated_tokens=generated_tokens, generated=generated), filters
+        )
 
     def retrieve(
         self,

@@ -4,7 +4,12 @@ abstention and latency. `lore eval` prints it; customization compares base and a
 Question file: JSON lines `{"question": .., "source": <path or null>, "also_ok": [..],
 "must_contain": [..]}`. `source` null means the documents do not answer it (the agent should
 abstain). Paths match when equal or when one ends with the other at a `/` boundary, so a file
-may name paths relative to the corpus root or to the source root."""
+may name paths relative to the corpus root or to the source root.
+
+Two views of the answers: the agent's (what the asker is shown: the model's text when it passes
+the grounding check, else the quoted evidence) and the model's own (its text and its [n]
+citations, shown or not). With the bundled base model the two differ completely, since its text
+never passes the check; customization changes the model, so it is measured in both."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.core.citations import cited_numbers
 from bot.core.types import Answer, Asker, Question
 from knowledge.errors import LoreError
 
@@ -54,6 +60,8 @@ class EvalResult:
     confident: bool
     timings: dict[str, float]
     generated_tokens: int
+    generated: str = ""  # the model's own text, shown or not ("" when it was not asked)
+    generated_cited: tuple[str, ...] = ()  # the paths its [n] markers name
 
     @property
     def rank(self) -> int | None:
@@ -79,6 +87,23 @@ class EvalResult:
             "\n".join((self.answer, *self.evidence)), self.question.must_contain
         )
 
+    @property
+    def generated_shown(self) -> bool:
+        """Whether the asker was shown the model's own text (it passed the grounding check)."""
+        return self.confident and bool(self.generated) and self.answer == self.generated
+
+    @property
+    def model_answer_correct(self) -> bool:
+        return self.confident and _contains_all(self.generated, self.question.must_contain)
+
+    @property
+    def model_cited_right(self) -> bool:
+        return self.confident and any(
+            same_path(path, source)
+            for path in self.generated_cited
+            for source in self.question.accepted_sources
+        )
+
 
 @dataclass(frozen=True)
 class EvalReport:
@@ -93,6 +118,10 @@ class EvalReport:
     citation_accuracy: float | None
     abstention: float | None  # unanswerable questions that got the fallback reply
     wrong_abstention: float | None  # answerable questions that got it
+    # The model's own text and citations, shown or not (see the module docstring).
+    model_answer_accuracy: float | None
+    model_citation_accuracy: float | None
+    generated_shown: float | None  # confident answers whose text was the model's own
     latency_p50: float | None
     latency_p95: float | None
     stages: dict[str, dict[str, float | None]] = field(default_factory=dict)
@@ -163,6 +192,12 @@ def run_questions(
 
 def result_for(question: EvalQuestion, answer: Answer) -> EvalResult:
     """The measurable parts of `answer` to `question`."""
+    numbered = answer.passages  # the prompt's passages come first, numbered as the model saw them
+    generated_cited = tuple(
+        numbered[number - 1].path
+        for number in cited_numbers(answer.generated)
+        if 1 <= number <= len(numbered)
+    )
     return EvalResult(
         question=question,
         retrieved=tuple(p.path for p in (answer.retrieved or answer.passages)),
@@ -172,6 +207,8 @@ def result_for(question: EvalQuestion, answer: Answer) -> EvalResult:
         confident=answer.confident,
         timings=dict(answer.timings),
         generated_tokens=answer.generated_tokens,
+        generated=answer.generated,
+        generated_cited=generated_cited,
     )
 
 
@@ -195,6 +232,9 @@ def summarize(results: Sequence[EvalResult]) -> EvalReport:
         citation_accuracy=_share([r.cited_right for r in answerable]),
         abstention=_share([not r.confident for r in unanswerable]),
         wrong_abstention=_share([not r.confident for r in answerable]),
+        model_answer_accuracy=_share([r.model_answer_correct for r in with_expectations]),
+        model_citation_accuracy=_share([r.model_cited_right for r in answerable]),
+        generated_shown=_share([r.generated_shown for r in results if r.confident]),
         latency_p50=percentile([r.timings.get("total", 0.0) for r in results], 50),
         latency_p95=percentile([r.timings.get("total", 0.0) for r in results], 95),
         stages={

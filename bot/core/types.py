@@ -68,3 +68,6 @@ class Answer:
     # Everything retrieval returned, best first (a superset of `passages`; kept on fallback too).
     retrieved: tuple[Passage, ...] = ()
     generated_tokens: int = 0  # tokens the model generated (0 on fallback), for tokens/s
+    # The model's own text (citations of passages it was not given removed), whether or not it
+    # passed the grounding check and was shown; empty when the model was not asked.
+    generated: str = ""

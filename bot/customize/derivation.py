@@ -36,11 +36,36 @@ _KEY_VALUE = re.compile(r"^\s*\"?(?P<key>[A-Z#][\w #'&-]{1,40}?)\"?:\s+(?P<value
 _LEAD_IN = re.compile(r"^(?P<label>[A-Z][\w'&/ -]{2,40})\.\s+(?P<body>[A-Z].{20,})$", re.DOTALL)
 # Headings that say nothing about their content get the document's title for context.
 _GENERIC = {"overview", "introduction", "summary", "details", "general", "notes", "other", "faq"}
-# "This folder is ...", "At Tidewell reviews are ...": not a term being defined.
+# "This folder is ...", "At Tidewell reviews are ...", "Once a release is ...", "Different specs
+# are ...": not a term being defined.
 _NOT_TERMS = {
     "this", "these", "that", "those", "it", "they", "there", "here", "we", "you", "our", "your",
     "at", "in", "on", "for", "every", "all", "each", "some", "most", "if", "when",
+    "once", "while", "whilst", "although", "because", "since", "unless", "until", "after", "before",
+    "as", "so", "then", "also", "only", "not", "no", "both", "either", "neither", "such", "other",
+    "many", "few", "more", "less", "same", "different", "various", "several", "certain", "following",
 }
+# A clause ("Select all tickets that", "Determining whether a PO", "Technical growth alone") is
+# not a term either.
+_CLAUSE_WORDS = {"that", "which", "who", "whom", "whose", "whether", "if", "when", "alone", "not", "also", "only"}
+# Labels of a line rather than terms ("Note: ...", "Step 2: ...", "Rule #4: ...").
+_LABELS = {
+    "note", "notes", "tip", "tips", "warning", "important", "caution", "reminder", "update", "source",
+    "sources", "example", "examples", "step", "rule", "option", "phase", "stage", "part", "question",
+    "answer", "q", "a", "tl;dr", "tldr", "goal", "goals", "context", "background", "related",
+    "see also", "continue reading", "read more", "learn more", "more info", "pro tip", "edit",
+    "todo", "to do", "important note", "sample", "walkthrough",
+}
+_NUMBERED_LABEL = re.compile(r"^(?P<word>[A-Za-z ]+?)\s*#?\d+[a-z]?$")
+# Headings over examples of how (not) to do something name no topic: "Yes", "No", "Do", ...
+_EXAMPLE_HEADINGS = {
+    "yes", "no", "do", "don't", "don’t", "dos", "don'ts", "good", "bad", "correct", "incorrect",
+    "right", "wrong", "example", "examples", "before", "after",
+}
+MAX_KEY_WORDS = 4  # "True ownership revolves around one thing:" is a sentence, not a key
+MAX_TERM_WORDS = 4
+_HTML = re.compile(r"<[^>]+>|&[a-z]+;|&#\d+;")
+_EMPTY_VALUES = {"", "-", "–", "—", "n/a", "na", "none", "tbd", "tba", "?", "x", "✓", "✔", "✗"}
 _QUESTION_WORDS = {"what", "who", "where", "when", "how", "why", "which", "can", "do", "does", "is", "are", "should"}
 _VERBS = {"is", "are", "was", "were", "be", "has", "have"}
 
@@ -104,9 +129,9 @@ def _heading_pairs(title: str, heading: str, text: str) -> Iterator[QAPair]:
     parts = [part.strip() for part in heading.split(" > ") if part.strip()]
     if not parts:
         return
-    topic = parts[-1]
+    topic = _plain(parts[-1])
     answer = _answer_from(text)
-    if not answer:
+    if not answer or not topic or topic.lower() in _EXAMPLE_HEADINGS:
         return
     if topic.endswith("?") or topic.split()[0].lower() in _QUESTION_WORDS:
         question = topic if topic.endswith("?") else f"{topic[0].upper()}{topic[1:]}?"
@@ -121,8 +146,14 @@ def _lead_in_pairs(title: str, text: str) -> Iterator[QAPair]:
     for paragraph in re.split(r"\n\s*\n", text):
         match = _LEAD_IN.match(" ".join(paragraph.split()))
         label = match.group("label").split() if match else []
-        # A label names a topic ("Hybrid work."); a short sentence ("Shifts are one week long.") is not one.
-        if match and len(label) <= 5 and not _VERBS & {word.lower() for word in label}:
+        # A label names a topic ("Hybrid work."); a short sentence ("Shifts are one week long.")
+        # or an example's verdict ("Yes. Add your repositories ...") is not one.
+        if (
+            match
+            and len(label) <= 5
+            and not _VERBS & {word.lower() for word in label}
+            and match.group("label").lower() not in _EXAMPLE_HEADINGS
+        ):
             answer = _answer_from(match.group("body"))
             if answer:
                 yield QAPair(_question_about(match.group("label"), title), answer, "heading")
@@ -132,7 +163,7 @@ def _definition_pairs(text: str) -> Iterator[QAPair]:
     count = 0
     for sentence in sentences(text):
         match = _DEFINITION.match(sentence)
-        if not match or not sentence.endswith(".") or sentence.split()[0].lower() in _NOT_TERMS:
+        if not match or not sentence.endswith(".") or not _is_term(match.group("term"), sentence):
             continue
         verb = "are" if match.group("verb") == "are" else "is"
         yield QAPair(f"What {verb} {match.group('term')}?", sentence, "definition")
@@ -147,25 +178,30 @@ def _key_value_pairs(text: str) -> Iterator[QAPair]:
         if not match:
             continue
         key, value = match.group("key").strip(), match.group("value").strip().strip('"')
-        if len(value.split()) < 3 or key.lower() in _GENERIC:
-            continue  # "owner: people-team@..." metadata, not a definition
+        if len(value.split()) < 3 or key.lower() in _GENERIC or _is_label(key):
+            continue  # "owner: people-team@..." metadata, "Note: ..." a label, not a definition
         question = f"What is {key} used for?" if key.startswith("#") else f"What is {key}?"
         yield QAPair(question, f"{key}: {value}", "key_value")
 
 
 def _table_pairs(text: str) -> Iterator[QAPair]:
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    header = [cell.strip() for cell in lines[0].split(CELL_SEPARATOR)]
+    header = [_plain(cell) for cell in lines[0].split(CELL_SEPARATOR)]
     for line in lines[1 : 1 + MAX_ROWS_PER_CHUNK]:
-        cells = [cell.strip() for cell in line.split(CELL_SEPARATOR)]
+        cells = [_plain(cell) for cell in line.split(CELL_SEPARATOR)]
         if len(cells) < 2 or not cells[0]:
             continue
         # One column per row, chosen by hash, so a table yields varied questions, not a grid.
-        columns = [j for j in range(1, min(len(cells), len(header))) if cells[j] and header[j]]
+        # A cell saying nothing ("N/A", "-", a tick) answers nothing.
+        columns = [
+            j
+            for j in range(1, min(len(cells), len(header)))
+            if cells[j].lower() not in _EMPTY_VALUES and header[j]
+        ]
         if not columns:
             continue
         column = columns[_stable(line) % len(columns)]
-        name, value = header[column], cells[column]
+        name, value = header[column], cells[column].rstrip(".")
         yield QAPair(
             f"What is the {name.lower()} of {cells[0]}?",
             f"The {name.lower()} of {cells[0]} is {value}.",
@@ -189,6 +225,35 @@ def _question_about(topic: str, context: str) -> str:
         return f"How does {phrase} work?"
     templates = [t for t in _TEMPLATES if not (phrase.endswith("work") and "work" in t)]
     return templates[_stable(topic + context) % len(templates)].format(topic=phrase)
+
+
+def _is_term(term: str, sentence: str) -> bool:
+    words = term.lower().split()
+    if words[0] in {"the", "a", "an"} and len(words) > 1:
+        words = words[1:]
+    return (
+        sentence.split()[0].lower() not in _NOT_TERMS
+        and words[0] not in _NOT_TERMS
+        and len(words) <= MAX_TERM_WORDS
+        and not _CLAUSE_WORDS & set(words)
+        # "Determining whether a PO is ...", "Selecting priority is ...": an activity, not a term
+        and not (len(words) > 1 and words[0].endswith("ing"))
+    )
+
+
+def _is_label(key: str) -> bool:
+    lowered = key.lower().strip()
+    numbered = _NUMBERED_LABEL.match(lowered)
+    return (
+        lowered in _LABELS
+        or bool(numbered and numbered.group("word").strip() in _LABELS)
+        or len(lowered.split()) > MAX_KEY_WORDS
+    )
+
+
+def _plain(text: str) -> str:
+    """A heading or table cell without Markdown emphasis, HTML tags or entities."""
+    return " ".join(_HTML.sub(" ", _MARKUP.sub("", text)).split())
 
 
 def _lower_first(text: str) -> str:

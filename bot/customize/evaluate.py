@@ -19,6 +19,8 @@ from bot.core.evaluation import (
 from bot.customize.dataset import DatasetCard, DatasetError, load_examples
 
 HEADLINE = ("answer_accuracy", "citation_accuracy", "abstention", "latency_p50")
+# The model's own text, shown or not: what the adapter changes before the agent's check.
+MODEL_VIEW = ("model_answer_accuracy", "model_citation_accuracy", "generated_shown")
 
 
 def test_questions(dataset: Path) -> list[EvalQuestion]:
@@ -67,9 +69,10 @@ def evaluation_record(reports: dict[str, EvalReport], dataset: Path, questions: 
 
 
 def headline(report: EvalReport) -> dict[str, float | None]:
-    """answer_accuracy, citation_accuracy, abstention, latency_p50 of one report."""
+    """The headline metrics (answer_accuracy, citation_accuracy, abstention, latency_p50) and
+    the model-view ones of one report."""
     data = report.to_dict()
-    return {key: data[key] for key in HEADLINE}
+    return {key: data[key] for key in (*HEADLINE, *MODEL_VIEW)}
 
 
 def _path(document: str) -> str | None:

@@ -98,6 +98,18 @@ def test_ungrounded_text_falls_back_to_the_quotes(db: Database) -> None:
     assert [c.source for c in answer.citations] == [VACATION.path]
 
 
+def test_the_models_own_text_is_kept_whether_shown_or_not(db: Database) -> None:
+    shown = make_agent(db, "Contractors are not eligible for paid vacation [1][7].").answer(
+        ask("Are contractors eligible for vacation?")
+    )
+    assert shown.generated == shown.text == "Contractors are not eligible for paid vacation [1]."
+    replaced = make_agent(db, "Contractors get 40 days, approved by Gandalf [2][9].").answer(
+        ask("Are contractors eligible for vacation?", thread="T2")
+    )
+    assert replaced.text.startswith('"Contractors are not eligible')
+    assert replaced.generated == "Contractors get 40 days, approved by Gandalf [2]."
+
+
 def test_quotes_replacing_failed_text_include_retrievals_best_passage(db: Database) -> None:
     # The failed text cites only [2]; the quotes come from every passage, [1] among them.
     agent = make_agent(db, "Meals cost 99 EUR at the Ritz [2].")
@@ -150,6 +162,7 @@ def test_model_saying_not_covered_gets_the_fallback(db: Database) -> None:
     answer = make_agent(db, "Not covered.").answer(ask("Is there a gym in the office?"))
     assert not answer.confident and answer.text == FALLBACK and answer.citations == ()
     assert answer.passages == (VACATION, EXPENSES)
+    assert answer.generated == "Not covered."
 
 
 def test_keyword_coverage_judges_passages_without_similarity(db: Database) -> None:

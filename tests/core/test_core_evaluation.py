@@ -73,9 +73,14 @@ def test_percentile_nearest_rank() -> None:
     assert percentile([float(n) for n in range(1, 101)], 95) == 95.0
 
 
-def result(question: EvalQuestion, retrieved, cited, answer, evidence, confident, total, tokens=0) -> EvalResult:
+def result(
+    question: EvalQuestion, retrieved, cited, answer, evidence, confident, total, tokens=0, generated="", generated_cited=()
+) -> EvalResult:
     timings = {"retrieval": 0.1, "prompt": 0.01, "generation": total - 0.2, "first_token": 0.5, "total": total}
-    return EvalResult(question, tuple(retrieved), tuple(cited), answer, tuple(evidence), confident, timings, tokens)
+    return EvalResult(
+        question, tuple(retrieved), tuple(cited), answer, tuple(evidence), confident, timings, tokens,
+        generated, tuple(generated_cited),
+    )
 
 
 def test_summary_metrics() -> None:
@@ -115,3 +120,42 @@ def test_summary_of_only_unanswerable_questions_leaves_answer_metrics_empty() ->
     report = summarize([result(EvalQuestion("World Cup?", None), [], [], "fallback", [], False, 0.3)])
     assert report.abstention == 1.0
     assert report.hit_at_1 is None and report.citation_accuracy is None and report.tokens_per_second is None
+
+
+def test_the_models_own_text_is_measured_apart_from_what_was_shown() -> None:
+    vacation = EvalQuestion("Vacation days?", "people/vacation.md", (), ("25 days",))
+    laptops = EvalQuestion("Laptop?", "it/laptops.md", (), ("MacBook",))
+    meals = EvalQuestion("Meals?", "finance/expenses.md", (), ("60 EUR",))
+    quotes = '"Everyone gets a MacBook." [1]'
+    results = [
+        # the model's text passed the check and was shown
+        result(vacation, ["people/vacation.md"], ["people/vacation.md"], "You get 25 days [1].", [], True, 2.0, 9,
+               "You get 25 days [1].", ["people/vacation.md"]),
+        # its text failed the check: the quotes were shown (right), the text cited the wrong page
+        result(laptops, ["x.md", "it/laptops.md"], ["it/laptops.md"], quotes, [], True, 2.0, 9,
+               "A MacBook or a ThinkPad [1].", ["x.md"]),
+        # the judge abstained: the model was not asked
+        result(meals, ["x.md"], [], "fallback", [], False, 0.5),
+    ]
+    report = summarize(results)
+    assert report.answer_accuracy == pytest.approx(2 / 3)
+    assert report.citation_accuracy == pytest.approx(2 / 3)
+    assert report.model_answer_accuracy == pytest.approx(2 / 3)
+    assert report.model_citation_accuracy == pytest.approx(1 / 3)
+    assert report.generated_shown == pytest.approx(1 / 2)
+
+
+def test_result_for_maps_the_models_citations_to_the_passages_it_was_given() -> None:
+    from bot.core.evaluation import result_for
+    from bot.core.types import Answer, Asker, Question
+    from tests.core.passages import EXPENSES, VACATION
+
+    question = Question("Meals?", Asker("U1"), "C1", "T1")
+    answer = Answer(
+        id="a1", question=question, text='"quote" [1]', citations=(), evidence=(),
+        passages=(VACATION, EXPENSES), confident=True, model="m", adapter=None,
+        generated="Up to 60 EUR [2], see also [1] and [5].",
+    )
+    got = result_for(EvalQuestion("Meals?", EXPENSES.path), answer)
+    assert got.generated_cited == (EXPENSES.path, VACATION.path)
+    assert got.model_cited_right and not got.generated_shown

@@ -68,7 +68,10 @@ def test_the_whole_recipe_from_the_command_line(tmp_path: Path) -> None:
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 10_000
     assert pixels_like(chart, TRAIN_BLUE, "left") > 0 and pixels_like(chart, VALIDATION_ORANGE, "left") > 0
     for side in scores.values():
-        assert set(side) == {"answer_accuracy", "citation_accuracy", "abstention", "latency_p50"}
+        assert set(side) == {
+            "answer_accuracy", "citation_accuracy", "abstention", "latency_p50",  # as shown
+            "model_answer_accuracy", "model_citation_accuracy", "generated_shown",  # the model's own text
+        }
     assert registry.info("v1").metadata["evaluation"]["adapter"] == scores["adapter"]
 
     better = (scores["adapter"]["answer_accuracy"] or 0) > (scores["base"]["answer_accuracy"] or 0)

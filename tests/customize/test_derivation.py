@@ -46,3 +46,26 @@ def test_sentences_that_only_look_like_definitions_or_labels_are_skipped() -> No
     assert all("shifts are" not in p.question.lower() for p in pairs)
     who = derive_pairs("Handbook", "Handbook > Who maintains it", "The People team owns the handbook and reviews it yearly.")
     assert who[0].question == "Who maintains it?"
+
+
+def test_clauses_labels_and_example_headings_yield_no_questions() -> None:
+    text = (
+        "Once a release is cut, the branch is frozen for fixes only.\n\n"
+        "While Git is distributed, Perforce is centralised by design.\n\n"
+        "Determining whether a PO is required is the account executive's job.\n\n"
+        "The following recurring touchpoints are scheduled by your manager.\n\n"
+        "Busybox is a swiss army knife tool for software."
+    )
+    questions = {p.question for p in derive_pairs("Releases", "", text)}
+    assert questions == {"What is Busybox?"}
+    labels = "Note: our policy is that every teammate has a managed laptop.\nStep 2: notify your People Partner in writing.\nRule #4: use kindness when discussing competitors.\nTrue ownership revolves around one thing: what can I do.\nFlat Renewal: no change to the contract terms."
+    assert [p.question for p in derive_pairs("Sales", "", labels)] == ["What is Flat Renewal?"]
+    assert derive_pairs("Writing", "Writing > Buttons > No", "Never label a button with a full sentence.") == []
+    verdict = derive_pairs("Writing", "", "Yes. Add your repositories from your code host and search.")
+    assert not [p for p in verdict if p.kind == "heading"]
+
+
+def test_table_cells_are_plain_text_and_empty_cells_are_not_asked_about() -> None:
+    table = "Error | Cause | Fix\n**Timeout** | N/A | Raise the <br /> limit to 60 s.\nOOM | - | ✓"
+    pairs = derive_pairs("Troubleshooting", "", table)
+    assert [(p.question, p.answer) for p in pairs] == [("What is the fix of Timeout?", "The fix of Timeout is Raise the limit to 60 s.")]
