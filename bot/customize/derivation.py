@@ -42,11 +42,11 @@ _NOT_TERMS = {
     "this", "these", "that", "those", "it", "they", "there", "here", "we", "you", "our", "your",
     "at", "in", "on", "for", "every", "all", "each", "some", "most", "if", "when",
     "once", "while", "whilst", "although", "because", "since", "unless", "until", "after", "before",
-    "as", "so", "then", "also", "only", "not", "no", "both", "either", "neither", "such", "other",
+    "as", "so", "then", "no", "both", "either", "neither", "such", "other",
     "many", "few", "more", "less", "same", "different", "various", "several", "certain", "following",
 }
 # A clause ("Select all tickets that", "Determining whether a PO", "Technical growth alone") is
-# not a term either.
+# not a term either, wherever the word stands.
 _CLAUSE_WORDS = {"that", "which", "who", "whom", "whose", "whether", "if", "when", "alone", "not", "also", "only"}
 # Labels of a line rather than terms ("Note: ...", "Step 2: ...", "Rule #4: ...").
 _LABELS = {
@@ -236,8 +236,6 @@ def _is_term(term: str, sentence: str) -> bool:
         and words[0] not in _NOT_TERMS
         and len(words) <= MAX_TERM_WORDS
         and not _CLAUSE_WORDS & set(words)
-        # "Determining whether a PO is ...", "Selecting priority is ...": an activity, not a term
-        and not (len(words) > 1 and words[0].endswith("ing"))
     )
 
 

@@ -58,6 +58,8 @@ def test_clauses_labels_and_example_headings_yield_no_questions() -> None:
     )
     questions = {p.question for p in derive_pairs("Releases", "", text)}
     assert questions == {"What is Busybox?"}
+    buddies = derive_pairs("Onboarding", "", "Onboarding buddies are teammates who answer a new hire's questions.")
+    assert "What are Onboarding buddies?" in {p.question for p in buddies}
     labels = "Note: our policy is that every teammate has a managed laptop.\nStep 2: notify your People Partner in writing.\nRule #4: use kindness when discussing competitors.\nTrue ownership revolves around one thing: what can I do.\nFlat Renewal: no change to the contract terms."
     assert [p.question for p in derive_pairs("Sales", "", labels)] == ["What is Flat Renewal?"]
     assert derive_pairs("Writing", "Writing > Buttons > No", "Never label a button with a full sentence.") == []
