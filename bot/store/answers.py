@@ -41,6 +41,8 @@ answers_table = Table(
     Column("place", String(16), nullable=False, default="private"),
     Column("question", Text, nullable=False),
     Column("answer", Text, nullable=False),
+    # What the model wrote, when the quoted evidence replaced it as the answer too (audits).
+    Column("generated", Text, nullable=True),
     Column("confident", Boolean, nullable=False),
     Column("citations", JSON, nullable=False),
     Column("evidence", JSON, nullable=False),
@@ -76,6 +78,7 @@ class StoredAnswer:
     passages: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     readers: list[str] | None = None  # principals the answer was filtered by (None: unfiltered)
+    generated: str = ""  # the model's own text, shown or not ("" when not asked or not kept)
 
 
 class AnswerLog:
@@ -83,7 +86,7 @@ class AnswerLog:
 
     def __init__(self, db: Database) -> None:
         self._engine = db.engine
-        _add_readers_column(self._engine)
+        _add_missing_columns(self._engine)
 
     def record(self, answer: Answer, readers: frozenset[str] | None = None) -> None:
         """Store `answer` (called by the agent once per answer); `readers`: the principals
@@ -103,6 +106,7 @@ class AnswerLog:
                     place=question.place,
                     question=question.text,
                     answer=answer.text,
+                    generated=answer.generated,
                     confident=answer.confident,
                     citations=[
                         {
@@ -163,11 +167,17 @@ class AnswerLog:
         return int(result.rowcount or 0)
 
 
-def _add_readers_column(engine: Engine) -> None:
-    """Answer logs written before `readers` was kept get the column (null: not recorded)."""
-    if "readers" not in {column["name"] for column in inspect(engine).get_columns("answers")}:
-        with engine.begin() as connection:
-            connection.execute(text("ALTER TABLE answers ADD COLUMN readers JSON"))
+# Columns added after the first release, with their SQL types: older logs get them (null: not
+# recorded then).
+_LATER_COLUMNS = {"readers": "JSON", "generated": "TEXT"}
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    present = {column["name"] for column in inspect(engine).get_columns("answers")}
+    for name, sql_type in _LATER_COLUMNS.items():
+        if name not in present:
+            with engine.begin() as connection:
+                connection.execute(text(f"ALTER TABLE answers ADD COLUMN {name} {sql_type}"))
 
 
 def _passage_record(passage: Passage, given: bool) -> dict[str, Any]:
@@ -205,4 +215,5 @@ def _from_row(row: Any) -> StoredAnswer:
         passages=list(values["passages"]),
         timings=dict(values["timings"]),
         readers=list(values["readers"]) if values.get("readers") is not None else None,
+        generated=values.get("generated") or "",
     )

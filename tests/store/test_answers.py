@@ -1,9 +1,10 @@
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.core.types import Answer, Asker, Citation, Evidence, Question
@@ -11,6 +12,7 @@ from bot.store.answers import AnswerLog, answers_table
 from bot.store.database import Database
 from bot.store.threads import ThreadMemory, Turn, thread_turns
 from tests.core.passages import EXPENSES, VACATION
+from tests.support.postgres import fresh_database, postgres_url  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -130,13 +132,38 @@ def test_thread_memory_purge_and_validation(db: Database) -> None:
         ThreadMemory(db, max_turns=0)
 
 
-def test_readers_are_kept_and_an_older_log_gets_the_column(db: Database) -> None:
-    with db.engine.begin() as connection:  # an answer log from before `readers` was kept
-        connection.exec_driver_sql("ALTER TABLE answers DROP COLUMN readers")
-    log = AnswerLog(db)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'lore.db'}")
+        yield database
+        database.close()
+        return
+    with fresh_database(request.getfixturevalue("postgres_url")) as url:
+        database = Database(url)
+        yield database
+        database.close()
 
-    log.record(make_answer("a1"), readers=frozenset({"everyone", "group:hr"}))
+
+def test_readers_and_the_models_text_are_kept_and_an_older_log_gets_the_columns(any_db: Database) -> None:
+    with any_db.engine.begin() as connection:  # an answer log from before either was kept
+        connection.exec_driver_sql("ALTER TABLE answers DROP COLUMN readers")
+        connection.exec_driver_sql("ALTER TABLE answers DROP COLUMN generated")
+        connection.execute(
+            text(
+                "INSERT INTO answers (id, platform, user_id, display_name, place, question, answer, confident,"
+                " citations, evidence, passages, model, timings, created_at) VALUES ('old', 'cli', 'U1', '',"
+                " 'private', 'q', 'a', :yes, '[]', '[]', '[]', 'm', '{}', :created)"
+            ),
+            {"yes": True, "created": datetime(2026, 1, 1, tzinfo=UTC)},
+        )
+    log = AnswerLog(any_db)
+
+    hidden = replace(make_answer("a1"), generated="Contractors get 40 days [1].")  # quotes shown instead
+    log.record(hidden, readers=frozenset({"everyone", "group:hr"}))
     log.record(make_answer("a2"))
 
     assert log.get("a1").readers == ["everyone", "group:hr"]
-    assert log.get("a2").readers is None
+    assert log.get("a1").generated == "Contractors get 40 days [1]."
+    assert log.get("a2").readers is None and log.get("a2").generated == ""
+    assert log.get("old").readers is None and log.get("old").generated == ""
