@@ -1,4 +1,3 @@
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +11,6 @@ from bot.store.answers import AnswerLog, answers_table
 from bot.store.database import Database
 from bot.store.threads import ThreadMemory, Turn, thread_turns
 from tests.core.passages import EXPENSES, VACATION
-from tests.support.postgres import fresh_database, postgres_url  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -132,21 +130,8 @@ def test_thread_memory_purge_and_validation(db: Database) -> None:
         ThreadMemory(db, max_turns=0)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'lore.db'}")
-        yield database
-        database.close()
-        return
-    with fresh_database(request.getfixturevalue("postgres_url")) as url:
-        database = Database(url)
-        yield database
-        database.close()
-
-
-def test_readers_and_the_models_text_are_kept_and_an_older_log_gets_the_columns(any_db: Database) -> None:
-    with any_db.engine.begin() as connection:  # an answer log from before either was kept
+def test_readers_and_the_models_text_are_kept_and_an_older_log_gets_the_columns(any_database: Database) -> None:
+    with any_database.engine.begin() as connection:  # an answer log from before either was kept
         connection.exec_driver_sql("ALTER TABLE answers DROP COLUMN readers")
         connection.exec_driver_sql("ALTER TABLE answers DROP COLUMN generated")
         connection.execute(
@@ -157,7 +142,7 @@ def test_readers_and_the_models_text_are_kept_and_an_older_log_gets_the_columns(
             ),
             {"yes": True, "created": datetime(2026, 1, 1, tzinfo=UTC)},
         )
-    log = AnswerLog(any_db)
+    log = AnswerLog(any_database)
 
     hidden = replace(make_answer("a1"), generated="Contractors get 40 days [1].")  # quotes shown instead
     log.record(hidden, readers=frozenset({"everyone", "group:hr"}))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,24 +13,10 @@ from click.testing import CliRunner
 from bot.cli.main import cli
 from bot.store.database import Database
 from bot.store.feedback import Feedback, FeedbackStore
-from tests.support.postgres import fresh_database, postgres_url  # noqa: F401  (fixture)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        db = Database(f"sqlite:///{tmp_path / 'lore.db'}")
-        yield db
-        db.close()
-        return
-    with fresh_database(request.getfixturevalue("postgres_url")) as url:
-        db = Database(url)
-        yield db
-        db.close()
-
-
-def test_feedback_round_trips_newest_first(database: Database) -> None:
-    store = FeedbackStore(database)
+def test_feedback_round_trips_newest_first(any_database: Database) -> None:
+    store = FeedbackStore(any_database)
     start = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
     entries = [
         Feedback("a1", "slack", "U1", "helpful", conversation_id="C1", created_at=start),
@@ -73,8 +58,8 @@ def test_feedback_round_trips_newest_first(database: Database) -> None:
     assert [f.id for f in store.list(limit=2)] == ids[:0:-1]
 
 
-def test_time_defaults_to_now(database: Database) -> None:
-    store = FeedbackStore(database)
+def test_time_defaults_to_now(any_database: Database) -> None:
+    store = FeedbackStore(any_database)
     before = datetime.now(UTC)
     store.record(Feedback("a2", "slack", "U1", "helpful"))
     (entry,) = store.list()
@@ -85,8 +70,8 @@ def test_time_defaults_to_now(database: Database) -> None:
     )
 
 
-def test_modal_details_are_added_to_the_rating(database: Database) -> None:
-    store = FeedbackStore(database)
+def test_modal_details_are_added_to_the_rating(any_database: Database) -> None:
+    store = FeedbackStore(any_database)
     rating = store.record(Feedback("a3", "slack", "U1", "not_helpful"))
 
     assert store.add_details(rating, "Outdated", "It is 27 days now")

@@ -6,7 +6,8 @@ with `.ci/start-postgres.sh` and exports it); otherwise it starts a throwaway se
 as root, since initdb refuses root) and stops it at the end. When neither works the tests that
 need it are skipped with the reason.
 
-`fresh_database(url)` gives each test its own empty database on that server.
+`fresh_database(url)` gives each test its own empty database on that server; `any_database`
+(a fixture) runs a test once on SQLite and once on such a database.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
+
+from bot.store.database import Database
 
 ENV = "LORE_TEST_POSTGRES_URL"
 
@@ -159,3 +162,17 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A `Database` on SQLite, then on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'lore.db'}")
+        yield database
+        database.close()
+        return
+    with fresh_database(request.getfixturevalue("postgres_url")) as url:
+        database = Database(url)
+        yield database
+        database.close()
