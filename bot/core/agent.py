@@ -173,6 +173,8 @@ class Agent:
             first_token if first_token is not None else time.perf_counter() - started
         )
         generated_tokens = _count_generated(self.model, raw)
+        # The model's own text, citing only passages it was given: shown, or kept for the log.
+        generated = drop_invalid_citations(raw, range(1, len(prompt.passages) + 1))
 
         if NOT_COVERED in raw.lower():
             # The model read the passages and says they do not answer: trust it over retrieval.
@@ -181,9 +183,8 @@ class Agent:
             )
         else:
             answer = self._grounded_answer(
-                question, query, prompt, raw, retrieved, timings, started
+                question, query, prompt, generated, retrieved, timings, started
             )
-        generated = drop_invalid_citations(raw, range(1, len(prompt.passages) + 1))
         return self._finish(
             replace(answer, generated_tokens=generated_tokens, generated=generated), filters
         )
@@ -346,15 +347,15 @@ class Agent:
         question: Question,
         query: str,
         prompt: Prompt,
-        raw: str,
+        generated: str,
         retrieved: Sequence[Passage],
         timings: dict[str, float],
         started: float,
     ) -> Answer:
         given = prompt.passages
         valid = range(1, len(given) + 1)
-        cited = [number for number in cited_numbers(raw) if number in valid]
-        text = drop_invalid_citations(raw, valid)
+        cited = cited_numbers(generated)  # only passages it was given
+        text = generated
         # Quotes answer what was asked now: a follow-up's own words ("and for contractors?")
         # pick the sentence, the earlier question only when the follow-up has no content words.
         focus = question.text if content_terms(question.text) else query
