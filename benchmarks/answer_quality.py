@@ -1,247 +1,284 @@
-"""Answer quality of the core agent on the Sourcegraph handbook, with the bundled base model.
+"""What a person is shown, on question sets written the way employees ask, per corpus and half.
 
-Reports answer accuracy, answer + evidence accuracy, citation accuracy, abstention on
-unanswerable questions, wrongly abstained answerable questions, retrieval hit@k/MRR, latency
-p50/p95 split into retrieval / prompt / generation, time to first token and tokens/s. In the
-same run it compares the two evidence-sentence scorers (by meaning vs by shared words) on the
-same answers, and sweeps the evidence-strength threshold (`agent.min_evidence_score`) over the
-retrieval results.
+Two corpora (../shared/corpora/): the Sourcegraph handbook and the 18F handbook, each with a
+question file in benchmarks/questions/ whose lines carry `"half": "tune"` or `"report"`.
+Every rule of the answer path (retrieval depth, excerpt cut, the "not covered" judge) was
+chosen with `--sweep` on the Sourcegraph tuning half only; the report halves and the 18F
+corpus never took part.
 
-    python benchmarks/answer_quality.py                 # everything (indexing ~9+ min first)
-    python benchmarks/answer_quality.py --files 60 --limit 30   # a quick look on a subset
+    python benchmarks/answer_quality.py --corpus sourcegraph          # index (once) and ask
+    python benchmarks/answer_quality.py --corpus 18f
+    python benchmarks/answer_quality.py --corpus sourcegraph --sweep  # the rule grid, both halves
+    python benchmarks/answer_quality.py --corpus 18f --generate 10    # also time the model writing
 
-The index and the cached model live in `--home` (default /tmp/lore-bench-handbook), so later
-runs reuse them. With `--files N` only N handbook files are indexed (the questions' sources
-plus others, chosen with a fixed seed) and only questions whose source is among them, or
-unanswerable ones, are asked. Skips cleanly when the corpus is absent.
+In one run, beside the shipped answer path (evidence first: labelled excerpts, no generation
+for a model whose text is not trusted), the baseline of the same retrieval results: the
+pipeline before issue #13 (at most two chunks per document in five passages, one to three
+single quoted sentences). `--generate N` also has the model write N answers (as every
+answer did before) to time it. `--details FILE` writes one JSON line per question (`lore eval
+--details` format). The index lives in `--home` (default /tmp/lore-bench-<corpus>).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-import random
-import shutil
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.app import build_services
-from bot.core.evaluation import (
-    EvalQuestion,
-    EvalResult,
-    load_questions,
-    result_for,
-    summarize,
-)
-from bot.core.evidence import OverlapScorer, select_evidence
+from bot.app import Services, build_services
+from bot.core.evaluation import EvalQuestion, EvalResult, details, load_questions, percentile, result_for, same_path, summarize
+from bot.core.evidence import select_evidence
+from bot.core.excerpt import ExcerptRules, select_excerpts
 from bot.core.types import Asker, Question
-from bot.settings import AgentSettings, LoreSettings, ModelSettings
-from knowledge.config import SourceSettings
+from bot.settings import AgentSettings, LoreSettings
+from knowledge.config import RetrievalSettings, SourceSettings
+from knowledge.types import Passage
 
-CORPUS = ROOT.parent / "shared" / "corpora" / "sourcegraph-handbook" / "content"
-QUESTIONS = ROOT / "benchmarks" / "questions" / "sourcegraph_handbook.jsonl"
-THRESHOLDS = (0.40, 0.44, 0.48, 0.52, 0.56)
+CORPORA = ROOT.parent / "shared" / "corpora"
+QUESTIONS = ROOT / "benchmarks" / "questions"
+SETS = {
+    "sourcegraph": (CORPORA / "sourcegraph-handbook" / "content", QUESTIONS / "sourcegraph_employees.jsonl"),
+    "18f": (CORPORA / "18f-handbook" / "pages", QUESTIONS / "18f_handbook.jsonl"),
+}
+HALVES = ("tune", "report")
+
+
+@dataclass(frozen=True)
+class Asked:
+    question: EvalQuestion
+    half: str
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=CORPUS)
-    parser.add_argument("--questions", type=Path, default=QUESTIONS)
-    parser.add_argument("--home", type=Path, default=Path("/tmp/lore-bench-handbook"))
-    parser.add_argument("--files", type=int, default=None, help="Index only this many files (a subset).")
-    parser.add_argument("--limit", type=int, default=None, help="Ask only N questions, spread over the file.")
-    parser.add_argument("--min-evidence-score", type=float, default=None)
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="Default: the model setting (200).")
-    parser.add_argument("--sweep-only", action="store_true", help="Only retrieve and sweep thresholds.")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (1 is faster on a busy shared machine).")
-    parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
+    parser.add_argument("--corpus", choices=sorted(SETS), default="sourcegraph")
+    parser.add_argument("--home", type=Path, default=None)
+    parser.add_argument("--sweep", action="store_true", help="Print the rule grid on both halves and stop.")
+    parser.add_argument("--generate", type=int, default=0, metavar="N",
+                        help="Also have the model write N answers (spread over the set) and time them.")
+    parser.add_argument("--details", type=Path, default=None, help="One JSON line per question.")
+    parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     args = parser.parse_args()
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    if not args.corpus.is_dir():
-        print(f"SKIP: corpus {args.corpus} is absent")
+    corpus, question_file = SETS[args.corpus]
+    if not corpus.is_dir():
+        print(f"SKIP: corpus {corpus} is absent")
         return 0
-    questions = load_questions(args.questions)
-    corpus = args.corpus
-    if args.files:
-        corpus, questions = _subset(args.corpus, questions, args.files, args.home / "subset")
-    if args.limit and args.limit < len(questions):
-        # Spread over the file, so answerable and unanswerable questions are both in.
-        step = len(questions) / args.limit
-        questions = [questions[int(n * step)] for n in range(args.limit)]
-
-    agent_settings = AgentSettings()
-    if args.min_evidence_score is not None:
-        agent_settings = agent_settings.model_copy(update={"min_evidence_score": args.min_evidence_score})
-    model_settings = ModelSettings()
-    if args.max_new_tokens is not None:
-        model_settings = model_settings.model_copy(update={"max_new_tokens": args.max_new_tokens})
-    settings = LoreSettings(
-        home=args.home,
-        sources=[SourceSettings(name="handbook", path=corpus)],
-        agent=agent_settings,
-        model=model_settings,
-    )
+    asked = _load(question_file)
+    home = args.home or Path(f"/tmp/lore-bench-{args.corpus}")
+    settings = LoreSettings(home=home, sources=[SourceSettings(name="handbook", path=corpus)])
     services = build_services(settings)
     try:
         started = time.perf_counter()
         report = services.knowledge.refresh(show_progress=True)
-        print(f"index: {report.to_dict()['added']} added, {services.knowledge.status().chunks} chunks, "
+        print(f"index: {report.added} added, {services.knowledge.status().chunks} chunks, "
               f"{time.perf_counter() - started:.0f} s")
-        sweep = _sweep(services, questions)
-        _print_sweep(sweep, questions)
-        if args.sweep_only:
+        if args.sweep:
+            _sweep(services, asked)
             return 0
-        results, overlap_hits = _ask(services, questions)
+        figures = _run(services, asked, args.details)
+        if args.generate:
+            figures["generate"] = _time_generation(services, asked, args.generate)
     finally:
         services.close()
-
-    summary = summarize(results)
-    _print_summary(summary, results, overlap_hits, settings)
     if args.json:
-        args.json.write_text(json.dumps({
-            "summary": summary.to_dict(),
-            "sweep": sweep,
-            "questions": [
-                {"question": r.question.question, "source": r.question.source, "retrieved": r.retrieved[:5],
-                 "cited": r.cited, "answer": r.answer, "evidence": r.evidence, "confident": r.confident,
-                 "timings": r.timings}
-                for r in results
-            ],
-        }, indent=1))
+        args.json.write_text(json.dumps(figures, indent=1))
     return 0
 
 
-def _subset(corpus: Path, questions: list[EvalQuestion], files: int, folder: Path) -> tuple[Path, list[EvalQuestion]]:
-    """Copy the questions' sources plus seeded-random other files (up to `files`) to `folder`."""
-    everything = sorted(str(p.relative_to(corpus)) for p in corpus.rglob("*.md"))
-    wanted: list[str] = []
-    for question in questions:
-        for path in question.accepted_sources[:1]:
-            if path in everything and path not in wanted:
-                wanted.append(path)
-    wanted = wanted[:files]
-    others = [p for p in everything if p not in wanted]
-    random.Random(7).shuffle(others)
-    chosen = set(wanted + others[: max(0, files - len(wanted))])
-    if folder.exists():
-        shutil.rmtree(folder)
-    for path in chosen:
-        target = folder / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(corpus / path, target)
-    kept = [q for q in questions if not q.answerable or q.source in chosen]
-    print(f"subset: {len(chosen)} files, {len(kept)} questions")
-    return folder, kept
+def _load(path: Path) -> list[Asked]:
+    halves = [json.loads(line).get("half", "tune") for line in path.read_text().splitlines() if line.strip()]
+    return [Asked(question, half) for question, half in zip(load_questions(path), halves, strict=True)]
 
 
-def _sweep(services: object, questions: list[EvalQuestion]) -> dict[str, object]:
-    """Abstention and wrong abstention per threshold, from retrieval alone; the threshold is
-    chosen on the even-numbered questions (tuning half) and reported on all."""
-    agent = services.agent  # type: ignore[attr-defined]
-    rows = []
-    for number, question in enumerate(questions):
-        asked = Question(question.question, Asker("bench"), "bench", f"sweep-{number}")
-        rows.append((number, question, agent.retrieve(asked)))
-    table: dict[str, dict[str, float]] = {}
-    original = agent.settings
-    try:
-        for threshold in THRESHOLDS:
-            agent.settings = original.model_copy(update={"min_evidence_score": threshold})
-            decisions = [(n, q, agent.is_covered(q.question, found)) for n, q, found in rows]
-            table[str(threshold)] = {
-                part: _abstention_pair([(q, covered) for n, q, covered in decisions if keep(n)])
-                for part, keep in (("tune", lambda n: n % 2 == 0), ("all", lambda n: True))
-            }
-    finally:
-        agent.settings = original
-    return table
+def _question(asked: Asked, number: int) -> Question:
+    return Question(asked.question.question, Asker("bench"), "bench", f"bench-{number}")
 
 
-def _abstention_pair(decisions: list[tuple[EvalQuestion, bool]]) -> dict[str, float]:
-    unanswerable = [covered for q, covered in decisions if not q.answerable]
-    answerable = [covered for q, covered in decisions if q.answerable]
+# -- the shipped answer path beside the baseline --------------------------------------------
+
+
+def _run(services: Services, asked: list[Asked], details_file: Path | None) -> dict[str, Any]:
+    agent = services.agent
+    results: list[EvalResult] = []
+    baseline: list[dict[str, bool]] = []
+    for number, item in enumerate(asked):
+        answer = agent.answer(_question(item, number))
+        results.append(result_for(item.question, answer))
+        baseline.append(_baseline(services, item.question))
+    if details_file is not None:
+        details_file.write_text("".join(json.dumps(details(r), ensure_ascii=False) + "\n" for r in results))
+    figures: dict[str, Any] = {}
+    print(f"\n{'':34}" + "".join(f"{half:>22}" for half in HALVES))
+    print(f"{'':34}" + "".join(f"{'shipped':>11}{'before #13':>11}" for _ in HALVES))
+    rows: dict[str, list[str]] = {}
+    for half in HALVES:
+        picked = [n for n, item in enumerate(asked) if item.half == half]
+        mine = summarize([results[n] for n in picked])
+        before = _baseline_summary([asked[n].question for n in picked], [baseline[n] for n in picked])
+        firsts = [results[n].timings.get("first", results[n].timings["total"]) for n in picked]
+        figures[half] = {**mine.to_dict(), "first_p50": percentile(firsts, 50), "first_p95": percentile(firsts, 95),
+                         "before": before}
+        for name, value, old in (
+            ("shown answer holds the facts", mine.answer_evidence_accuracy, before["shown"]),
+            ("facts in the retrieved passages", mine.facts_retrieved, before["facts_retrieved"]),
+            ("citation accuracy", mine.citation_accuracy, before["cited"]),
+            ("document hit@5", mine.hit_at_5, before["hit_at_5"]),
+            ("answerable refused", mine.wrong_abstention, before["wrong_abstention"]),
+            ("unanswerable refused", mine.abstention, before["abstention"]),
+            ("answers hedged", mine.hedged, None),
+            ("first answer p50 s", figures[half]["first_p50"], None),
+            ("first answer p95 s", figures[half]["first_p95"], None),
+        ):
+            rows.setdefault(name, []).append(f"{_fmt(value):>11}{_fmt(old):>11}")
+    for name, cells in rows.items():
+        print(f"{name:34}" + "".join(cells))
+    counts = {half: sum(item.half == half for item in asked) for half in HALVES}
+    print(f"questions per half: {counts}")
+    return figures
+
+
+def _baseline(services: Services, question: EvalQuestion) -> dict[str, bool]:
+    """The answer path before #13 on the same index: five passages, at most two per document,
+    the same judge, one to three single sentences quoted."""
+    agent = services.agent
+    passages = agent.retriever.search(question.question, k=5, max_per_document=2)
+    covered = agent.is_covered(question.question, passages)
+    quotes = select_evidence(question.question, list(enumerate(passages, start=1)), scorer=agent.scorer)
+    shown = "\n".join(quote.sentence for quote in quotes)
     return {
-        "abstention": sum(not c for c in unanswerable) / len(unanswerable) if unanswerable else float("nan"),
-        "wrong_abstention": sum(not c for c in answerable) / len(answerable) if answerable else float("nan"),
+        "covered": covered,
+        "shown": covered and _holds(shown, question.must_contain),
+        "cited": covered and any(_accepted(q.passage.path, question) for q in quotes),
+        "facts_retrieved": _holds("\n".join(p.text for p in passages), question.must_contain),
+        "hit_at_5": any(_accepted(p.path, question) for p in passages),
     }
 
 
-def _print_sweep(sweep: dict[str, object], questions: list[EvalQuestion]) -> None:
-    print("\nevidence-strength threshold sweep (retrieval only; tune = even-numbered questions)")
-    print(f"{'threshold':>10} {'tune abst':>10} {'tune wrong':>11} {'all abst':>9} {'all wrong':>10}")
-    for threshold, parts in sweep.items():  # type: ignore[union-attr]
-        tune, every = parts["tune"], parts["all"]
-        print(f"{threshold:>10} {tune['abstention']:>10.2f} {tune['wrong_abstention']:>11.2f} "
-              f"{every['abstention']:>9.2f} {every['wrong_abstention']:>10.2f}")
+def _baseline_summary(questions: list[EvalQuestion], rows: list[dict[str, bool]]) -> dict[str, float | None]:
+    answerable = [row for q, row in zip(questions, rows, strict=True) if q.answerable]
+    unanswerable = [row for q, row in zip(questions, rows, strict=True) if not q.answerable]
+    return {
+        "shown": _share([r["shown"] for r in answerable]),
+        "cited": _share([r["cited"] for r in answerable]),
+        "facts_retrieved": _share([r["facts_retrieved"] for r in answerable]),
+        "hit_at_5": _share([r["hit_at_5"] for r in answerable]),
+        "wrong_abstention": _share([not r["covered"] for r in answerable]),
+        "abstention": _share([not r["covered"] for r in unanswerable]),
+    }
 
 
-def _ask(services: object, questions: list[EvalQuestion]) -> tuple[list[EvalResult], list[bool]]:
-    """Ask every question; also score the evidence the word-overlap scorer would have picked."""
-    agent = services.agent  # type: ignore[attr-defined]
-    results: list[EvalResult] = []
-    overlap_hits: list[bool] = []
-    for number, question in enumerate(questions, start=1):
-        answer = agent.answer(Question(question.question, Asker("bench"), "bench", f"q-{number}"))
-        result = result_for(question, answer)
-        results.append(result)
-        if question.answerable and question.must_contain and answer.confident:
-            cited = {c.number for c in answer.citations}
-            numbered = [(n, p) for n, p in enumerate(answer.passages, start=1) if n in cited]
-            quotes = select_evidence(question.question, numbered, scorer=OverlapScorer())
-            text = "\n".join([answer.text, *(q.sentence for q in quotes)]).lower()
-            overlap_hits.append(all(s.lower() in text for s in question.must_contain))
-        elif question.answerable and question.must_contain:
-            overlap_hits.append(False)
-        mark = "ok " if result.cited_right else ("abst" if not answer.confident else "-- ")
-        if not question.answerable:
-            mark = "abst" if not answer.confident else "ANSW"
-        timings = answer.timings
-        print(f"[{number:3}/{len(questions)}] {mark} total {timings.get('total', 0):5.1f}s "
-              f"first token {timings.get('first_token', 0):5.1f}s "
-              f"generation {timings.get('generation', 0):5.1f}s/{answer.generated_tokens} tokens "
-              f"{question.question[:50]!r} -> {[c.source for c in answer.citations][:2]}", flush=True)
-    return results, overlap_hits
+def _time_generation(services: Services, asked: list[Asked], count: int) -> dict[str, Any]:
+    """The model writing, as every answer waited for before: seconds per answer."""
+    agent = services.agent
+    agent.writes = None
+    step = max(1, len(asked) // count)
+    totals, firsts, shown = [], [], []
+    for number, item in list(enumerate(asked))[::step][:count]:
+        answer = agent.answer(_question(item, 10_000 + number))
+        totals.append(answer.timings["total"])
+        firsts.append(answer.timings.get("first", 0.0))
+        shown.append(bool(answer.generated) and answer.text == answer.generated)
+    figures = {"questions": len(totals), "total_p50": percentile(totals, 50), "total_p95": percentile(totals, 95),
+               "first_p50": percentile(firsts, 50), "generated_shown": _share(shown)}
+    print(f"\nthe model writing ({len(totals)} answers): total p50 {_fmt(figures['total_p50'])} s, "
+          f"p95 {_fmt(figures['total_p95'])} s; excerpts drafted after p50 {_fmt(figures['first_p50'])} s; "
+          f"its text passed the check in {_fmt(figures['generated_shown'])}")
+    return figures
 
 
-def _print_summary(summary: object, results: list[EvalResult], overlap_hits: list[bool], settings: LoreSettings) -> None:
-    s = summary
-    print("\n=== answer quality (bundled base model) ===")
+# -- the rule grid ----------------------------------------------------------------------------
 
-    def show(name: str, value: float | None, target: str = "") -> None:
-        text = "n/a" if value is None else f"{value:.2f}"
-        print(f"{name:<34} {text:>6}  {target}")
+RETRIEVAL = ((2, 5), (1, 5), (2, 10))  # (max_per_document, k)
+EXCERPTS = [
+    ExcerptRules(before=0, after=0, limit=3, keep_ratio=0.85, max_chars=400),  # ~ the quotes of before
+    *(ExcerptRules(before=10, after=10, limit=limit, keep_ratio=keep, max_chars=chars, rank_weight=weight)
+      for limit, keep, chars, weight in itertools.product((1, 2), (0.0, 0.8), (400, 600, 800), (0.0, 0.03, 0.06))
+      if not (limit == 1 and keep == 0.8)),
+]
+THRESHOLDS = (0.30, 0.34, 0.38, 0.42, 0.46, 0.50)
+RARE_WORD_VERDICTS = ("not covered", "hedged", "covered")
 
-    print(f"questions: {s.count} ({s.answerable} answerable, {s.unanswerable} unanswerable); "
-          f"min_evidence_score={settings.agent.min_evidence_score}")
-    show("retrieval hit@1", s.hit_at_1)
-    show("retrieval hit@5", s.hit_at_5)
-    show("retrieval MRR", s.mrr)
-    show("answer accuracy", s.answer_accuracy)
-    show("answer + evidence accuracy", s.answer_evidence_accuracy)
-    show("  same, word-overlap evidence", sum(overlap_hits) / len(overlap_hits) if overlap_hits else None,
-         "(baseline scorer, same answers)")
-    show("citation accuracy", s.citation_accuracy, "target >= 0.80")
-    show("abstention (unanswerable)", s.abstention, "target >= 0.80")
-    show("wrong abstention (answerable)", s.wrong_abstention, "target <= 0.10")
-    print(f"{'latency p50 / p95':<34} {s.latency_p50:.2f} s / {s.latency_p95:.2f} s")
-    for stage, values in s.stages.items():
-        if values["p50"] is not None:
-            target = "target < 3 s" if stage == "first_token" else ""
-            print(f"{'  ' + stage + ' p50 / p95':<34} {values['p50']:.2f} s / {values['p95']:.2f} s  {target}")
-    print(f"{'tokens/s (generation)':<34} {s.tokens_per_second or 0:.1f}")
-    grounded = [r for r in results if r.confident and r.evidence and not r.answer.startswith('"')]
-    confident = [r for r in results if r.confident]
-    if confident:
-        print(f"{'generated text kept (passed check)':<34} {len(grounded) / len(confident):.2f}")
+
+def _sweep(services: Services, asked: list[Asked]) -> None:
+    """Every combination on both halves; choose on the tuning half only."""
+    agent = services.agent
+    for per_document, k in RETRIEVAL:
+        agent.retrieval = RetrievalSettings(k=k, max_per_document=per_document)
+        found = [agent.retrieve(_question(item, n)) for n, item in enumerate(asked)]
+        print(f"\n== retrieval: k={k}, at most {per_document} per document ==")
+        for half in HALVES:
+            rows = [(item.question, passages) for item, passages in zip(asked, found, strict=True)
+                    if item.half == half and item.question.answerable]
+            hit = _share([any(_accepted(p.path, q) for p in ps) for q, ps in rows])
+            facts = _share([_holds("\n".join(p.text for p in ps), q.must_contain) for q, ps in rows])
+            print(f"  {half}: document hit {_fmt(hit)}, facts in passages {_fmt(facts)}")
+        print(f"  {'excerpts (before/after, limit, keep, chars, rank weight)':58} "
+              + "".join(f"{half + ' shown':>13}{half + ' cited':>13}" for half in HALVES))
+        for rules in EXCERPTS:
+            cells = []
+            for half in HALVES:
+                rows = [(item.question, passages) for item, passages in zip(asked, found, strict=True)
+                        if item.half == half and item.question.answerable]
+                picked = [select_excerpts(q.question, list(enumerate(ps, 1)), agent.scorer, rules) for q, ps in rows]
+                shown = _share([_holds("\n".join(e.text for e in ex), q.must_contain) for (q, _), ex in zip(rows, picked)])
+                cited = _share([any(_accepted(e.passage.path, q) for e in ex) for (q, _), ex in zip(rows, picked)])
+                cells.append(f"{_fmt(shown):>13}{_fmt(cited):>13}")
+            label = f"{rules.before}/{rules.after}, {rules.limit}, {rules.keep_ratio}, {rules.max_chars}, {rules.rank_weight}"
+            print(f"  {label:58} " + "".join(cells))
+        _sweep_judge(services, asked, found)
+
+
+def _sweep_judge(services: Services, asked: list[Asked], found: list[list[Passage]]) -> None:
+    agent = services.agent
+    original = agent.settings
+    print(f"  {'judge (min score, rare-word verdict)':58} "
+          + "".join(f"{half + ' ans ref':>13}{half + ' unans ref':>13}" for half in HALVES))
+    try:
+        for threshold, verdict in itertools.product(THRESHOLDS, RARE_WORD_VERDICTS):
+            agent.settings = replace_settings(original, min_evidence_score=threshold, rare_word_verdict=verdict)
+            cells = []
+            for half in HALVES:
+                decided = [(item.question, agent.is_covered(item.question.question, passages))
+                           for item, passages in zip(asked, found, strict=True) if item.half == half]
+                answerable = _share([not covered for q, covered in decided if q.answerable])
+                unanswerable = _share([not covered for q, covered in decided if not q.answerable])
+                cells.append(f"{_fmt(answerable):>13}{_fmt(unanswerable):>13}")
+            print(f"  {f'{threshold}, {verdict}':58} " + "".join(cells))
+    finally:
+        agent.settings = original
+
+
+def replace_settings(settings: AgentSettings, **changes: Any) -> AgentSettings:
+    return settings.model_copy(update=changes)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _accepted(path: str, question: EvalQuestion) -> bool:
+    return any(same_path(path, source) for source in question.accepted_sources)
+
+
+def _holds(text: str, needles: tuple[str, ...]) -> bool:
+    lowered = " ".join(text.lower().split())
+    return bool(needles) and all(" ".join(needle.lower().split()) in lowered for needle in needles)
+
+
+def _share(flags: list[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 if __name__ == "__main__":

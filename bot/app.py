@@ -13,8 +13,9 @@ from pathlib import Path
 from bot.core.access import AccessPolicy, build_access_policy, build_permission_policy
 from bot.core.agent import Agent
 from bot.core.glossary import SAMPLE_GLOSSARY, Glossary, load_glossary
-from bot.model import generation_defaults, load_model
+from bot.model import generation_defaults, lazy_model
 from bot.model.base import Model
+from bot.model.writing import WritingPolicy, measured_writing
 from bot.settings import SAMPLE_DOCS, LoreSettings
 from bot.store.answers import AnswerLog
 from bot.store.database import Database
@@ -67,7 +68,8 @@ def build_services(settings: LoreSettings, model: Model | None = None) -> Servic
     try:
         database = Database(settings.database)
         if model is None:
-            model = load_model(settings.model, settings.home)
+            # Loaded on first use: with evidence-only answers nothing needs the weights.
+            model = lazy_model(settings.model, settings.home)
         access = build_access_policy(settings)
         answers = AnswerLog(database)
         threads = ThreadMemory(database, max_turns=settings.agent.history_turns)
@@ -82,6 +84,7 @@ def build_services(settings: LoreSettings, model: Model | None = None) -> Servic
             generation=generation_defaults(settings.model),
             embedder=knowledge.embedder,
             filters_for=access.filters_for,
+            writes=WritingPolicy(settings.agent, measured_writing(settings.home)).allows,
         )
         services = Services(
             settings=settings,

@@ -51,6 +51,16 @@ class AgentSettings(BaseModel):
     # Cosine similarity of the question and the closest sentence of the top passages below
     # which the knowledge base is taken not to cover the question (see `Agent.is_covered`).
     min_evidence_score: float = 0.48
+    # At or above: covered whatever words are missing; between the two, `rare_word_verdict`
+    # decides for a question naming something the index barely mentions.
+    confident_evidence_score: float = 0.60
+    rare_word_verdict: Literal["not covered", "hedged", "covered"] = "not covered"
+    hedge_text: str = "I'm not sure this answers it; the closest I found in our documents:"
+    # Does the model write the answer, or is the evidence the answer (at once)? "auto": it
+    # writes when its last measured share of answers whose text passed the grounding check
+    # reaches `min_generated_shown` (see bot/model/writing.py); "always"; "never".
+    generate: Literal["auto", "always", "never"] = "auto"
+    min_generated_shown: float = 0.5
     history_turns: int = 6
     answer_retention_days: int = 90
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,6 +74,8 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "confident": answer.confident,
         "model": answer.model,
         "adapter": answer.adapter,
+        "hedged": answer.hedged,
+        "first_seconds": round(answer.timings.get("first", answer.timings.get("total", 0.0)), 3),
         "seconds": round(answer.timings.get("total", 0.0), 3),
     }
 
@@ -116,12 +119,16 @@ def ask(
     if not question.strip():
         raise click.BadParameter("the question is empty", param_hint="QUESTION")
     asker = _asker(as_email)
+    started = time.perf_counter()
     with _services(settings, adapter) as services:
+        ready = time.perf_counter()
         answer = services.agent.answer(
             Question(question, asker, CONVERSATION, thread_id or uuid.uuid4().hex)
         )
     if as_json:
-        click.echo(json.dumps(answer_json(answer), ensure_ascii=False))
+        # Start-up (opening the index, the database and, when it writes, the model) apart.
+        shown = {**answer_json(answer), "startup_seconds": round(ready - started, 3)}
+        click.echo(json.dumps(shown, ensure_ascii=False))
         return
     click.echo(answer.text)
     footer = answer_footer(answer)
@@ -202,20 +209,48 @@ def _chat_turn(services: Services, question: Question) -> Answer:
 @click.argument("questions_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N questions.")
+@click.option(
+    "--details", "details_file", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+    help="Write one JSON line per question: rank of the right document, facts retrieved, judge score, "
+    "shown answer, citations, timings.",
+)
+@click.option(
+    "--generate", is_flag=True,
+    help="Have the model write every answer (whatever agent.generate says) and keep the share of its "
+    "text that passed the grounding check: with agent.generate = auto, that decides whether it writes.",
+)
 @adapter_option
 @click.pass_obj
 def evaluate(
-    settings: LoreSettings, questions_file: Path, as_json: bool, limit: int | None, adapter: str | None
+    settings: LoreSettings,
+    questions_file: Path,
+    as_json: bool,
+    limit: int | None,
+    details_file: Path | None,
+    generate: bool,
+    adapter: str | None,
 ) -> None:
     """Measure retrieval, answers, citations, abstention and latency on QUESTIONS_FILE
     (JSON lines: question, source (path or null), also_ok, must_contain)."""
-    from bot.core.evaluation import load_questions, run_questions, summarize
+    from bot.core.evaluation import details, load_questions, run_questions, summarize
+    from bot.model.writing import measured_writing
 
     questions = load_questions(questions_file)[:limit]
     progress = click.progressbar(length=len(questions), label="Asking", file=click.get_text_stream("stderr"))
     with _services(settings, adapter) as services, progress as bar:
+        if generate:
+            services.agent.writes = None  # the model writes every answer
         results = run_questions(services.agent.answer, questions, on_result=lambda _: bar.update(1))
-    report = summarize(results)
+        report = summarize(results)
+        if generate and report.generated_shown is not None:
+            measured_writing(settings.home).record(
+                services.model.name, services.model.adapter, report.generated_shown, len(results)
+            )
+    if details_file is not None:
+        details_file.write_text(
+            "".join(json.dumps(details(result), ensure_ascii=False) + "\n" for result in results),
+            encoding="utf-8",
+        )
     if as_json:
         click.echo(json.dumps(report.to_dict()))
     else:
@@ -238,9 +273,11 @@ def format_report(report: EvalReport) -> str:
         ("retrieval MRR", share(report.mrr)),
         ("answer accuracy", share(report.answer_accuracy)),
         ("answer + evidence accuracy", share(report.answer_evidence_accuracy)),
+        ("facts in the retrieved passages", share(report.facts_retrieved)),
         ("citation accuracy", share(report.citation_accuracy)),
         ("abstention (unanswerable)", share(report.abstention)),
         ("wrong abstention (answerable)", share(report.wrong_abstention)),
+        ("hedged (of answers given)", share(report.hedged)),
         ("model's own text: answer accuracy", share(report.model_answer_accuracy)),
         ("model's own text: citation accuracy", share(report.model_citation_accuracy)),
         ("model's text shown (passed the check)", share(report.generated_shown)),

@@ -18,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.app import Services, build_services
-from bot.model import load_model
+from bot.model import lazy_model
 from bot.model.active_adapter import follow_promotions
 from bot.model.adapters import AdapterRegistry
 from bot.server import Routes, create_web_app, run_server
@@ -56,7 +56,7 @@ def serve(settings: LoreSettings, host: str, port: int, teams_emulator: bool) ->
 def serving_services(settings: LoreSettings) -> Services:
     """The services `lore serve` runs on: the configured model, made to follow the adapter
     promoted (or rolled back) by other processes while it runs."""
-    model = load_model(settings.model, settings.home)
+    model = lazy_model(settings.model, settings.home)
     try:
         following = follow_promotions(model, settings.model, AdapterRegistry(settings.adapters_dir))
         return build_services(settings, model=following)

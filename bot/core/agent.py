@@ -12,8 +12,8 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import Literal, Protocol
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
 
 from bot.core.citations import cited_numbers, drop_invalid_citations
 from bot.core.evidence import (
@@ -26,6 +26,7 @@ from bot.core.evidence import (
     keyword_coverage,
     select_evidence,
 )
+from bot.core.excerpt import ExcerptRules, excerpts_text, select_excerpts
 from bot.core.followup import resolve_followup
 from bot.core.glossary import Glossary
 from bot.core.grounding import is_degenerate, ungrounded_terms, unsupported_share
@@ -42,6 +43,9 @@ from knowledge.types import Passage, SearchFilters
 log = logging.getLogger(__name__)
 
 TextCallback = Callable[[str], None]
+DraftCallback = Callable[[Answer], None]
+# Whether the model (name, adapter) writes answers; see bot.model.writing.WritingPolicy.
+WritesPolicy = Callable[[str, str | None], bool]
 FiltersFor = Callable[[Question], SearchFilters | None]
 # Evidence strength (`Agent.is_covered`). Chosen on the handbook benchmark's even-numbered
 # questions plus 15 unanswerable questions of its own (benchmarks/questions/), and reported on
@@ -49,7 +53,6 @@ FiltersFor = Callable[[Question], SearchFilters | None]
 # are tested to stay covered.
 COVERAGE_PASSAGES = 5  # the best sentence is sought in this many of the top passages
 MIN_SENTENCE_WORDS = 3  # shorter sentences ("See below.") match anything a little
-CONFIDENT_SENTENCE_SIMILARITY = 0.60  # at or above: covered, whatever words are missing
 RARE_WORD_MAX_PASSAGES = (
     2  # a question word in at most this many passages names a topic
 )
@@ -69,6 +72,14 @@ MAX_UNSUPPORTED_SHARE = 0.25
 # passages past it are dropped) the bundled model's time to first token on a busy 2-core
 # machine fell from 6.0 s to 4.1 s (p50 over two runs of benchmarks/answer_quality.py).
 MAX_PROMPT_TOKENS = 1024
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judge's view of the evidence: answer, answer with a hedge, or refuse."""
+
+    level: Literal["covered", "hedged", "not covered"]
+    score: float | None  # the best sentence's similarity to the question (None: not measured)
 
 
 class PassageSearch(Protocol):
@@ -103,9 +114,13 @@ class Agent:
         embedder: TextEmbedder | None = None,
         scorer: SentenceScorer | None = None,
         max_prompt_tokens: int = MAX_PROMPT_TOKENS,
+        writes: WritesPolicy | None = None,
+        excerpt_rules: ExcerptRules | None = None,
     ) -> None:
         """`embedder` (the index's) measures evidence strength when retrieval gives no
-        similarity, and picks evidence sentences by meaning; `scorer` overrides the latter."""
+        similarity, and picks evidence sentences by meaning; `scorer` overrides the latter.
+        `writes` decides whether the model writes (None: always); otherwise the excerpts
+        are the answer."""
         self.retriever = retriever
         self.model = model
         self.answers = answers
@@ -118,14 +133,25 @@ class Agent:
         # Evidence strength and quote picking embed the same sentences: once, with this.
         self.embedder = RecentSentenceVectors(embedder) if embedder is not None else None
         self.max_prompt_tokens = max_prompt_tokens
+        self.writes = writes
+        self.excerpt_rules = excerpt_rules or ExcerptRules()
         self.scorer = scorer or (
             EmbeddingScorer(self.embedder) if self.embedder is not None else OverlapScorer()
         )
 
-    def answer(self, question: Question, on_text: TextCallback | None = None) -> Answer:
-        """Answer `question`; `on_text` receives the growing text while the model writes it.
+    def answer(
+        self,
+        question: Question,
+        on_text: TextCallback | None = None,
+        on_draft: DraftCallback | None = None,
+    ) -> Answer:
+        """Answer `question`. The evidence answer (excerpts of the passages that answer, with
+        their sources) is ready within a second; when the active model is trusted to write
+        (`writes`), `on_draft` receives it at once and `on_text` the model's growing text, and
+        the returned answer is the model's when its text passes the grounding check.
 
-        Blocking (seconds on CPU): call it from a worker thread in async code."""
+        Blocking (seconds on CPU when the model writes): call it from a worker thread in async
+        code."""
         started = time.perf_counter()
         history = self.threads.history(
             question.platform, question.conversation_id, question.thread_id
@@ -142,13 +168,22 @@ class Agent:
         query = resolve_followup(question.text, history)
         filters = self.filters_for(question) if self.filters_for is not None else None
         retrieved = self.retrieve(question, query, filters)
-        covered = self.is_covered(query, retrieved, filters)
+        verdict = self.judge(query, retrieved, filters)
         timings = {"retrieval": time.perf_counter() - started}
 
-        if not covered:
-            answer = self._fallback(question, retrieved, timings, started)
+        if verdict.level == "not covered":
+            answer = self._fallback(question, retrieved, timings, started, verdict)
             _notify(on_text, answer.text)
             return self._finish(answer, filters)
+
+        # Quotes answer what was asked now: a follow-up's own words ("and for contractors?")
+        # pick the sentence, the earlier question only when the follow-up has no content words.
+        focus = question.text if content_terms(question.text) else query
+        shown = self._evidence_answer(question, focus, retrieved, verdict, timings, started)
+        if not self._model_writes():
+            return self._finish(shown, filters)
+        timings["first"] = shown.timings["first"]
+        _notify(on_draft, shown)
 
         prompt_started = time.perf_counter()
         prompt = fit_prompt(
@@ -179,11 +214,15 @@ class Agent:
         if NOT_COVERED in raw.lower():
             # The model read the passages and says they do not answer: trust it over retrieval.
             answer = self._fallback(
-                question, retrieved, timings, started, prompt.passages
+                question, retrieved, timings, started, verdict, prompt.passages
+            )
+        elif self._is_grounded(generated, prompt, question, query):
+            answer = self._written_answer(
+                question, focus, prompt, generated, retrieved, verdict, timings, started
             )
         else:
-            answer = self._grounded_answer(
-                question, query, prompt, generated, retrieved, timings, started
+            answer = replace(
+                shown, timings={**shown.timings, **timings, "total": time.perf_counter() - started}
             )
         return self._finish(
             replace(answer, generated_tokens=generated_tokens, generated=generated), filters
@@ -214,40 +253,42 @@ class Agent:
         passages: Sequence[Passage],
         filters: SearchFilters | None = None,
     ) -> bool:
-        """Whether the passages are strong enough evidence to answer from.
+        """Whether the passages are evidence enough to answer from (confidently or hedged)."""
+        return self.judge(query, passages, filters).level != "not covered"
+
+    def judge(
+        self,
+        query: str,
+        passages: Sequence[Passage],
+        filters: SearchFilters | None = None,
+    ) -> Verdict:
+        """How strongly the passages answer `query`.
 
         Retrieval's fused score is rank-based and says nothing about fit. With the embedder,
         the judge is the best single sentence of the top passages: a question a document
         answers has one sentence close to it, while a question it does not answer only finds
-        passages on the same topic (passage-level similarity told the two apart badly on the
-        handbook benchmark; sentence-level similarity does much better, see the benchmark's
-        sweep). Glossary terms in the question are spelled out first ("PTO (paid time off)"). Below `min_evidence_score`: not covered. Below `CONFIDENT_SENTENCE_SIMILARITY`:
-        not covered either when the question names something the knowledge base barely
-        mentions (at most `RARE_WORD_MAX_PASSAGES` passages, none at all included) and none of
-        the top passages contain it ("pet insurance" finds the insurance section, which never
-        says "pet").
+        passages on the same topic. Glossary terms in the question are spelled out first ("PTO
+        (paid time off)"). Below `min_evidence_score`: not covered. At or above
+        `confident_evidence_score`: covered. Between them, when the question names something
+        the knowledge base barely mentions (at most `RARE_WORD_MAX_PASSAGES` passages) and none
+        of the top passages contain it ("pet insurance" finds the insurance section, which
+        never says "pet"), `rare_word_verdict` decides (hedged: "the closest I found").
 
         Without an embedder (tests with scripted passages): covered when retrieval measured a
         passage as very similar, or when one of the best passages holds most of the question's
         content words and none of them is unknown."""
         if not passages:
-            return False
+            return Verdict("not covered", None)
         if self.embedder is not None:
-            return self._covered_by_sentences(
-                query, passages[:COVERAGE_PASSAGES], filters
-            )
+            return self._judge_by_sentences(query, passages[:COVERAGE_PASSAGES], filters)
         best = list(passages[:STRENGTH_PASSAGES])
-        if (
-            max((p.similarity or 0.0 for p in best), default=0.0)
-            >= CONFIDENT_SENTENCE_SIMILARITY
-        ):
-            return True
+        similarity = max((p.similarity or 0.0 for p in best), default=0.0)
+        if similarity >= self.settings.confident_evidence_score:
+            return Verdict("covered", similarity)
         if self.unknown_words(query, filters):
-            return False
-        return (
-            max(keyword_coverage(query, _searchable(p)) for p in best)
-            >= MIN_KEYWORD_COVERAGE
-        )
+            return Verdict("not covered", similarity)
+        coverage = max(keyword_coverage(query, _searchable(p)) for p in best)
+        return Verdict("covered" if coverage >= MIN_KEYWORD_COVERAGE else "not covered", similarity)
 
     def best_sentence_similarity(
         self, query: str, passages: Sequence[Passage]
@@ -317,16 +358,21 @@ class Agent:
             if count == 0
         ]
 
-    def _covered_by_sentences(
+    def _judge_by_sentences(
         self, query: str, passages: Sequence[Passage], filters: SearchFilters | None
-    ) -> bool:
+    ) -> Verdict:
         expanded = self.glossary.expand(query) if self.glossary is not None else query
         similarity = self.best_sentence_similarity(expanded, passages)
         if similarity < self.settings.min_evidence_score:
-            return False
-        if similarity >= CONFIDENT_SENTENCE_SIMILARITY:
-            return True
-        return not self.rare_words(query, passages, filters)
+            return Verdict("not covered", similarity)
+        if similarity >= self.settings.confident_evidence_score:
+            return Verdict("covered", similarity)
+        if self.settings.rare_word_verdict != "covered" and self.rare_words(query, passages, filters):
+            return Verdict(self.settings.rare_word_verdict, similarity)
+        return Verdict("covered", similarity)
+
+    def _model_writes(self) -> bool:
+        return self.writes is None or self.writes(self.model.name, self.model.adapter)
 
     def _generate(
         self, prompt: Prompt, on_text: TextCallback | None, started: float
@@ -342,83 +388,87 @@ class Agent:
             _notify(on_text, "".join(pieces))
         return "".join(pieces).strip(), first_token
 
-    def _grounded_answer(
+    def _evidence_answer(
         self,
         question: Question,
-        query: str,
-        prompt: Prompt,
-        generated: str,
+        focus: str,
         retrieved: Sequence[Passage],
+        verdict: Verdict,
         timings: dict[str, float],
         started: float,
     ) -> Answer:
-        given = prompt.passages
-        valid = range(1, len(given) + 1)
-        cited = cited_numbers(generated)  # only passages it was given
-        text = generated
-        # Quotes answer what was asked now: a follow-up's own words ("and for contractors?")
-        # pick the sentence, the earlier question only when the follow-up has no content words.
-        focus = question.text if content_terms(question.text) else query
-        known = (
-            [p.text for p in given]
-            + [p.title for p in given]
-            + [p.heading for p in given]
+        """The answer made of excerpts of the retrieved passages: ready without the model."""
+        excerpts = select_excerpts(
+            focus, list(enumerate(retrieved, start=1)), self.scorer, self.excerpt_rules
         )
-        known += [question.text, query, self.settings.persona]
-        if self.glossary is not None:
-            known.append(self.glossary.render())
-        if (
-            is_degenerate(text)
-            or ungrounded_terms(text, known)
-            or unsupported_share(text, known) > MAX_UNSUPPORTED_SHARE
-        ):
-            # The quotes become the answer. The failed text's citations are no guide: quote
-            # from every retrieved passage, retrieval's best always among them.
-            given, quotes = self._quotes_for_answer(focus, given, retrieved)
-            text = quotes_text(quotes)
-            cited = sorted({quote.number for quote in quotes})
-        else:
-            # The text stands; the quotes back it, from what it cites (else every passage).
-            pool = cited or list(valid)
-            quotes = select_evidence(
-                focus, [(number, given[number - 1]) for number in pool], scorer=self.scorer
-            )
-            cited = cited or sorted({quote.number for quote in quotes})
-        if not cited:
-            cited = [1]
+        lead = self.settings.hedge_text if verdict.level == "hedged" else ""
+        cited = sorted({excerpt.number for excerpt in excerpts}) or [1]
+        elapsed = time.perf_counter() - started
         return Answer(
             id=_new_id(),
             question=question,
-            text=text,
+            text=excerpts_text(excerpts, lead) if excerpts else lead or retrieved[0].text,
+            citations=tuple(_citation(number, retrieved[number - 1]) for number in cited),
+            evidence=tuple(
+                Evidence(e.passage.path, e.text, e.passage.title, e.passage.url) for e in excerpts
+            ),
+            passages=tuple(retrieved),
+            confident=True,
+            hedged=verdict.level == "hedged",
+            evidence_score=verdict.score,
+            model=self.model.name,
+            adapter=self.model.adapter,
+            timings={**timings, "first": elapsed, "total": elapsed},
+            retrieved=tuple(retrieved),
+        )
+
+    def _is_grounded(self, text: str, prompt: Prompt, question: Question, query: str) -> bool:
+        """Whether the model's text keeps to its passages (no unknown number or name, few
+        unknown words, no loop): only then is it shown instead of the excerpts."""
+        given = prompt.passages
+        known = [p.text for p in given] + [p.title for p in given] + [p.heading for p in given]
+        known += [question.text, query, self.settings.persona]
+        if self.glossary is not None:
+            known.append(self.glossary.render())
+        return not (
+            is_degenerate(text)
+            or ungrounded_terms(text, known)
+            or unsupported_share(text, known) > MAX_UNSUPPORTED_SHARE
+        )
+
+    def _written_answer(
+        self,
+        question: Question,
+        focus: str,
+        prompt: Prompt,
+        generated: str,
+        retrieved: Sequence[Passage],
+        verdict: Verdict,
+        timings: dict[str, float],
+        started: float,
+    ) -> Answer:
+        """The model's text, backed by quotes from the passages it cites (else every one)."""
+        given = prompt.passages
+        cited = cited_numbers(generated) or list(range(1, len(given) + 1))
+        quotes = select_evidence(
+            focus, [(number, given[number - 1]) for number in cited], scorer=self.scorer
+        )
+        cited = cited_numbers(generated) or sorted({quote.number for quote in quotes}) or [1]
+        return Answer(
+            id=_new_id(),
+            question=question,
+            text=generated,
             citations=tuple(_citation(number, given[number - 1]) for number in cited),
             evidence=tuple(_evidence(quote) for quote in quotes),
             passages=given,
             confident=True,
+            hedged=verdict.level == "hedged",
+            evidence_score=verdict.score,
             model=self.model.name,
             adapter=self.model.adapter,
             timings={**timings, "total": time.perf_counter() - started},
             retrieved=tuple(retrieved),
         )
-
-    def _quotes_for_answer(
-        self, focus: str, given: Sequence[Passage], retrieved: Sequence[Passage]
-    ) -> tuple[tuple[Passage, ...], list[Quote]]:
-        """Quotes that stand in for the answer, from every retrieved passage: those the
-        prompt had no room for too (on the handbook benchmark that put the right document among
-        the cited for 2 more questions in 80). Returns the passages the answer draws on, the
-        prompt's followed by the ones quoted beyond it, and the quotes numbered to match."""
-        in_prompt = {passage.chunk_id for passage in given}
-        candidates = [*given, *(p for p in retrieved if p.chunk_id not in in_prompt)]
-        quotes = select_evidence(
-            focus, list(enumerate(candidates, start=1)), scorer=self.scorer, quote_first=True
-        )
-        beyond = sorted({q.number for q in quotes if q.number > len(given)})
-        renumbered = {old: len(given) + new for new, old in enumerate(beyond, start=1)}
-        quotes = [
-            replace(q, number=renumbered[q.number]) if q.number in renumbered else q
-            for q in quotes
-        ]
-        return (*given, *(candidates[number - 1] for number in beyond)), quotes
 
     def _fallback(
         self,
@@ -426,8 +476,10 @@ class Agent:
         retrieved: Sequence[Passage],
         timings: dict[str, float],
         started: float,
+        verdict: Verdict,
         given: Sequence[Passage] = (),
     ) -> Answer:
+        elapsed = time.perf_counter() - started
         return Answer(
             id=_new_id(),
             question=question,
@@ -436,9 +488,10 @@ class Agent:
             evidence=(),
             passages=tuple(given),
             confident=False,
+            evidence_score=verdict.score,
             model=self.model.name,
             adapter=self.model.adapter,
-            timings={**timings, "total": time.perf_counter() - started},
+            timings={"first": elapsed, **timings, "total": elapsed},
             retrieved=tuple(retrieved),
         )
 
@@ -471,11 +524,6 @@ class Agent:
         return answer
 
 
-def quotes_text(quotes: Sequence[Quote]) -> str:
-    """The quotes alone as the answer text: each on its own line with its citation."""
-    return "\n".join(f'"{quote.sentence}" [{quote.number}]' for quote in quotes)
-
-
 def _context(passage: Passage) -> str:
     """The passage's title and heading path."""
     return " > ".join(part for part in (passage.title, passage.heading) if part)
@@ -502,13 +550,13 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _notify(on_text: TextCallback | None, text: str) -> None:
-    if on_text is None:
+def _notify(callback: Callable[[Any], None] | None, value: object) -> None:
+    if callback is None:
         return
     try:
-        on_text(text)
+        callback(value)
     except Exception:
-        log.exception("on_text callback failed; the answer continues")
+        log.exception("answer callback failed; the answer continues")
 
 
 def _count_generated(model: Model, text: str) -> int:

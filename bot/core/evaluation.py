@@ -25,7 +25,7 @@ from bot.core.citations import cited_numbers
 from bot.core.types import Answer, Asker, Question
 from knowledge.errors import LoreError
 
-STAGES = ("retrieval", "prompt", "generation", "first_token", "total")
+STAGES = ("retrieval", "first", "prompt", "generation", "first_token", "total")
 
 
 class QuestionFileError(LoreError):
@@ -62,6 +62,10 @@ class EvalResult:
     generated_tokens: int
     generated: str = ""  # the model's own text, shown or not ("" when it was not asked)
     generated_cited: tuple[str, ...] = ()  # the paths its [n] markers name
+    # Whether the expected facts are somewhere in the retrieved passages (None: no facts given).
+    facts_retrieved: bool | None = None
+    hedged: bool = False
+    evidence_score: float | None = None
 
     @property
     def rank(self) -> int | None:
@@ -115,9 +119,11 @@ class EvalReport:
     mrr: float | None
     answer_accuracy: float | None
     answer_evidence_accuracy: float | None
+    facts_retrieved: float | None  # answerable questions whose facts are in the retrieved passages
     citation_accuracy: float | None
     abstention: float | None  # unanswerable questions that got the fallback reply
     wrong_abstention: float | None  # answerable questions that got it
+    hedged: float | None  # confident answers that led with a hedge
     # The model's own text and citations, shown or not (see the module docstring).
     model_answer_accuracy: float | None
     model_citation_accuracy: float | None
@@ -209,7 +215,36 @@ def result_for(question: EvalQuestion, answer: Answer) -> EvalResult:
         generated_tokens=answer.generated_tokens,
         generated=answer.generated,
         generated_cited=generated_cited,
+        facts_retrieved=(
+            _contains_all("\n".join(p.text for p in answer.retrieved or answer.passages), question.must_contain)
+            if question.must_contain
+            else None
+        ),
+        hedged=answer.hedged,
+        evidence_score=answer.evidence_score,
     )
+
+
+def details(result: EvalResult) -> dict[str, Any]:
+    """One question's trace through the stages, for `lore eval --details`: where a miss
+    happened (retrieval, the judge, the shown answer or its citations)."""
+    return {
+        "question": result.question.question,
+        "expected_source": result.question.source,
+        "must_contain": list(result.question.must_contain),
+        "rank": result.rank,
+        "retrieved": list(result.retrieved),
+        "facts_retrieved": result.facts_retrieved,
+        "evidence_score": result.evidence_score,
+        "confident": result.confident,
+        "hedged": result.hedged,
+        "answer": result.answer,
+        "answer_correct": result.answer_or_evidence_correct if result.question.must_contain else None,
+        "cited": list(result.cited),
+        "cited_right": result.cited_right if result.question.answerable else None,
+        "generated": result.generated,
+        "timings": {key: round(value, 3) for key, value in result.timings.items()},
+    }
 
 
 def summarize(results: Sequence[EvalResult]) -> EvalReport:
@@ -229,9 +264,11 @@ def summarize(results: Sequence[EvalResult]) -> EvalReport:
         mrr=_mean([1 / rank if rank else 0.0 for rank in ranks]),
         answer_accuracy=_share([r.answer_correct for r in with_expectations]),
         answer_evidence_accuracy=_share([r.answer_or_evidence_correct for r in with_expectations]),
+        facts_retrieved=_share([bool(r.facts_retrieved) for r in with_expectations]),
         citation_accuracy=_share([r.cited_right for r in answerable]),
         abstention=_share([not r.confident for r in unanswerable]),
         wrong_abstention=_share([not r.confident for r in answerable]),
+        hedged=_share([r.hedged for r in results if r.confident]),
         model_answer_accuracy=_share([r.model_answer_correct for r in with_expectations]),
         model_citation_accuracy=_share([r.model_cited_right for r in answerable]),
         generated_shown=_share([r.generated_shown for r in results if r.confident]),
@@ -275,8 +312,10 @@ def _normal(path: str) -> str:
 
 
 def _contains_all(text: str, needles: Sequence[str]) -> bool:
-    lowered = text.lower()
-    return all(needle.lower() in lowered for needle in needles)
+    """Case-insensitive, and blind to how white space wraps (a fact split over two lines of a
+    file is still the fact)."""
+    lowered = " ".join(text.lower().split())
+    return all(" ".join(needle.lower().split()) in lowered for needle in needles)
 
 
 def _share(flags: Sequence[bool]) -> float | None:

@@ -63,7 +63,8 @@ class Answer:
     confident: bool  # False = the knowledge base does not cover it (fallback reply)
     model: str
     adapter: str | None
-    # Seconds: retrieval, prompt, generation, first_token (from the question's arrival), total.
+    # Seconds from the question's arrival: retrieval, first (the first useful answer: the
+    # excerpts or the fallback), prompt, generation, first_token, total.
     timings: dict[str, float] = field(default_factory=dict)
     # Everything retrieval returned, best first (a superset of `passages`; kept on fallback too).
     retrieved: tuple[Passage, ...] = ()
@@ -71,3 +72,7 @@ class Answer:
     # The model's own text (citations of passages it was not given removed), whether or not it
     # passed the grounding check and was shown; empty when the model was not asked.
     generated: str = ""
+    # The evidence was middling: the answer leads with a hedge ("the closest I found").
+    hedged: bool = False
+    # The judge's measure of the evidence (best sentence similarity), None when not measured.
+    evidence_score: float | None = None

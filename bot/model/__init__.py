@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bot.model.adapters import AdapterRegistry
 from bot.model.base import ChatMessage, GenerationSettings, Model
+from bot.model.lazy import LazyModel
 from bot.settings import ModelSettings
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "GenerationSettings",
     "Model",
     "generation_defaults",
+    "lazy_model",
     "load_model",
 ]
 
@@ -70,3 +72,14 @@ def load_model(settings: ModelSettings, home: Path) -> Model:
         queue_size=settings.queue_size,
         defaults=generation_defaults(settings),
     )
+
+
+def lazy_model(settings: ModelSettings, home: Path) -> LazyModel:
+    """The configured model as `load_model` would start it, loaded on first use."""
+    from bot.model.weights import base_model_name
+
+    if settings.adapter is not None or settings.backend == "openai":
+        adapter = settings.adapter
+    else:
+        adapter = AdapterRegistry(home / "adapters").active()
+    return LazyModel(lambda: load_model(settings, home), base_model_name(settings), adapter)

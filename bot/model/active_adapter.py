@@ -87,7 +87,9 @@ class FollowActiveAdapter:
 
     @property
     def adapter(self) -> str | None:
-        """The adapter that answers now (the last generation's), or None for the base model."""
+        """The adapter that answers now, after following a promotion made since the last look
+        (the agent asks before each answer whether this model writes)."""
+        self._watcher.check()
         return self._model.adapter
 
     @property

@@ -19,6 +19,13 @@ from knowledge.types import SearchFilters
 from tests.core.doubles import ListRetriever, ScriptedModel
 from tests.core.passages import EXPENSES, LAPTOPS, VACATION, passage
 
+# What stands in for failed text when the vacation passage answers: its label, its citation,
+# and the answering sentence with its neighbours.
+VACATION_EXCERPT = (
+    "*Vacation policy > Allowance* [1]\nFull-time employees get 25 days of paid vacation per year. "
+    "Contractors are not eligible for paid vacation. Unused days carry over until March 31 of the next year."
+)
+
 FALLBACK = "Not in the docs: ask #people-help."
 
 
@@ -56,7 +63,7 @@ def test_cited_answer_with_evidence_streaming_log_and_memory(db: Database) -> No
     assert answer.evidence[0].source == VACATION.path
     assert answer.passages == (VACATION, EXPENSES) == answer.retrieved
     assert seen[0] == "No." and seen[-1].strip() == answer.text and len(seen) > 3
-    assert set(answer.timings) == {"retrieval", "prompt", "generation", "first_token", "total"}
+    assert set(answer.timings) == {"retrieval", "first", "prompt", "generation", "first_token", "total"}
     assert answer.generated_tokens > 0
     stored = agent.answers.get(answer.id)
     assert stored.answer == answer.text and stored.citations[0]["source"] == VACATION.path
@@ -90,12 +97,13 @@ def test_uncited_answer_cites_the_passage_its_evidence_comes_from(db: Database) 
     assert "60 EUR per day" in answer.evidence[0].quote
 
 
-def test_ungrounded_text_falls_back_to_the_quotes(db: Database) -> None:
+def test_ungrounded_text_falls_back_to_the_excerpts(db: Database) -> None:
     agent = make_agent(db, "Contractors get 40 days, approved by Gandalf [1].")
     answer = agent.answer(ask("Are contractors eligible for vacation?"))
     assert answer.confident
-    assert answer.text == '"Contractors are not eligible for paid vacation." [1]'
-    assert [c.source for c in answer.citations] == [VACATION.path]
+    # The best sentence with its neighbours, under the passage's title and heading.
+    assert answer.text.startswith(VACATION_EXCERPT)
+    assert [c.source for c in answer.citations][0] == VACATION.path
 
 
 def test_the_models_own_text_is_kept_whether_shown_or_not(db: Database) -> None:
@@ -106,17 +114,17 @@ def test_the_models_own_text_is_kept_whether_shown_or_not(db: Database) -> None:
     replaced = make_agent(db, "Contractors get 40 days, approved by Gandalf [2][9].").answer(
         ask("Are contractors eligible for vacation?", thread="T2")
     )
-    assert replaced.text.startswith('"Contractors are not eligible')
+    assert replaced.text.startswith(VACATION_EXCERPT)
     assert replaced.generated == "Contractors get 40 days, approved by Gandalf [2]."
 
 
-def test_quotes_replacing_failed_text_include_retrievals_best_passage(db: Database) -> None:
-    # The failed text cites only [2]; the quotes come from every passage, [1] among them.
-    agent = make_agent(db, "Meals cost 99 EUR at the Ritz [2].")
+def test_excerpts_replacing_failed_text_come_from_every_retrieved_passage(db: Database) -> None:
+    # The failed text cites [1]; the excerpt that answers is passage 2's.
+    agent = make_agent(db, "Meals cost 99 EUR at the Ritz [1].")
     answer = agent.answer(ask("How much are travel meals reimbursed per day?"))
-    assert answer.text.startswith('"Meals while travelling are reimbursed up to 60 EUR per day." [2]')
-    assert [c.number for c in answer.citations] == [1, 2]
-    assert {e.source for e in answer.evidence} == {VACATION.path, EXPENSES.path}
+    assert answer.text.startswith("*Expenses > Claims* [2]\n")
+    assert "reimbursed up to 60 EUR per day." in answer.text
+    assert answer.citations[0].number == 2 and answer.evidence[0].source == EXPENSES.path
 
 
 def test_quotes_may_come_from_a_retrieved_passage_past_the_prompts_budget(db: Database) -> None:
@@ -126,9 +134,9 @@ def test_quotes_may_come_from_a_retrieved_passage_past_the_prompts_budget(db: Da
     answer = agent.answer(ask("How much are travel meals reimbursed per day?"))
     (messages,) = model.prompts
     assert "[1] Vacation policy" in messages[-1].content and "[2]" not in messages[-1].content
-    assert '"Meals while travelling are reimbursed up to 60 EUR per day." [2]' in answer.text
+    assert "*Expenses > Claims* [2]\n" in answer.text and "60 EUR per day." in answer.text
     assert answer.passages == (VACATION, EXPENSES)  # what the answer draws on, in its numbering
-    assert [(c.number, c.source) for c in answer.citations] == [(1, VACATION.path), (2, EXPENSES.path)]
+    assert (2, EXPENSES.path) in [(c.number, c.source) for c in answer.citations]
     stored = agent.answers.get(answer.id)
     assert [p["given_to_model"] for p in stored.passages] == [True, True]
 
@@ -136,7 +144,7 @@ def test_quotes_may_come_from_a_retrieved_passage_past_the_prompts_budget(db: Da
 def test_looping_text_falls_back_to_the_quotes(db: Database) -> None:
     agent = make_agent(db, "vacation is vacation is " * 10)
     answer = agent.answer(ask("Are contractors eligible for vacation?"))
-    assert answer.text.startswith('"Contractors are not eligible')
+    assert answer.text.startswith(VACATION_EXCERPT)
 
 
 def test_weak_evidence_gets_the_fallback_without_calling_the_model(db: Database) -> None:
@@ -302,7 +310,7 @@ def test_an_answer_embeds_each_sentence_once(db: Database, embedder: Embedder) -
     # The text fails its check: evidence strength and the quotes both read the sentences.
     agent = make_agent(db, "Contractors get 40 days [1].", embedder=Counting())
     answer = agent.answer(ask("Are contractors eligible for paid vacation?"))
-    assert answer.text.startswith('"Contractors are not eligible for paid vacation." [1]')
+    assert answer.text.startswith(VACATION_EXCERPT)
     assert "Contractors are not eligible for paid vacation." in embedded
     assert len(embedded) == len(set(embedded))
 

@@ -27,7 +27,7 @@ MODEL_HOME = Path(tempfile.gettempdir()) / "lore-test-cache" / "smollm2-home"
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     model = load_model(ModelSettings(max_new_tokens=80), MODEL_HOME)
-    built = build_test_services(tmp_path_factory.mktemp("real-model"), model=model)
+    built = build_test_services(tmp_path_factory.mktemp("real-model"), model=model, generate="always")
     yield built
     built.close()
 

@@ -5,12 +5,14 @@ the quoted evidence; what is checked is retrieval, evidence, citations, fallback
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from bot.app import Services
 from bot.core.evidence import EmbeddingScorer, select_evidence
-from bot.core.types import Asker, Question
+from bot.core.types import Answer, Asker, Question
+from bot.model.writing import measured_writing
 from tests.support.stack import build_test_services
 
 
@@ -34,10 +36,49 @@ def test_answer_cites_the_right_file_and_quotes_it(services: Services) -> None:
     assert answer.confident
     assert "people/time-off.md" in [c.source for c in answer.citations]
     assert any("27 days" in e.quote for e in answer.evidence)
-    assert streamed, "the model's text was streamed"
+    assert "27 days" in answer.text and "*Time off" in answer.text, "a labelled excerpt is the answer"
     stored = services.answers.get(answer.id)
     assert stored is not None and stored.passages[0]["path"] == answer.retrieved[0].path
     assert answer.model == services.model.name
+
+
+def test_a_model_never_measured_does_not_write_and_is_never_loaded(services: Services) -> None:
+    streamed: list[str] = []
+    drafts: list[Answer] = []
+    answer = services.agent.answer(
+        Question("Which VPN do we use?", Asker("U1"), "C1", "t-unmeasured"),
+        on_text=streamed.append,
+        on_draft=drafts.append,
+    )
+    assert answer.confident and answer.evidence
+    assert streamed == [] and drafts == [] and answer.generated == ""
+    assert answer.timings["first"] == answer.timings["total"]
+    assert not services.model.loaded, "evidence-only answers need no weights"
+
+
+def test_a_model_measured_to_write_well_drafts_the_evidence_then_writes(tmp_path: Path) -> None:
+    built = build_test_services(tmp_path)
+    try:
+        measured_writing(built.settings.home).record(built.model.name, None, 0.9, questions=40)
+        streamed: list[str] = []
+        drafts: list[Answer] = []
+        answer = built.agent.answer(
+            Question("How many days of paid time off do full-time employees get?", Asker("U1"), "C1", "t"),
+            on_text=streamed.append,
+            on_draft=drafts.append,
+        )
+        assert built.model.loaded and streamed, "the model wrote"
+        (draft,) = drafts
+        assert "27 days" in draft.text and draft.generated == ""
+        # The tiny model's text fails the check: the final answer is the drafted excerpts.
+        assert answer.text == draft.text and answer.generated
+        assert answer.timings["first"] == draft.timings["first"] < answer.timings["total"]
+        # Measured below the bar: the evidence again, at once.
+        measured_writing(built.settings.home).record(built.model.name, None, 0.1, questions=40)
+        again = built.agent.answer(Question("Which VPN do we use?", Asker("U1"), "C1", "t2"))
+        assert again.generated == ""
+    finally:
+        built.close()
 
 
 def test_quotes_are_verbatim_from_the_cited_passages(services: Services) -> None:

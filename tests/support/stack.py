@@ -5,10 +5,11 @@ over a small docs folder, the tiny random model (or one given), and SQLite, buil
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from bot.app import Services, build_services
 from bot.model.base import Model
-from bot.settings import SAMPLE_DOCS, LoreSettings, ModelSettings, PermissionSettings
+from bot.settings import SAMPLE_DOCS, AgentSettings, LoreSettings, ModelSettings, PermissionSettings
 from knowledge.config import SourceSettings
 from tests.support.tiny_model import build_tiny_model
 
@@ -25,13 +26,16 @@ def build_test_services(
     directory_file: Path | None = None,
     channel_audiences: dict[str, str] | None = None,
     max_new_tokens: int = TEST_MAX_NEW_TOKENS,
+    generate: Literal["auto", "always", "never"] = "auto",
 ) -> Services:
     """Services over `docs` (default: the bundled sample handbook), indexed and ready to answer.
     `acl_file`, `directory_file` and `channel_audiences` set up document permissions (none:
     every document is readable by everyone). A small `max_new_tokens` makes answers faster.
 
     Without `model`, the tiny random model from `tests/support/tiny_model.py` answers (its text
-    fails the grounding check, so answers carry the quoted evidence). The caller closes the
+    fails the grounding check, so answers carry the quoted evidence). `generate`: whether the
+    model writes (`agent.generate`; "auto": only once measured, so by default it does not and
+    answers are the excerpts). The caller closes the
     services (`services.close()`, or `knowledge.close()` and `database.close()`)."""
     model_settings = ModelSettings(max_new_tokens=max_new_tokens)
     if model is None:
@@ -45,6 +49,7 @@ def build_test_services(
         acl_file=acl_file,
         directory_file=directory_file,
         permissions=PermissionSettings(channel_audiences=channel_audiences or {}),
+        agent=AgentSettings(generate=generate),
     )
     services = build_services(settings, model=model)
     try:
