@@ -50,7 +50,7 @@ class AgentSettings(BaseModel):
     )
     # Cosine similarity of the question and the closest sentence of the top passages below
     # which the knowledge base is taken not to cover the question (see `Agent.is_covered`).
-    min_evidence_score: float = 0.48
+    min_evidence_score: float = 0.46
     # At or above: covered whatever words are missing; between the two, `rare_word_verdict`
     # decides for a question naming something the index barely mentions.
     confident_evidence_score: float = 0.60

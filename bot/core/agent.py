@@ -224,8 +224,10 @@ class Agent:
             answer = replace(
                 shown, timings={**shown.timings, **timings, "total": time.perf_counter() - started}
             )
+        # The drafted answer's id: its feedback buttons rate what replaces it.
         return self._finish(
-            replace(answer, generated_tokens=generated_tokens, generated=generated), filters
+            replace(answer, id=shown.id, generated_tokens=generated_tokens, generated=generated),
+            filters,
         )
 
     def retrieve(

@@ -48,11 +48,12 @@ class LazyModel:
         return self.model().stream(messages, settings)
 
     def use_adapter(self, name: str | None) -> None:
-        with self._lock:
-            if self._model is None:
-                self._adapter = name
-                return
-        self._model.use_adapter(name)
+        """Answer with adapter `name` from now on. Choosing another adapter than the current
+        one loads the model: only the loaded model can tell whether the adapter applies (it
+        exists, and was trained on this base model), and whoever chose it means it to answer."""
+        if self._model is None and name == self._adapter:
+            return
+        self.model().use_adapter(name)
 
     @property
     def queue_depth(self) -> int:

@@ -16,7 +16,10 @@ from bot.store.database import Database
 from bot.store.feedback import FeedbackStore
 from tests.support.tiny_model import build_tiny_model
 
-ANSWER_KEYS = {"id", "answer", "evidence", "citations", "confident", "model", "adapter", "seconds"}
+ANSWER_KEYS = {
+    "id", "answer", "evidence", "citations", "confident", "hedged", "model", "adapter",
+    "first_seconds", "seconds", "startup_seconds",
+}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,9 @@ def test_ask_json_shape(env: dict[str, str]) -> None:
     assert all(set(e) == {"source", "quote"} for e in answer["evidence"])
     assert any("27 days" in e["quote"] for e in answer["evidence"])
     assert answer["model"] == "tiny" and answer["adapter"] is None
-    assert isinstance(answer["seconds"], float)
+    assert isinstance(answer["seconds"], float) and isinstance(answer["startup_seconds"], float)
+    # The tiny model was never measured: it does not write, the excerpts are the answer.
+    assert answer["first_seconds"] == answer["seconds"] and answer["hedged"] is False
 
 
 def test_ask_off_topic_json_is_not_confident(env: dict[str, str]) -> None:

@@ -61,9 +61,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 @pytest.fixture(scope="session")
 def puppet_stack(stack: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """A second stack whose model tests can slow down or break (`services.model`)."""
+    """A second stack whose model writes every answer, and which tests can slow down or break
+    (`services.model`)."""
     services = build_test_services(
-        tmp_path_factory.mktemp("slack-puppet-stack"), model=PuppetModel(stack.model)
+        tmp_path_factory.mktemp("slack-puppet-stack"), model=PuppetModel(stack.model), generate="always"
     )
     yield services
     services.knowledge.close()

@@ -407,7 +407,7 @@ async def test_a_failing_model_gets_an_apology_with_an_error_id(
     await final_reply(rig, dm, None)
 
 
-async def test_answers_stream_into_the_placeholder_at_a_sensible_rate(
+async def test_the_excerpts_show_at_once_then_the_text_grows_above_them(
     start_rig: Callable[..., Awaitable[SlackRig]],
     puppet_stack: Services,
     puppet: PuppetModel,
@@ -417,12 +417,23 @@ async def test_answers_stream_into_the_placeholder_at_a_sensible_rate(
     channel, user = fresh_id("C"), fresh_id("U")
     event = mention(QUESTIONS[0], user, channel)
     await rig.sender.event(event)
+    # The draft already carries the feedback buttons (its answer id is the final answer's).
     answer_message = await final_reply(rig, channel, event["ts"])
+    await settle(rig)
 
     updates = [c for c in rig.api.calls_to("chat.update") if c.args["ts"] == answer_message.ts]
-    progress = [c for c in updates if "Writing…" in str(c.args["blocks"])]
+    draft, *rest = updates
+    assert "Writing…" not in str(draft.args["blocks"]) and "[1]" in draft.args["text"], (
+        "the drafted excerpts come first, before the model has written anything"
+    )
+    progress = [c for c in rest if "Writing…" in str(c.args["blocks"])]
     assert len(progress) >= 2, "the growing text is shown while the model writes"
+    assert all(str(draft.args["blocks"][0]) in str(c.args["blocks"]) for c in progress), (
+        "the excerpts stay beneath the growing text"
+    )
     assert "Writing…" not in str(updates[-1].args["blocks"]), "the final answer comes last"
+    # The buttons shown from the draft on rate the answer the log keeps.
+    assert stored(rig, answer_message).id in str(draft.args["blocks"])
     gaps = [b.at - a.at for a, b in zip(progress, progress[1:], strict=False)]
     assert min(gaps) >= PROGRESS_INTERVAL * 0.9
 

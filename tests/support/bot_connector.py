@@ -79,7 +79,8 @@ class ConnectorMock:
         self.refuse_streaming = False
         # The roster (`GET .../members/{id}`), by Teams user id; others are 404 (not a member).
         self.members: dict[str, dict[str, Any]] = {}
-        self._ids = itertools.count(1)
+        # Unique across mocks, as Teams' ids are: tests share one answer database.
+        self._ids = _bot_activity_ids
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -299,6 +300,7 @@ class TeamsConversation:
 
 
 _activity_ids = itertools.count(1000)
+_bot_activity_ids = itertools.count(1)
 
 
 def _base(

@@ -24,10 +24,19 @@ class RecordingAgent:
         self._lock = threading.Lock()
         self.questions: list[Question] = []
 
-    def answer(self, question: Question, on_text: Callable[[str], None] | None = None) -> Answer:
+    def answer(
+        self,
+        question: Question,
+        on_text: Callable[[str], None] | None = None,
+        on_draft: Callable[[Answer], None] | None = None,
+    ) -> Answer:
         with self._lock:
             self.questions.append(question)
-        return self._agent.answer(question, on_text)  # type: ignore[attr-defined]
+        return self._agent.answer(question, on_text, on_draft)  # type: ignore[attr-defined]
+
+    def write_with_the_model(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Make the real agent have its model write every answer (for this test only)."""
+        monkeypatch.setattr(self._agent, "writes", None)
 
 
 @pytest.fixture(scope="session")

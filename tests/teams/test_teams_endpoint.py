@@ -120,19 +120,20 @@ async def test_follow_up_in_the_chain_keeps_the_thread(
         prompts.append("\n".join(m.content for m in messages))
         return stream(messages, settings)
 
-    # The agent holds this very model object; record the prompts it builds.
+    # The agent holds this very model object; record the prompts it builds as it writes.
     monkeypatch.setattr(services.model, "stream", recording_stream)
+    services.agent.write_with_the_model(monkeypatch)
     chain = TeamsConversation(CHANNEL, "channel", root="1700000000300")
     other_chain = TeamsConversation(CHANNEL, "channel", root="1700000000301")
     follow = "And can I carry unused days over?"
-    first = await ask_via_teams(client, connector, QUESTION, TeamsUser(), chain)
+    first = await edited_answer(client, connector, QUESTION, chain)
     prompts_before_follow_up = len(prompts)
-    follow_up = await ask_via_teams(client, connector, follow, TeamsUser(), chain)
+    follow_up = await edited_answer(client, connector, follow, chain)
     follow_up_prompts = prompts[prompts_before_follow_up:]
-    elsewhere = await ask_via_teams(client, connector, follow, TeamsUser(), other_chain)
+    elsewhere = await edited_answer(client, connector, follow, other_chain)
     elsewhere_prompts = prompts[prompts_before_follow_up + len(follow_up_prompts) :]
 
-    ids = [assert_answer_card(t.final, services) for t in (first, follow_up, elsewhere)]
+    ids = [assert_answer_card(final, services) for final in (first, follow_up, elsewhere)]
     threads = [services.answers.get(i).thread_id for i in ids]
     assert threads == [chain.wire_id, chain.wire_id, other_chain.wire_id]
     history = services.threads.history("teams", CHANNEL, chain.wire_id)
@@ -144,6 +145,21 @@ async def test_follow_up_in_the_chain_keeps_the_thread(
     assert follow_up_prompts and elsewhere_prompts
     assert any(QUESTION in p for p in follow_up_prompts)
     assert not any(QUESTION in p for p in elsewhere_prompts)
+
+
+async def edit_of(connector: ConnectorMock, message: SentActivity) -> SentActivity:
+    """The update that turns a drafted answer into the final one."""
+    edits = await connector.wait_for(lambda sent: [s for s in sent if s.method == "PUT" and s.id == message.id])
+    (edit,) = [s for s in edits if s.method == "PUT" and s.id == message.id]
+    return edit
+
+
+async def edited_answer(
+    client: TestClient, connector: ConnectorMock, text: str, chain: TeamsConversation
+) -> SentActivity:
+    """Ask with a model that writes: the drafted card, once edited into the final answer."""
+    turn = await ask_via_teams(client, connector, text, TeamsUser(), chain)
+    return await edit_of(connector, turn.final)
 
 
 async def test_group_chat_needs_a_mention(
@@ -362,7 +378,7 @@ class FailingAgent:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def answer(self, question: object, on_text: object = None) -> object:
+    def answer(self, question: object, on_text: object = None, on_draft: object = None) -> object:
         raise self.error
 
 
@@ -421,9 +437,9 @@ async def test_typing_indicator_repeats_while_the_answer_takes_long(
     services: object, connector: ConnectorMock
 ) -> None:
     class SlowAgent:
-        def answer(self, question: object, on_text: object = None) -> object:
+        def answer(self, question: object, on_text: object = None, on_draft: object = None) -> object:
             time.sleep(1.0)
-            return services.agent.answer(question, on_text)
+            return services.agent.answer(question, on_text, on_draft)
 
     slow = dataclasses.replace(services, agent=SlowAgent())
     app = web.Application()
@@ -471,7 +487,7 @@ async def test_personal_chat_streams_the_answer(services: object, connector: Con
     class StreamingAgent:
         """A scripted stream of partial text (as a slow model gives), then the real agent."""
 
-        def answer(self, question: object, on_text: object = None) -> object:
+        def answer(self, question: object, on_text: object = None, on_draft: object = None) -> object:
             def record(text: str) -> None:
                 streamed.append(text)
                 on_text(text)
@@ -479,7 +495,7 @@ async def test_personal_chat_streams_the_answer(services: object, connector: Con
             for piece in pieces:
                 record(piece)
                 time.sleep(0.15)
-            return services.agent.answer(question, record)
+            return services.agent.answer(question, record, on_draft)
 
     streaming = dataclasses.replace(services, agent=StreamingAgent())
     app = web.Application()
@@ -578,3 +594,40 @@ async def test_the_askers_email_comes_from_the_conversation_roster(
     (question,) = services.agent.questions
     assert question.asker.user_id == "aad-erin"
     assert question.asker.email == "erin@example.com"  # what decides the documents she may read
+
+
+async def test_a_writing_model_drafts_the_excerpts_then_edits_its_answer_in(
+    client: TestClient, connector: ConnectorMock, services: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services.agent.write_with_the_model(monkeypatch)
+    chain = TeamsConversation(CHANNEL, "channel", root="1700000000500")
+    turn = await ask_via_teams(client, connector, QUESTION, TeamsUser(), chain)
+    draft = turn.final  # the excerpts, sent before the model has written a word
+    (card,) = draft.cards
+    draft_answer_id = card["actions"][0]["data"]["answerId"]
+    final = await edit_of(connector, draft)
+    # One message, edited in place, rated as the one answer the log keeps.
+    assert assert_answer_card(final, services) == draft_answer_id
+    replies = [s for s in connector.sent if s.reply_to_id == draft.reply_to_id and s.type == "message"]
+    assert replies == [draft]
+
+
+async def test_personal_chat_shows_the_draft_first_and_the_text_beneath_it(
+    services: object, connector: ConnectorMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services.agent.write_with_the_model(monkeypatch)
+    app = web.Application()
+    teams_routes(services, stream_interval=0.05)(app)
+    client = await serve(app)
+    try:
+        turn = await ask_via_teams(
+            client, connector, QUESTION, TeamsUser("29:draft-user", "Kim", "aad-kim"), TeamsConversation("a:dm-draft")
+        )
+    finally:
+        await client.close()
+    informative, *updates, final = turn.activities
+    assert updates, "the draft streamed before the final message"
+    draft_text = updates[0].body["text"]
+    assert "[1]" in draft_text and "*" in draft_text  # the labelled excerpts
+    assert all(update.body["text"].startswith(draft_text) for update in updates)
+    assert final.type == "message"

@@ -86,13 +86,18 @@ def render_answer(
     return [SlackMessage(fallback, tuple(blocks)) for blocks in _pack(head + body, footer)]
 
 
-def render_progress(text: str) -> SlackMessage:
-    """The answer so far, while the model is still writing."""
+def render_progress(text: str, draft: SlackMessage | None = None) -> SlackMessage:
+    """The answer so far while the model is still writing, above the `draft` already shown
+    (the excerpts that answer meanwhile), so nothing the asker was reading disappears."""
+    if not text.strip() and draft is not None:
+        return draft
     tail = to_mrkdwn(text)
     if len(tail) > SECTION_TEXT_LIMIT - 10:
         # Show the newest part; the final message carries all of it.
         tail = "…" + tail[-(SECTION_TEXT_LIMIT - 10) :]
     blocks = (_section(tail or "…"), _context(["_Writing…_"]))
+    if draft is not None:
+        blocks += (_divider(), *draft.blocks[: BLOCKS_PER_MESSAGE - len(blocks) - 1])
     return SlackMessage(_fallback(text) or PLACEHOLDER_TEXT, blocks)
 
 
@@ -261,6 +266,10 @@ def _input(block_id: str, label: str, placeholder: str) -> dict[str, Any]:
 
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _divider() -> dict[str, Any]:
+    return {"type": "divider"}
 
 
 def _context(texts: Sequence[str]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Runs the agent for one Slack question and delivers the answer: a placeholder at once, the
-text growing in it while the model writes, then the final Block Kit answer — or, when anything
+drafted excerpts in it as soon as they are ready and the model's text growing above them
+while it writes (when the model writes at all), then the final Block Kit answer — or, when anything
 fails, a short apology with an error id that is in the log next to the traceback."""
 
 from __future__ import annotations
@@ -101,7 +102,11 @@ class Responder:
                 await asyncio.to_thread(
                     self._threads.remember, where.channel, where.thread_ts or ts
                 )
-            answer = await self._run_agent(question, progress.push)
+            answer = await self._run_agent(
+                question,
+                progress.push,
+                lambda draft: progress.draft(render_answer(AnswerContent.of(draft))[0]),
+            )
             await progress.close()
             messages = render_answer(AnswerContent.of(answer))
             await self._client.chat_update(channel=where.channel, ts=ts, **messages[0].payload())
@@ -124,7 +129,7 @@ class Responder:
         started = time.monotonic()
         channel = question.conversation_id
         try:
-            answer = await self._run_agent(question, None)
+            answer = await self._run_agent(question)
             for message in render_answer(AnswerContent.of(answer), shareable=True):
                 await post_ephemeral(self._client, respond, channel, user_id, message)
         except Exception as error:  # noqa: BLE001  (every failure becomes an apology)
@@ -136,9 +141,16 @@ class Responder:
             return
         self._log_answer(answer, None, time.monotonic() - started)
 
-    async def _run_agent(self, question: Question, on_text: Callable[[str], None] | None) -> Answer:
+    async def _run_agent(
+        self,
+        question: Question,
+        on_text: Callable[[str], None] | None = None,
+        on_draft: Callable[[Answer], None] | None = None,
+    ) -> Answer:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._agent.answer, question, on_text)
+        return await loop.run_in_executor(
+            self._executor, self._agent.answer, question, on_text, on_draft
+        )
 
     def _failure_notice(self, error: Exception, question: Question) -> SlackMessage:
         if isinstance(error, BusyError):

@@ -6,6 +6,7 @@ agent. Questions are answered in the background so the HTTP request is acknowled
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 import uuid
@@ -14,7 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
-from botbuilder.schema import Activity, ActivityTypes, ChannelAccount
+from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ResourceResponse
 
 from bot.adapters.rate_limit import RateLimiter, slow_down_text
 from bot.adapters.teams import replies
@@ -39,7 +40,7 @@ from bot.adapters.teams.feedback_input import (
 )
 from bot.adapters.teams.sent_answers import SentAnswers
 from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS, TeamsStream
-from bot.core.types import Question
+from bot.core.types import Answer, Question
 from bot.errors import BusyError
 from bot.identity.teams import TeamsEmails
 from bot.server import Workload
@@ -186,8 +187,12 @@ class LoreTeamsBot(ActivityHandler):
             # Looked up here, not before acknowledging: the roster call can take a moment.
             email = await self._emails.email_of(turn_context)
             question = replace(question, asker=replace(question.asker, email=email))
+            drafted = _Draft(turn_context) if stream is None else None
             answer = await asyncio.to_thread(
-                self._agent.answer, question, stream.on_text if stream else None
+                self._agent.answer,
+                question,
+                stream.on_text if stream else None,
+                (lambda draft: stream.on_draft(draft.text)) if stream else drafted.post,
             )
             if typing:
                 typing.cancel()
@@ -196,6 +201,12 @@ class LoreTeamsBot(ActivityHandler):
             else:
                 messages = answer_activities(answer)
             message_ids = [stream.stream_id] if stream and stream.stream_id else []
+            if drafted is not None and (draft_id := await drafted.sent_id()) is not None:
+                # The drafted card is edited into the final answer rather than sent again.
+                first, *messages = messages
+                first.id = draft_id
+                await turn_context.update_activity(first)
+                message_ids.append(draft_id)
             for message in messages:
                 sent = await turn_context.send_activity(message)
                 if sent is not None and sent.id:
@@ -307,3 +318,29 @@ class LoreTeamsBot(ActivityHandler):
 
 def _error_id() -> str:
     return uuid.uuid4().hex[:8]
+
+
+class _Draft:
+    """Sends the drafted answer (the excerpts, ready before the model writes) as soon as the
+    agent has it, from the agent's worker thread; its message is later edited into the final
+    answer."""
+
+    def __init__(self, turn_context: TurnContext) -> None:
+        self._context = turn_context
+        self._loop = asyncio.get_running_loop()
+        self._sending: concurrent.futures.Future[ResourceResponse | None] | None = None
+
+    def post(self, draft: Answer) -> None:
+        first = answer_activities(draft)[0]
+        self._sending = asyncio.run_coroutine_threadsafe(self._context.send_activity(first), self._loop)
+
+    async def sent_id(self) -> str | None:
+        """The drafted message's id, None when there was no draft or it could not be sent."""
+        if self._sending is None:
+            return None
+        try:
+            sent = await asyncio.wrap_future(self._sending)
+        except Exception as error:  # the final answer is then sent as a new message
+            log.warning("teams: the drafted answer could not be sent: %s", error)
+            return None
+        return sent.id if sent is not None and sent.id else None

@@ -5,7 +5,9 @@ as Teams asks), then a final message that ends the stream.
 Each update is a `typing` activity with a `streaminfo` entity; the id Teams gives the first
 one names the stream; the final message carries `streamType: final`. The agent calls `on_text`
 from its worker thread, so updates are handed over to the event loop and sent by one task,
-always with the newest text.
+always with the newest text. When the agent drafts an answer (the excerpts, before the model
+writes), `on_draft` shows it at once and the model's text grows beneath it: Teams wants each
+update to extend the one before.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class TeamsStream:
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         self._text = ""
+        self._draft = ""
         self._sent_text = ""
         self._sequence = 0
         self._closed = False
@@ -59,6 +62,10 @@ class TeamsStream:
         """Called by the agent (from its worker thread) with the answer so far."""
         self._loop.call_soon_threadsafe(self._set_text, text)
 
+    def on_draft(self, text: str) -> None:
+        """Called by the agent (from its worker thread) with the drafted answer's text."""
+        self._loop.call_soon_threadsafe(self._set_draft, text)
+
     async def finish(self, final: Activity) -> Activity:
         """Stop the updates and mark `final` as the message that ends the stream."""
         self._closed = True
@@ -73,7 +80,11 @@ class TeamsStream:
         await self.finish(Activity(type=ActivityTypes.message))
 
     def _set_text(self, text: str) -> None:
-        self._text = text
+        self._text = f"{self._draft}\n\n{text}" if self._draft else text
+        self._changed.set()
+
+    def _set_draft(self, text: str) -> None:
+        self._draft = self._text = text
         self._changed.set()
 
     async def _send_updates(self) -> None:
