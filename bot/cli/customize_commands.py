@@ -187,9 +187,11 @@ def evaluate(
         MODEL_VIEW,
         compare,
         evaluation_record,
+        record_writing,
         test_questions,
     )
     from bot.customize.promotion import store_evaluation
+    from bot.model.writing import measured_writing
 
     registry = _registry(settings)
     name = adapter or _newest(registry)
@@ -205,6 +207,7 @@ def evaluate(
             raise LoreError("The index is empty: run `lore index` first.")
         with click.progressbar(length=2 * len(questions), label="Asking", file=click.get_text_stream("stderr")) as bar:
             reports = compare(services.agent, name, questions, lambda side, result: bar.update(1))
+        record_writing(measured_writing(settings.home), services.model.name, name, reports, len(questions))
     finally:
         services.close()
     record = evaluation_record(reports, dataset_dir, len(questions))

@@ -3,6 +3,7 @@ retrieval and agent, measured by `bot.core.evaluation` (the `lore eval` yardstic
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from bot.core.evaluation import (
     summarize,
 )
 from bot.customize.dataset import DatasetCard, DatasetError, load_examples
+from bot.model.writing import MeasuredWriting
 
 HEADLINE = ("answer_accuracy", "citation_accuracy", "abstention", "latency_p50")
 # The model's own text, shown or not: what the adapter changes before the agent's check.
@@ -43,19 +45,33 @@ def compare(
     questions: Sequence[EvalQuestion],
     on_result: Callable[[str, EvalResult], None] | None = None,
 ) -> dict[str, EvalReport]:
-    """Ask every question with the base model, then with `adapter`; the agent's model is set
+    """Ask every question with the base model, then with `adapter`, each writing every answer
+    (whatever `agent.generate` says: writing is what is measured); the agent's model is set
     back to what it answered with before."""
     model = agent.model
     before = model.adapter
+    writing = copy.copy(agent)
+    writing.writes = None
     reports: dict[str, EvalReport] = {}
     try:
         for side, name in (("base", None), ("adapter", adapter)):
             model.use_adapter(name)
             callback = (lambda result, side=side: on_result(side, result)) if on_result else None
-            reports[side] = summarize(run_questions(agent.answer, questions, callback))
+            reports[side] = summarize(run_questions(writing.answer, questions, callback))
     finally:
         model.use_adapter(before)
     return reports
+
+
+def record_writing(
+    measured: MeasuredWriting, model: str, adapter: str, reports: dict[str, EvalReport], questions: int
+) -> None:
+    """Keep how often each side's text passed the grounding check: it decides whether the
+    model writes answers (`agent.generate = "auto"`)."""
+    for side, name in (("base", None), ("adapter", adapter)):
+        shown = reports[side].generated_shown
+        if shown is not None:
+            measured.record(model, name, shown, questions)
 
 
 def evaluation_record(reports: dict[str, EvalReport], dataset: Path, questions: int) -> dict[str, Any]:

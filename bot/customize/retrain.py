@@ -35,12 +35,13 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.customize.dataset import DatasetOptions, build_dataset
-from bot.customize.evaluate import HEADLINE, compare, evaluation_record, test_questions
+from bot.customize.evaluate import HEADLINE, compare, evaluation_record, record_writing, test_questions
 from bot.customize.notify import AdminNotifier, admin_notifiers, notify
 from bot.customize.promotion import PromotionError, promote, store_evaluation
 from bot.customize.teacher import open_teacher
 from bot.customize.training import StepReport, TrainingSettings, train_adapter
 from bot.model.adapters import BASE, AdapterRegistry
+from bot.model.writing import measured_writing
 from bot.settings import CustomizeSettings, LoreSettings
 from knowledge.errors import ConfigurationError, LoreError
 from knowledge.lock import RefreshLock
@@ -271,6 +272,9 @@ class RetrainJob:
         agent = self._services.agent if model is None else _agent_with_model(self._services.agent, model)
         try:
             reports = compare(agent, name, questions, lambda side, result: self._check_cancelled())
+            record_writing(
+                measured_writing(self._services.settings.home), agent.model.name, name, reports, len(questions)
+            )
         finally:
             close = getattr(model, "close", None)
             if callable(close):

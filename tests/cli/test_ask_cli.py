@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bot.cli.main import cli
+from bot.model.writing import measured_writing
 from bot.settings import LoreSettings
 from bot.store.database import Database
 from bot.store.feedback import FeedbackStore
@@ -138,6 +139,33 @@ def test_eval_reports_metrics_as_json(env: dict[str, str], tmp_path: Path) -> No
     assert report["latency_p50"] > 0
     limited = json.loads(CliRunner().invoke(cli, ["eval", "--json", "--limit", "1", str(questions)], env=env).stdout)
     assert limited["count"] == 1
+
+
+def test_eval_details_trace_each_question_and_generate_measures_the_model(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    questions = tmp_path / "questions.jsonl"
+    rows = [
+        {"question": "How many days of paid time off do full-time employees get?", "source": "people/time-off.md", "must_contain": ["27 days"]},
+        {"question": "What is the best pizza topping?", "source": None},
+    ]
+    questions.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    details = tmp_path / "details.jsonl"
+    run(env, "eval", "--json", "--details", str(details), str(questions))
+    pto, pizza = [json.loads(line) for line in details.read_text().splitlines()]
+    assert pto["rank"] == 1 and pto["facts_retrieved"] is True and pto["answer_correct"] is True
+    assert pto["cited_right"] is True and pto["confident"] is True and pto["evidence_score"] > 0.5
+    assert "27 days" in pto["answer"] and pto["generated"] == ""  # the tiny model never measured
+    assert pto["timings"]["first"] == pto["timings"]["total"] < 5
+    assert pizza["confident"] is False and pizza["rank"] is None and pizza["cited_right"] is None
+
+    writing = Path(env["LORE_HOME"]) / "model" / "writing.json"
+    assert not writing.exists()
+    report = json.loads(run(env, "eval", "--json", "--generate", "--details", str(details), str(questions)).stdout)
+    assert json.loads(details.read_text().splitlines()[0])["generated"], "the model wrote"
+    kept = measured_writing(Path(env["LORE_HOME"])).get("tiny", None)
+    assert kept is not None and kept.generated_shown == report["generated_shown"] and kept.questions == 2
+    writing.unlink()  # the other tests expect a model never measured
 
 
 def test_eval_table_and_bad_file(env: dict[str, str], tmp_path: Path) -> None:

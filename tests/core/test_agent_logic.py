@@ -124,7 +124,7 @@ def test_excerpts_replacing_failed_text_come_from_every_retrieved_passage(db: Da
     answer = agent.answer(ask("How much are travel meals reimbursed per day?"))
     assert answer.text.startswith("*Expenses > Claims* [2]\n")
     assert "reimbursed up to 60 EUR per day." in answer.text
-    assert answer.citations[0].number == 2 and answer.evidence[0].source == EXPENSES.path
+    assert answer.evidence[0].source == EXPENSES.path and 2 in [c.number for c in answer.citations]
 
 
 def test_quotes_may_come_from_a_retrieved_passage_past_the_prompts_budget(db: Database) -> None:

@@ -14,6 +14,7 @@ from bot.cli.main import cli
 from bot.core.agent import MAX_PROMPT_TOKENS
 from bot.core.prompt import prompt_budget
 from bot.model.adapters import AdapterRegistry
+from bot.model.writing import measured_writing
 from bot.model.local import LocalModel
 from bot.settings import LoreSettings
 from tests.customize.conftest import write_share
@@ -73,6 +74,12 @@ def test_the_whole_recipe_from_the_command_line(tmp_path: Path) -> None:
             "model_answer_accuracy", "model_citation_accuracy", "generated_shown",  # the model's own text
         }
     assert registry.info("v1").metadata["evaluation"]["adapter"] == scores["adapter"]
+    # Both models wrote every answer, and how often their text was shown decides whether they
+    # write for users (agent.generate = "auto").
+    measured = measured_writing(home)
+    for side, adapter in (("base", None), ("adapter", "v1")):
+        kept = measured.get("tiny", adapter)
+        assert kept is not None and kept.generated_shown == scores[side]["generated_shown"]
 
     better = (scores["adapter"]["answer_accuracy"] or 0) > (scores["base"]["answer_accuracy"] or 0)
     output = lore("customize", "promote", ok=better)

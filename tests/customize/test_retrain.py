@@ -48,7 +48,7 @@ from bot.model.local import LocalModel
 from bot.server import create_web_app
 from bot.settings import CustomizeSettings, LoreSettings, ModelSettings, SlackSettings
 from bot.store.feedback import Feedback
-from knowledge.config import SourceSettings
+from knowledge.config import RetrievalSettings, SourceSettings
 from knowledge.errors import ConfigurationError
 from tests.customize.conftest import write_share
 from tests.support.slack_api import BOT_TOKEN, MockSlackApi
@@ -118,6 +118,8 @@ def make_services(tmp_path: Path, tiny: Path) -> Iterator[Any]:
             home=root / "home",
             sources=[SourceSettings(name="handbook", path=write_share(root / "docs"))],
             model=ModelSettings(base_model=tiny, max_new_tokens=6),
+            # Five passages: the prompts stay within FAST's max_length.
+            retrieval=RetrievalSettings(k=5),
             customize=CustomizeSettings(**customize),
             slack=slack or SlackSettings(),
         )
