@@ -4,8 +4,9 @@ Query likelihood (Sachan et al. 2022, "Improving Passage Retrieval with Zero-Sho
 Generation"): the mean log-probability the model gives the question after reading
 `Passage: <title > heading: sentence>` then `A question this passage answers:`. Here it
 reorders the embedding scorer's best `--top` candidate sentences of the agent's retrieved
-passages; the first excerpt is cut around the sentence it puts first, the second one (from
-another document) is the embedding path's, exactly as the agent cuts them. Compared in the
+passages (`--level document`: each document's best sentence, so the model picks which
+document leads); the first excerpt is cut around the sentence it puts first, the second one
+(from another document) is the embedding path's, exactly as the agent cuts them. Compared in the
 same run with the embedding path alone, per half, on the same retrieval:
 
     python benchmarks/query_likelihood.py --corpus sourcegraph --half tune
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from answer_quality import HALVES, SETS, _accepted, _fmt, _holds, _load, _question, _share  # noqa: E402
 
 from bot.app import build_services  # noqa: E402
-from bot.core.excerpt import Excerpt, select_excerpts  # noqa: E402
+from bot.core.excerpt import candidate_sentences, excerpt_around, select_excerpts  # noqa: E402
 from bot.model.weights import resolve_base_model  # noqa: E402
 from bot.settings import LoreSettings, ModelSettings  # noqa: E402
 from knowledge.config import SourceSettings  # noqa: E402
@@ -45,7 +46,7 @@ class QueryLikelihood:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
         self.batch_size = batch_size
 
     @torch.inference_mode()
@@ -85,6 +86,8 @@ def main() -> int:
     parser.add_argument("--half", choices=HALVES, default="tune")
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--top", type=int, default=8, help="Embedding candidates the model reorders.")
+    parser.add_argument("--level", choices=("sentence", "document"), default="sentence",
+                        help="Reorder sentences, or each document's best sentence (which document leads).")
     args = parser.parse_args()
     corpus, question_file = SETS[args.corpus]
     if not corpus.is_dir():
@@ -106,24 +109,32 @@ def main() -> int:
             passages = agent.retrieve(_question(item, number))
             numbered = list(enumerate(passages, start=1))
             by_embedding = select_excerpts(question.question, numbered, agent.scorer, rules)
-            candidates = select_excerpts(
-                question.question, numbered, agent.scorer,
-                type(rules)(before=0, after=0, limit=args.top, keep_ratio=0.0, rank_weight=rules.rank_weight),
-            )
-            started = time.perf_counter()
-            likelihood = scorer.score(question.question, [_context(e.passage, e.sentence) for e in candidates])
-            seconds += time.perf_counter() - started
+            # Every sentence an excerpt may be cut around, ranked as the agent ranks them.
+            candidates = [(n, p, s) for n, p in numbered for s in dict.fromkeys(candidate_sentences(p))]
             by_model = by_embedding
             if candidates:
-                best = candidates[max(range(len(candidates)), key=likelihood.__getitem__)]
-                first = select_excerpts(best.sentence, [(best.number, best.passage)], agent.scorer, type(rules)(
-                    before=rules.before, after=rules.after, limit=1, max_chars=rules.max_chars))
-                second = [e for e in by_embedding if e.passage.path != best.passage.path][:1]
-                by_model = [*(_anchor(first, best)), *second]
+                scores = agent.scorer.score(question.question, [s for _, _, s in candidates])
+                ranked = sorted(
+                    zip(candidates, scores, strict=True),
+                    key=lambda item: item[1] - (rules.rank_weight + 0.001) * (item[0][0] - 1),
+                    reverse=True,
+                )
+                if args.level == "document":
+                    seen: set[str] = set()
+                    ranked = [r for r in ranked if not (r[0][1].path in seen or seen.add(r[0][1].path))]
+                ranked = ranked[: args.top]
+                started = time.perf_counter()
+                likelihood = scorer.score(question.question, [_context(p, s) for (_, p, s), _ in ranked])
+                seconds += time.perf_counter() - started
+                (number_, passage_, sentence_), _ = ranked[max(range(len(ranked)), key=likelihood.__getitem__)]
+                first = excerpt_around(number_, passage_, sentence_, rules)
+                second = [e for e in by_embedding if e.passage.path != passage_.path][:1]
+                by_model = [first, *second]
             rows.append((question, by_embedding, by_model))
     finally:
         services.close()
-    print(f"\n{args.corpus}, {args.half} half, {len(rows)} answerable questions, top {args.top} candidates reordered")
+    print(f"\n{args.corpus}, {args.half} half, {len(rows)} answerable questions, "
+          f"top {args.top} {args.level} candidates reordered")
     for name, index in (("embedding scorer", 1), ("query likelihood first", 2)):
         shown = _share([_holds("\n".join(e.text for e in row[index]), row[0].must_contain) for row in rows])
         first = _share([bool(row[index]) and _holds(row[index][0].text, row[0].must_contain) for row in rows])
@@ -131,11 +142,6 @@ def main() -> int:
         print(f"  {name:24} shown {_fmt(shown)}  first excerpt alone {_fmt(first)}  cited {_fmt(cited)}")
     print(f"  model scoring: {seconds / max(len(rows), 1):.2f} s per question")
     return 0
-
-
-def _anchor(cut: list[Excerpt], best: Excerpt) -> list[Excerpt]:
-    """The excerpt around `best`, numbered as the passage it comes from."""
-    return [e for e in cut if e.passage.chunk_id == best.passage.chunk_id][:1] or [best]
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Evidence: the one to three sentences of the given passages that best answer the question,
-quoted verbatim. Small models paraphrase badly, so these quotes go beneath every answer and are
-what the answer falls back to when the generated text fails its check.
+quoted verbatim beneath a model's written answer (small models paraphrase badly), and the
+sentence scorers that excerpts (`bot.core.excerpt`) use too.
 
 Two ways to score a sentence against the question:
 - `OverlapScorer`: IDF-weighted overlap of content-word stems, the IDF taken over the candidate
@@ -118,18 +118,11 @@ def select_evidence(
     numbered: Sequence[tuple[int, Passage]],
     limit: int = 3,
     scorer: SentenceScorer | None = None,
-    *,
-    quote_first: bool = False,
 ) -> list[Quote]:
     """The best-matching sentences of `numbered` passages, best first, at most `limit`, each a
-    verbatim substring of its passage; further quotes only when close to the best one.
-
-    `quote_first`: the first passage (retrieval's best) always gives one of the quotes, its
-    best sentence taking the last place when the others fill them. Retrieval ranks with two
-    signals (meaning and words) over whole passages, the scorer with one over single
-    sentences; on the handbook benchmark, when the quotes stand in for the answer, this
-    raised citation accuracy from 0.75 to 0.81 and answer accuracy from 0.49 to 0.54
-    (benchmarks/answer_quality.py)."""
+    verbatim substring of its passage; further quotes only when close to the best one. They
+    back a model's written answer; when there is none, excerpts (`bot.core.excerpt`) are the
+    answer."""
     scorer = scorer or OverlapScorer()
     candidates = [
         (number, passage, sentence)
@@ -155,11 +148,6 @@ def select_evidence(
         if quote.sentence not in seen:
             seen.add(quote.sentence)
             chosen.append(quote)
-    first = numbered[0][0]
-    if quote_first and all(quote.number != first for quote in chosen):
-        best_of_first = next((quote for quote in quotes if quote.number == first), None)
-        if best_of_first is not None:
-            chosen = [*chosen[: limit - 1], best_of_first]
     return chosen
 
 

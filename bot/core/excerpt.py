@@ -94,9 +94,20 @@ def select_excerpts(
         if chosen and (score <= 0 or score < best * rules.keep_ratio):
             break
         documents.add(document)
-        text = _window(sentences, index, rules)
-        chosen.append(Excerpt(number, passage, text, sentences[index], score))
+        chosen.append(Excerpt(number, passage, _window(sentences, index, rules), sentences[index], score))
     return chosen
+
+
+def excerpt_around(number: int, passage: Passage, sentence: str, rules: ExcerptRules = ExcerptRules()) -> Excerpt:
+    """The excerpt `select_excerpts` would cut around `sentence` of `passage` (another
+    ranking's choice of sentence)."""
+    sentences = _sentences(passage)
+    return Excerpt(number, passage, _window(sentences, sentences.index(sentence), rules), sentence, 0.0)
+
+
+def candidate_sentences(passage: Passage) -> list[str]:
+    """The sentences of `passage` an excerpt may be cut around."""
+    return [sentence for sentence in _sentences(passage) if _quotable(sentence)]
 
 
 def excerpts_text(excerpts: Sequence[Excerpt], lead: str = "") -> str:

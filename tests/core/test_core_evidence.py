@@ -28,15 +28,11 @@ def test_evidence_from_bullet_lists_drops_the_bullet_mark() -> None:
     assert quote.sentence == "Laptops are replaced every three years."
 
 
-def test_quote_first_keeps_a_sentence_of_retrievals_best_passage() -> None:
+def test_quotes_come_from_the_passage_that_answers() -> None:
     numbered = [(1, VACATION), (2, EXPENSES)]
     question = "How much are travel meals reimbursed per day?"
-    assert {quote.number for quote in select_evidence(question, numbered)} == {2}
-    quotes = select_evidence(question, numbered, quote_first=True)
-    assert quotes[0].number == 2 and "60 EUR" in quotes[0].sentence
-    assert quotes[-1].number == 1
-    (only,) = select_evidence(question, numbered, limit=1, quote_first=True)
-    assert only.number == 1  # with one place, retrieval's best passage takes it
+    quotes = select_evidence(question, numbered)
+    assert {quote.number for quote in quotes} == {2} and "60 EUR" in quotes[0].sentence
 
 
 def test_evidence_is_empty_without_passages() -> None:
