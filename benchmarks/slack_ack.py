@@ -3,6 +3,7 @@
     python benchmarks/slack_ack.py                  # 20 concurrent questions vs 1 alone
     python benchmarks/slack_ack.py --concurrent 50  # heavier burst
     python benchmarks/slack_ack.py --json
+    python benchmarks/slack_ack.py --corpus sourcegraph   # a real handbook, the bundled model
 
 The whole bot runs in this process on a loopback port (`create_web_app` + `slack_routes`, the
 real agent over the indexed sample handbook, SQLite) and answers with the tiny random model
@@ -32,6 +33,7 @@ from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bot.adapters.slack import slack_routes  # noqa: E402
 from bot.adapters.slack.rendering import ACTION_HELPFUL  # noqa: E402
@@ -81,7 +83,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-async def burst(services: Services, count: int, round_id: int) -> list[Sample]:
+async def burst(services: Services, count: int, round_id: int, questions: list[str] = QUESTIONS) -> list[Sample]:
     """Send `count` questions at once to a freshly started bot; time each one."""
     api = await MockSlackApi().start()
     slack = SlackSettings(
@@ -105,7 +107,7 @@ async def burst(services: Services, count: int, round_id: int) -> list[Sample]:
         await sender.post(b'{"type": "url_verification", "challenge": "warm"}', "application/json")
         channel = f"CBENCH{round_id}"
         events = [
-            mention(QUESTIONS[i % len(QUESTIONS)], f"UBENCH{round_id}x{i}", channel)
+            mention(questions[(round_id * count + i) % len(questions)], f"UBENCH{round_id}x{i}", channel)
             for i in range(count)
         ]
 
@@ -192,28 +194,51 @@ def print_table(rows: list[Row]) -> None:
             print("  ".join("-" * width for width in widths))
 
 
-async def main(concurrent: int, as_json: bool) -> None:
+async def main(concurrent: int, as_json: bool, corpus: str | None, home: Path | None) -> None:
     with tempfile.TemporaryDirectory(prefix="lore-slack-bench-") as folder:
-        services = build_test_services(Path(folder))
+        if corpus is None:
+            services, questions, label = build_test_services(Path(folder)), QUESTIONS, "tiny random model"
+        else:
+            services, questions = _corpus_services(corpus, home or Path(f"/tmp/lore-bench-{corpus}"))
+            label = f"{corpus} handbook, {services.model.name}"
         try:
             # One answer first, so the model's and index's one-time warm-up is not measured.
-            await burst(services, 1, 0)
+            await burst(services, 1, 0, questions)
+            alone = [sample for round_id in range(1, 11) for sample in await burst(services, 1, round_id, questions)]
             rows = [
-                summarize("1 question alone (baseline)", await burst(services, 1, 1)),
-                summarize(f"{concurrent} at once", await burst(services, concurrent, 2)),
+                summarize("1 question at a time (baseline)", alone),
+                summarize(f"{concurrent} at once", await burst(services, concurrent, 11, questions)),
             ]
         finally:
             services.close()
     if as_json:
         print(json.dumps([dataclasses.asdict(row) for row in rows], indent=2))
         return
-    print("Slack adapter: time to ack and to first visible reply (tiny random model, loopback)")
+    print(f"Slack adapter: time to ack, to first visible reply and to the answer ({label}, loopback)")
     print_table(rows)
+
+
+def _corpus_services(corpus: str, home: Path) -> tuple[Services, list[str]]:
+    from answer_quality import SETS, _load
+
+    from bot.app import build_services
+    from bot.settings import LoreSettings
+    from knowledge.config import SourceSettings
+
+    folder, question_file = SETS[corpus]
+    if not folder.is_dir():
+        raise SystemExit(f"SKIP: corpus {folder} is absent")
+    services = build_services(LoreSettings(home=home, sources=[SourceSettings(name="handbook", path=folder)]))
+    services.knowledge.refresh(show_progress=True)
+    return services, [item.question.question for item in _load(question_file) if item.question.answerable]
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrent", type=int, default=20, help="questions sent at once")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--corpus", choices=("sourcegraph", "18f"), default=None,
+                        help="answer from a real handbook's index with the configured model")
+    parser.add_argument("--home", type=Path, default=None, help="that index's home")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.concurrent, arguments.json))
+    asyncio.run(main(arguments.concurrent, arguments.json, arguments.corpus, arguments.home))
