@@ -69,19 +69,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     args = parser.parse_args()
 
-    corpus, question_file = SETS[args.corpus]
-    if not corpus.is_dir():
-        print(f"SKIP: corpus {corpus} is absent")
+    loaded = corpus_services(args.corpus, args.home)
+    if loaded is None:
         return 0
-    asked = _load(question_file)
-    home = args.home or Path(f"/tmp/lore-bench-{args.corpus}")
-    settings = LoreSettings(home=home, sources=[SourceSettings(name="handbook", path=corpus)])
-    services = build_services(settings)
+    services, asked = loaded
     try:
-        started = time.perf_counter()
-        report = services.knowledge.refresh(show_progress=True)
-        print(f"index: {report.added} added, {services.knowledge.status().chunks} chunks, "
-              f"{time.perf_counter() - started:.0f} s")
         if args.sweep:
             _sweep(services, asked)
             return 0
@@ -93,6 +85,26 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 0
+
+
+def corpus_services(corpus: str, home: Path | None) -> tuple[Services, list[Asked]] | None:
+    """The bot over `corpus`'s index in `home` (default /tmp/lore-bench-<corpus>), brought up
+    to date (built on the first run), and its question set; None when the corpus is absent."""
+    folder, question_file = SETS[corpus]
+    if not folder.is_dir():
+        print(f"SKIP: corpus {folder} is absent")
+        return None
+    home = home or Path(f"/tmp/lore-bench-{corpus}")
+    services = build_services(LoreSettings(home=home, sources=[SourceSettings(name="handbook", path=folder)]))
+    try:
+        started = time.perf_counter()
+        report = services.knowledge.refresh(show_progress=True)
+    except BaseException:
+        services.close()
+        raise
+    print(f"index: {report.added} added, {services.knowledge.status().chunks} chunks, "
+          f"{time.perf_counter() - started:.0f} s")
+    return services, _load(question_file)
 
 
 def _load(path: Path) -> list[Asked]:

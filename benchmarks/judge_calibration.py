@@ -23,12 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from answer_quality import HALVES, SETS, _fmt, _load, _question, _share  # noqa: E402
+from answer_quality import HALVES, SETS, _fmt, _question, _share, corpus_services  # noqa: E402
 
-from bot.app import build_services  # noqa: E402
 from bot.customize.derivation import derive_pairs  # noqa: E402
-from bot.settings import LoreSettings  # noqa: E402
-from knowledge.config import SourceSettings  # noqa: E402
 
 JUDGED = 5  # passages the judge reads (bot.core.agent.COVERAGE_PASSAGES)
 
@@ -40,14 +37,11 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=150, help="Derived questions, one per document.")
     parser.add_argument("--refuse", type=float, default=0.05, help="Share of covered questions refused.")
     args = parser.parse_args()
-    corpus, question_file = SETS[args.corpus]
-    if not corpus.is_dir():
-        print(f"SKIP: corpus {corpus} is absent")
+    loaded = corpus_services(args.corpus, args.home)
+    if loaded is None:
         return 0
-    home = args.home or Path(f"/tmp/lore-bench-{args.corpus}")
-    services = build_services(LoreSettings(home=home, sources=[SourceSettings(name="handbook", path=corpus)]))
+    services, asked = loaded
     try:
-        services.knowledge.refresh(show_progress=True)
         agent = services.agent
         catalog = services.knowledge.catalog
         documents = sorted(catalog.files())
@@ -78,7 +72,6 @@ def main() -> int:
               f"it refuses {_share([u < calibrated for u in uncovered]) or 0:.2f} of those without their document")
 
         shipped = agent.settings.min_evidence_score
-        asked = _load(question_file)
         found = [agent.retrieve(_question(item, n)) for n, item in enumerate(asked)]
         print(f"  real questions, refused     {'':14}" + "".join(f"{h + ' ans':>12}{h + ' unans':>12}" for h in HALVES))
         for label, threshold in ((f"shipped {shipped:.2f}", shipped), (f"calibrated {calibrated:.2f}", calibrated)):

@@ -40,9 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from answer_quality import HALVES, SETS, _accepted, _fmt, _holds, _load, _question, _share  # noqa: E402
+from answer_quality import HALVES, SETS, _accepted, _fmt, _holds, _question, _share, corpus_services  # noqa: E402
 
-from bot.app import Services, build_services  # noqa: E402
+from bot.app import Services  # noqa: E402
 from bot.core.excerpt import candidate_sentences, excerpt_around, select_excerpts  # noqa: E402
 from bot.customize.dataset import _write  # noqa: E402
 from bot.customize.derivation import derive_pairs  # noqa: E402
@@ -53,8 +53,7 @@ from bot.customize.training import TrainingSettings, train_adapter  # noqa: E402
 from bot.model.adapters import AdapterRegistry  # noqa: E402
 from bot.model.base import ChatMessage  # noqa: E402
 from bot.model.weights import base_model_name, resolve_base_model  # noqa: E402
-from bot.settings import LoreSettings, ModelSettings  # noqa: E402
-from knowledge.config import SourceSettings  # noqa: E402
+from bot.settings import ModelSettings  # noqa: E402
 from knowledge.types import Passage  # noqa: E402
 
 ASK = "Write the question an employee would ask that this passage answers."
@@ -161,14 +160,12 @@ def main() -> int:
     parser.add_argument("--train", type=float, default=None, metavar="MINUTES", help="Customize the scorer first.")
     parser.add_argument("--adapter", default=None, help="A scorer adapter in <home>/scorers/ to measure too.")
     args = parser.parse_args()
-    corpus, question_file = SETS[args.corpus]
-    if not corpus.is_dir():
-        print(f"SKIP: corpus {corpus} is absent")
+    loaded = corpus_services(args.corpus, args.home)
+    if loaded is None:
         return 0
-    home = args.home or Path(f"/tmp/lore-bench-{args.corpus}")
-    services = build_services(LoreSettings(home=home, sources=[SourceSettings(name="handbook", path=corpus)]))
+    services, asked = loaded
+    home = services.settings.home
     try:
-        services.knowledge.refresh(show_progress=True)
         adapter = _train(services, home, args.train) if args.train else args.adapter
         folder = resolve_base_model(ModelSettings(), home)
         scorers = {"base model": QueryLikelihood(folder)}
@@ -178,7 +175,7 @@ def main() -> int:
         rules = agent.excerpt_rules
         rows: list[tuple[object, dict[str, list]]] = []
         seconds = dict.fromkeys(scorers, 0.0)
-        for number, item in enumerate(_load(question_file)):
+        for number, item in enumerate(asked):
             if item.half != args.half or not item.question.answerable:
                 continue
             question = item.question

@@ -199,7 +199,7 @@ async def main(concurrent: int, as_json: bool, corpus: str | None, home: Path | 
         if corpus is None:
             services, questions, label = build_test_services(Path(folder)), QUESTIONS, "tiny random model"
         else:
-            services, questions = _corpus_services(corpus, home or Path(f"/tmp/lore-bench-{corpus}"))
+            services, questions = _corpus_services(corpus, home)
             label = f"{corpus} handbook, {services.model.name}"
         try:
             # One answer first, so the model's and index's one-time warm-up is not measured.
@@ -218,19 +218,14 @@ async def main(concurrent: int, as_json: bool, corpus: str | None, home: Path | 
     print_table(rows)
 
 
-def _corpus_services(corpus: str, home: Path) -> tuple[Services, list[str]]:
-    from answer_quality import SETS, _load
+def _corpus_services(corpus: str, home: Path | None) -> tuple[Services, list[str]]:
+    from answer_quality import corpus_services
 
-    from bot.app import build_services
-    from bot.settings import LoreSettings
-    from knowledge.config import SourceSettings
-
-    folder, question_file = SETS[corpus]
-    if not folder.is_dir():
-        raise SystemExit(f"SKIP: corpus {folder} is absent")
-    services = build_services(LoreSettings(home=home, sources=[SourceSettings(name="handbook", path=folder)]))
-    services.knowledge.refresh(show_progress=True)
-    return services, [item.question.question for item in _load(question_file) if item.question.answerable]
+    loaded = corpus_services(corpus, home)
+    if loaded is None:
+        raise SystemExit(0)
+    services, asked = loaded
+    return services, [item.question.question for item in asked if item.question.answerable]
 
 
 if __name__ == "__main__":

@@ -25,13 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from answer_quality import SETS, _load  # noqa: E402
+from answer_quality import SETS, corpus_services  # noqa: E402
 
-from bot.app import build_services  # noqa: E402
 from bot.core.evaluation import percentile  # noqa: E402
 from bot.core.types import Asker, Question  # noqa: E402
-from bot.settings import LoreSettings  # noqa: E402
-from knowledge.config import SourceSettings  # noqa: E402
 from tests.support.bot_connector import (  # noqa: E402
     ConnectorMock,
     TeamsConversation,
@@ -41,19 +38,17 @@ from tests.support.bot_connector import (  # noqa: E402
 )
 
 
-async def main(corpus: str, home: Path, count: int) -> int:
-    folder, question_file = SETS[corpus]
-    if not folder.is_dir():
-        print(f"SKIP: corpus {folder} is absent")
+async def main(corpus: str, home: Path | None, count: int) -> int:
+    loaded = corpus_services(corpus, home)
+    if loaded is None:
         return 0
+    services, asked = loaded
     # Three disjoint groups (baseline, personal chat, channel): a sentence's vector is embedded
     # once per process, so a question asked twice would be answered faster the second time.
-    answerable = [i.question.question for i in _load(question_file) if i.question.answerable]
+    answerable = [item.question.question for item in asked if item.question.answerable]
     groups = [answerable[g::3][:count] for g in range(3)]
     questions = groups[0]
-    services = build_services(LoreSettings(home=home, sources=[SourceSettings(name="handbook", path=folder)]))
     try:
-        services.knowledge.refresh(show_progress=True)
         in_process = []
         for number, text in enumerate(questions):
             answer = services.agent.answer(Question(text, Asker("bench"), "bench", f"t{number}"))
@@ -97,5 +92,4 @@ if __name__ == "__main__":
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--questions", type=int, default=20)
     arguments = parser.parse_args()
-    sys.exit(asyncio.run(main(arguments.corpus, arguments.home or Path(f"/tmp/lore-bench-{arguments.corpus}"),
-                              arguments.questions)))
+    sys.exit(asyncio.run(main(arguments.corpus, arguments.home, arguments.questions)))
