@@ -88,9 +88,11 @@ async def _healthz(request: web.Request) -> web.Response:
     body: dict[str, Any] = {
         "status": "ok",
         "model": {
-            "loaded": services.model is not None,
+            # Loaded on first use: while answers are the excerpts, the weights are not needed.
+            "loaded": getattr(services.model, "loaded", True),
             "name": services.model.name,
             "adapter": services.model.adapter,
+            "writes": services.agent.model_writes(),
         },
         "queue_depth": request.app[WORKLOAD].depth,
     }

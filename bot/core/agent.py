@@ -181,7 +181,7 @@ class Agent:
         # pick the sentence, the earlier question only when the follow-up has no content words.
         focus = question.text if content_terms(question.text) else query
         shown = self._evidence_answer(question, focus, retrieved, verdict, timings, started)
-        if not self._model_writes():
+        if not self.model_writes():
             return self._finish(shown, filters)
         timings["first"] = shown.timings["first"]
         _notify(on_draft, shown)
@@ -374,7 +374,8 @@ class Agent:
             return Verdict(self.settings.rare_word_verdict, similarity)
         return Verdict("covered", similarity)
 
-    def _model_writes(self) -> bool:
+    def model_writes(self) -> bool:
+        """Whether the active model writes answers now (else the excerpts are the answer)."""
         return self.writes is None or self.writes(self.model.name, self.model.adapter)
 
     def _generate(

@@ -93,6 +93,11 @@ class FollowActiveAdapter:
         return self._model.adapter
 
     @property
+    def loaded(self) -> bool:
+        """Whether the wrapped model holds its weights yet (a lazy one loads on first use)."""
+        return bool(getattr(self._model, "loaded", True))
+
+    @property
     def context_window(self) -> int:
         """The wrapped model's context window."""
         return self._model.context_window

@@ -54,7 +54,8 @@ async def test_healthz_reports_index_model_and_queue(rig: SlackRig) -> None:
     assert body["index"]["documents"] == status.documents > 0
     assert body["index"]["chunks"] == status.chunks
     assert body["index"]["last_refresh_at"] == status.last_refresh_at.isoformat()
-    assert body["model"] == {"loaded": True, "name": rig.services.model.name, "adapter": None}
+    model = rig.services.model
+    assert body["model"] == {"loaded": model.loaded, "name": model.name, "adapter": None, "writes": False}
     assert body["queue_depth"] == 0
 
 
@@ -175,7 +176,9 @@ async def test_lore_serve_exits_cleanly_on_sigterm_after_finishing_answers(
     sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", api)
     try:
         health = await _wait_for_index(port, process)
-        assert health["model"]["loaded"] and health["index"]["documents"] == 2
+        # A model never measured does not write, and nothing loads its weights.
+        assert health["model"]["writes"] is False and health["model"]["loaded"] is False
+        assert health["index"]["documents"] == 2
 
         channel = fresh_id("C")
         event = mention("How many days of paid time off do I get?", fresh_id("U"), channel)
