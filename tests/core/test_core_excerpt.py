@@ -1,5 +1,5 @@
 from bot.core.evidence import OverlapScorer
-from bot.core.excerpt import ExcerptRules, excerpts_text, select_excerpts
+from bot.core.excerpt import ExcerptRules, candidate_sentences, excerpt_around, excerpts_text, select_excerpts
 from tests.core.passages import EXPENSES, LAPTOPS, VACATION, passage
 
 SCORER = OverlapScorer()
@@ -65,3 +65,12 @@ def test_retrievals_rank_breaks_near_ties() -> None:
 
 def test_nothing_quotable_gives_no_excerpt() -> None:
     assert select_excerpts("anything", [(1, passage("a.md", "Hi."))], SCORER) == []
+
+
+def test_another_rankings_sentence_is_cut_the_same_way() -> None:
+    # What benchmarks/query_likelihood.py does with the sentence the model ranks first.
+    assert "It lasts 20 weeks at full pay." in candidate_sentences(LEAVE)
+    around = excerpt_around(3, LEAVE, "It can be split into three blocks.", ExcerptRules(before=1, after=0))
+    assert (around.number, around.text) == (3, "It lasts 20 weeks at full pay. It can be split into three blocks.")
+    (table_row,) = [s for s in candidate_sentences(BANDS) if s.startswith("| Staff")]
+    assert excerpt_around(1, BANDS, table_row).text == "| Level | Band |\n" + table_row
