@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -108,6 +108,19 @@ class SlackSettings(BaseModel):
     channel_followups: dict[str, Literal["always", "mention_only"]] = Field(default_factory=dict)
     rate_limit_per_minute: int = 10
 
+    @field_validator("bot_token", "signing_secret", "app_token")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # An empty line in an .env file (`SLACK_SIGNING_SECRET=`) must not become an empty
+        # HMAC key that signs forged requests: refuse it at start-up.
+        if value is not None and not value.get_secret_value().strip():
+            variable = _PLATFORM_ENV[("slack", str(info.field_name))]
+            raise ValueError(
+                f"{variable} (slack.{info.field_name}) is set but empty: give its value from the "
+                "Slack app's settings, or remove the setting"
+            )
+        return value
+
     @property
     def enabled(self) -> bool:
         return self.bot_token is not None
@@ -119,6 +132,16 @@ class TeamsSettings(BaseModel):
     app_tenant_id: str = ""  # MICROSOFT_APP_TENANT_ID
     app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = "MultiTenant"
     rate_limit_per_minute: int = 10  # questions per user; more get a polite "please wait"
+
+    @field_validator("app_id", "app_password", "app_tenant_id")
+    @classmethod
+    def _no_blank_value(cls, value: str | SecretStr, info: ValidationInfo) -> str | SecretStr:
+        # Unset is "" (local mode); a value of spaces only is a mistake, never an identity.
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text and not text.strip():
+            variable = _PLATFORM_ENV[("teams", str(info.field_name))]
+            raise ValueError(f"{variable} (teams.{info.field_name}) holds only white space: give its value or remove it")
+        return value
 
 
 _PLATFORM_ENV = {

@@ -7,6 +7,7 @@ import logging
 import sys
 
 import click
+from pydantic import ValidationError
 
 from bot.settings import LoreSettings
 from knowledge.errors import LoreError
@@ -39,7 +40,16 @@ def cli(ctx: click.Context, verbose: bool) -> None:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
-    ctx.obj = LoreSettings()
+    try:
+        ctx.obj = LoreSettings()
+    except ValidationError as error:
+        # Settings come from lore.toml and the environment: say which one is wrong, no traceback.
+        problems = "\n".join(
+            f"  {'.'.join(str(part) for part in problem['loc'])}: {problem['msg'].removeprefix('Value error, ')}"
+            for problem in error.errors()
+        )
+        click.echo(f"Error: the settings are not valid (lore.toml or the environment):\n{problems}", err=True)
+        sys.exit(1)
 
 from bot.cli.manifests_commands import manifests  # noqa: E402
 
