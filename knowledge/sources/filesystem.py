@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -43,9 +44,15 @@ def is_hidden_or_temporary(name: str) -> bool:
 class FilesystemSource:
     """Lists and reads the files under one root folder.
 
-    Symbolic links are followed, but each real folder is entered once, so link loops end.
-    Hidden and temporary files are skipped before globs are applied. A folder that cannot
-    be read is logged and recorded in `problems`; it does not stop the listing.
+    Symbolic links inside the share are never followed, when listing or reading: a link
+    `notes -> hr` would otherwise publish `hr/` under a name the permission rules treat
+    differently, and a link to a file outside the share would index it (a key, a config
+    file). A link to a place inside the share adds nothing, since its target is listed at its
+    real path, under the rules for that path. Reading opens each folder of the path without
+    following links, so a folder swapped for a link between listing and reading cannot lead
+    outside. (The root itself may be a link, e.g. to a mount point.) Hidden and temporary
+    files are skipped before globs are applied. A folder that cannot be read is logged and
+    recorded in `problems`; it does not stop the listing.
     """
 
     def __init__(self, settings: SourceSettings) -> None:
@@ -65,23 +72,30 @@ class FilesystemSource:
         """Yield the matching files in a stable (sorted) order, without reading them.
 
         Raises SourceError if the root is missing or is not a readable folder."""
-        root_stat = self._root_stat()
+        self._root_stat()
         self.problems = []
-        visited: set[tuple[int, int]] = {(root_stat.st_dev, root_stat.st_ino)}
-        yield from self._walk(self.root, "", visited)
+        yield from self._walk(self.root, "")
 
     def read_bytes(self, file: SourceFile) -> bytes:
-        """Read one listed file. Raises SourceError if it vanished or is unreadable."""
+        """Read one listed file, following no link on the way. Raises SourceError if it
+        vanished, is unreadable or has become (or lies under) a symbolic link."""
         if file.source != self.name:
             raise SourceError(f"{file.relative_path} belongs to source {file.source!r}, not {self.name!r}")
         path = self.root.joinpath(*file.relative_path.split("/"))
         try:
-            return path.read_bytes()
+            descriptor = _open_without_links(self.root, file.relative_path.split("/"))
         except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise SourceError(
+                    f"Cannot read {path}: it is, or lies under, a symbolic link, and Lore does "
+                    "not follow links inside a share."
+                ) from error
             raise SourceError(
                 f"Cannot read {path}: {error.strerror or error}. Check that the file still "
                 "exists and that Lore's user may read it."
             ) from error
+        with os.fdopen(descriptor, "rb") as handle:
+            return handle.read()
 
     def _root_stat(self) -> os.stat_result:
         try:
@@ -99,7 +113,7 @@ class FilesystemSource:
             raise SourceError(f"Source {self.name!r}: Lore's user may not read {self.root}; grant read access.")
         return result
 
-    def _walk(self, folder: Path, prefix: str, visited: set[tuple[int, int]]) -> Iterator[SourceFile]:
+    def _walk(self, folder: Path, prefix: str) -> Iterator[SourceFile]:
         try:
             with os.scandir(folder) as scan:
                 entries = sorted(scan, key=lambda entry: entry.name)
@@ -111,16 +125,15 @@ class FilesystemSource:
                 continue
             relative = prefix + entry.name
             try:
-                info = entry.stat()  # follows symlinks; a dangling link raises
+                info = entry.stat(follow_symlinks=False)
             except OSError as error:
                 self._problem(relative, error)
                 continue
-            if stat.S_ISDIR(info.st_mode):
-                key = (info.st_dev, info.st_ino)
-                if key in visited or self.excluded(relative):
-                    continue
-                visited.add(key)
-                yield from self._walk(Path(entry.path), relative + "/", visited)
+            if stat.S_ISLNK(info.st_mode):
+                logger.debug("source %s: not following the symbolic link %s", self.name, relative)
+            elif stat.S_ISDIR(info.st_mode):
+                if not self.excluded(relative):
+                    yield from self._walk(Path(entry.path), relative + "/")
             elif stat.S_ISREG(info.st_mode) and self._selected(relative):
                 yield self._source_file(relative, info)
 
@@ -130,9 +143,18 @@ class FilesystemSource:
         Raises SourceError when it cannot be read or is not a regular file."""
         path = self.root.joinpath(*relative.split("/"))
         try:
-            info = os.stat(path)
+            descriptor = _open_without_links(self.root, relative.split("/"))
         except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise SourceError(
+                    f"{path} is, or lies under, a symbolic link: Lore does not follow links inside "
+                    "a share, so it is not indexed; give the path of the real file."
+                ) from error
             raise SourceError(f"Cannot read {path}: {error.strerror or error}") from error
+        try:
+            info = os.fstat(descriptor)
+        finally:
+            os.close(descriptor)
         if not stat.S_ISREG(info.st_mode):
             raise SourceError(f"{path} is not a file; give the path of a document.")
         return self._source_file(relative, info)
@@ -178,3 +200,20 @@ class FilesystemSource:
         problem = SourceProblem(relative, error.strerror or str(error))
         self.problems.append(problem)
         logger.warning("source %s: skipped %s (%s)", self.name, problem.path, problem.reason)
+
+
+def _open_without_links(root: Path, parts: list[str]) -> int:
+    """A read-only descriptor of `root/parts...`, opening each folder and the file itself with
+    O_NOFOLLOW relative to the one before: no component may be a symbolic link (ELOOP or
+    ENOTDIR otherwise), whatever changed since the listing."""
+    if not parts or any(part in ("", ".", "..") for part in parts):
+        raise OSError(errno.ENOENT, "not a path inside the share")
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+    finally:
+        os.close(folder)

@@ -77,30 +77,55 @@ def test_include_and_exclude_globs_match_relative_paths(
     assert listed(source_for(tmp_path, include=include, exclude=exclude)) == expected
 
 
-def test_symlink_loops_terminate_and_linked_folders_are_read_once(tmp_path: Path) -> None:
+def test_links_are_not_followed_so_a_link_cannot_rename_a_folder_or_reach_outside_the_share(tmp_path: Path) -> None:
     root = tmp_path / "share"
     outside = tmp_path / "elsewhere"
-    make_tree(root, ["team/plan.md"])
-    make_tree(outside, ["shared.md"])
+    make_tree(root, ["team/plan.md", "hr/pay.md"])
+    make_tree(outside, ["shared.md", "id_rsa.md"])
+    (root / "a-notes").symlink_to(root / "hr", target_is_directory=True)  # hr/ under another name
     (root / "team" / "loop").symlink_to(root, target_is_directory=True)
-    (root / "team" / "self").symlink_to(root / "team", target_is_directory=True)
     (root / "linked").symlink_to(outside, target_is_directory=True)
-    (root / "linked-again").symlink_to(outside, target_is_directory=True)
+    (root / "key.md").symlink_to(outside / "id_rsa.md")
 
-    files = listed(source_for(root))
+    source = source_for(root)
 
-    assert files == ["linked/shared.md", "team/plan.md"]
+    # Each document once, at its real path; nothing outside the share.
+    assert listed(source) == ["hr/pay.md", "team/plan.md"]
+    assert source.problems == []
+    with pytest.raises(SourceError, match="symbolic link"):
+        source.file("a-notes/pay.md")  # what `lore acl explain` asks
+    with pytest.raises(SourceError, match="symbolic link"):
+        source.file("key.md")
 
 
-def test_dangling_and_looping_links_are_problems_not_failures(tmp_path: Path) -> None:
+def test_dangling_and_looping_links_are_skipped_quietly(tmp_path: Path) -> None:
     make_tree(tmp_path, ["ok.md"])
     (tmp_path / "gone.md").symlink_to(tmp_path / "missing.md")
     (tmp_path / "spin.md").symlink_to(tmp_path / "spin.md")
     source = source_for(tmp_path)
 
     assert listed(source) == ["ok.md"]
-    assert sorted(problem.path for problem in source.problems) == ["gone.md", "spin.md"]
-    assert all(problem.reason for problem in source.problems)
+    assert source.problems == []  # links are not documents: nothing to report or keep
+
+
+def test_a_folder_or_file_swapped_for_a_link_after_listing_cannot_be_read_through(tmp_path: Path) -> None:
+    root = tmp_path / "share"
+    outside = tmp_path / "elsewhere"
+    make_tree(root, ["team/plan.md", "notes.md"])
+    make_tree(outside, ["plan.md", "notes.md"])
+    (outside / "plan.md").write_text("outside secret")
+    source = source_for(root)
+    plan, notes = sorted(source.list_files(), key=lambda f: f.relative_path)[::-1]
+    assert source.read_bytes(plan) and source.read_bytes(notes)
+
+    (root / "team").rename(root / "team-old")
+    (root / "team").symlink_to(outside, target_is_directory=True)
+    (root / "notes.md").unlink()
+    (root / "notes.md").symlink_to(outside / "notes.md")
+
+    for swapped in (plan, notes):
+        with pytest.raises(SourceError, match="symbolic link"):
+            source.read_bytes(swapped)
 
 
 @pytest.mark.skipif(IS_ROOT, reason="root reads every folder whatever its permissions")

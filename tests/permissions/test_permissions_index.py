@@ -158,6 +158,31 @@ def test_shared_places_see_only_everyone_documents(setup: tuple[KnowledgeBase, A
     assert visible(knowledge, bob_in_hr_channel) == {"handbook/holidays.md"}
 
 
+def test_a_symlink_in_the_share_cannot_publish_hr_or_a_file_outside_the_share(
+    setup: tuple[KnowledgeBase, AccessPolicy, Path],
+) -> None:
+    knowledge, access, tmp_path = setup
+    share = tmp_path / "share"
+    # A share writer links the restricted folder under a name the ACL does not restrict, and a
+    # world-readable file outside the share into it.
+    (share / "a-notes").symlink_to(share / "hr", target_is_directory=True)
+    outside = tmp_path / "server-config.md"
+    outside.write_text("# config\n\nThe quarterly figures mention obsidian falcon.\n")
+    outside.chmod(0o644)
+    (share / "handbook" / "config.md").symlink_to(outside)
+
+    report = knowledge.refresh()
+
+    assert (report.added, report.deleted, report.failed) == (0, 0, [])
+    assert visible(knowledge, SearchFilters()) == set(SHARE)  # the real paths, nothing else
+    stranger = access.filters_for(question(PEOPLE["stranger"][0], "private"))
+    for phrase in ("granite orchard", "obsidian falcon"):
+        found = knowledge.retriever.search(phrase, k=5, filters=stranger, mode="keyword")
+        assert phrase not in " ".join(p.text for p in found)
+    alice = access.filters_for(question(PEOPLE["alice"][0], "private"))
+    assert "hr/salaries.md" in visible(knowledge, alice)  # hr keeps its real path and its rule
+
+
 def test_passages_carry_their_principals(setup: tuple[KnowledgeBase, AccessPolicy, Path]) -> None:
     knowledge, _, _ = setup
     by_path = {p.path: p.principals for p in knowledge.retriever.search("quarterly figures", k=20, max_per_document=1)}
