@@ -362,6 +362,18 @@ async def test_bad_or_stale_signatures_get_401(rig: SlackRig) -> None:
     assert rig.api.calls == []
 
 
+async def test_non_ascii_signature_or_timestamp_headers_get_401_not_500(rig: SlackRig) -> None:
+    body = b'{"type": "url_verification", "challenge": "x"}'
+    now = int(time.time())
+    attempts = [
+        await rig.sender.post(body, "application/json", headers={"X-Slack-Request-Timestamp": "²"}),
+        await rig.sender.post(body, "application/json", headers={"X-Slack-Request-Timestamp": "١٧٠٠٠٠٠٠٠٠"}),
+        await rig.sender.post(body, "application/json", timestamp=now, signature="v0=é" + "0" * 63),
+    ]
+    assert [reply.status for reply in attempts] == [401] * len(attempts)
+    assert rig.api.calls == []
+
+
 async def test_signed_but_malformed_bodies_get_400(rig: SlackRig) -> None:
     form = "application/x-www-form-urlencoded"
     attempts = [

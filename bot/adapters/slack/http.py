@@ -56,7 +56,11 @@ class SlackEventsEndpoint:
         """Slack's v0 signature over the raw bytes, within five minutes of now."""
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
-        if not timestamp.isdigit() or abs(self._clock() - int(timestamp)) > MAX_AGE_SECONDS:
+        # Slack sends ASCII digits and hex; anything else ("²", a non-ASCII signature) is
+        # refused here rather than failing in int() or compare_digest (a 500).
+        if not (timestamp.isascii() and timestamp.isdigit() and signature.isascii()):
+            return False
+        if abs(self._clock() - int(timestamp)) > MAX_AGE_SECONDS:
             return False
         base = b"v0:" + timestamp.encode() + b":" + raw
         expected = "v0=" + hmac.new(self._secret, base, hashlib.sha256).hexdigest()
