@@ -55,10 +55,6 @@ class LazyModel:
             return
         self.model().use_adapter(name)
 
-    @property
-    def queue_depth(self) -> int:
-        return int(getattr(self._model, "queue_depth", 0)) if self._model is not None else 0
-
     def model(self) -> Model:
         """The loaded model (loading it now if needed)."""
         with self._lock:
