@@ -13,9 +13,11 @@ from pathlib import Path
 from bot.core.access import AccessPolicy, build_access_policy, build_permission_policy
 from bot.core.agent import Agent
 from bot.core.glossary import SAMPLE_GLOSSARY, Glossary, load_glossary
+from bot.customize.retention import CustomizationRetention
 from bot.model import generation_defaults, lazy_model
 from bot.model.base import Model
 from bot.model.writing import WritingPolicy, measured_writing
+from bot.private_files import private_folder
 from bot.settings import SAMPLE_DOCS, LoreSettings
 from bot.store.answers import AnswerLog
 from bot.store.database import Database
@@ -45,10 +47,14 @@ class Services:
 
     def purge_expired(self) -> int:
         """Delete answers, thread turns and what the platform adapters keep about them, older
-        than `agent.answer_retention_days`; returns
-        how many rows went. Run at start-up and by whoever schedules housekeeping."""
+        than `agent.answer_retention_days`; feedback older than `agent.feedback_retention_days`;
+        datasets, training runs and adapters past `customize.*_retention_days` (never the active
+        adapter). Returns how many rows and folders went. Run at start-up and by whoever
+        schedules housekeeping."""
         days = self.settings.agent.answer_retention_days
         purged = self.answers.purge_older_than(days) + self.threads.purge_older_than(days)
+        purged += self.feedback.purge_older_than(self.settings.agent.feedback_retention_days)
+        purged += CustomizationRetention.of(self.settings).purge()
         return purged + sum(purge(days) for purge in self.housekeeping)
 
     def close(self) -> None:
@@ -104,7 +110,7 @@ def build_services(settings: LoreSettings, model: Model | None = None) -> Servic
         raise
     purged = services.purge_expired()
     if purged:
-        log.info("Purged %d answer-log rows older than %d days", purged, settings.agent.answer_retention_days)
+        log.info("Purged %d answer-log rows and customization folders past their retention", purged)
     return services
 
 
@@ -112,6 +118,7 @@ def build_knowledge(settings: LoreSettings) -> KnowledgeBase:
     """The index of the configured sources, with the configured ACL file and file-mode mapping
     deciding who may read each file: every command that reads or refreshes the index builds it
     here, so none of them sees (or stores) documents as readable by everyone by mistake."""
+    private_folder(settings.home)  # created owner-only: it will hold the answer log and datasets
     return KnowledgeBase(
         settings.home,
         settings.sources,

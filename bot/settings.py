@@ -63,6 +63,9 @@ class AgentSettings(BaseModel):
     min_generated_shown: float = 0.5
     history_turns: int = 6
     answer_retention_days: int = 90
+    # Feedback (ratings, comments, corrections) is deleted after this many days, by the same
+    # housekeeping that purges answers (at start-up and daily under `lore serve`).
+    feedback_retention_days: int = Field(default=90, ge=1)
 
 
 class PermissionSettings(BaseModel):
@@ -97,6 +100,28 @@ class CustomizeSettings(BaseModel):
     # FAQ and glossary files (YAML or CSV) every dataset uses, scheduled ones included;
     # `lore customize dataset --curated` adds to them.
     curated_files: list[Path] = Field(default_factory=list)
+    # Chat users whose feedback on anyone's answer may become training data, as
+    # "slack:<Slack user id>" or "teams:<Azure AD object id>" (the ids the platforms sign,
+    # never a display name or roster e-mail). Everyone else's feedback trains only when they
+    # asked the question themselves; typed corrections always wait for `lore feedback approve`.
+    admins: list[str] = Field(default_factory=list)
+    # Datasets under LORE_HOME/datasets and adapters under LORE_HOME/adapters older than this
+    # are deleted by the answer-log housekeeping; the active adapter and the one a rollback
+    # returns to are always kept.
+    dataset_retention_days: int = Field(default=90, ge=1)
+    adapter_retention_days: int = Field(default=180, ge=1)
+
+    @field_validator("admins")
+    @classmethod
+    def _platform_ids(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            platform, _, user_id = entry.partition(":")
+            if platform not in ("slack", "teams") or not user_id.strip():
+                raise ValueError(
+                    f"customize.admins entry {entry!r} must be 'slack:<user id>' or "
+                    "'teams:<Azure AD object id>', e.g. 'slack:U012AB3CD'"
+                )
+        return value
 
 
 class SlackSettings(BaseModel):

@@ -72,6 +72,7 @@ def dataset(
         max_prompt_tokens=max_prompt_tokens or _prompt_budget(settings),
         curated=tuple(dict.fromkeys([*settings.customize.curated_files, *curated])),
         use_feedback=not no_feedback,
+        feedback_admins=tuple(settings.customize.admins),
     )
     teacher = open_teacher(settings.customize, settings.model.request_timeout_seconds)
     if include_restricted and teacher is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +27,7 @@ from bot.customize.feedback_seeds import harvest_feedback
 from bot.customize.redaction import Redactor
 from bot.customize.splitting import SPLITS, deduplicate, split_by_document
 from bot.model.base import ChatMessage
+from bot.private_files import make_private, private_folder
 from bot.store.answers import AnswerLog
 from bot.store.feedback import FeedbackStore
 from knowledge.base import KnowledgeBase
@@ -64,6 +64,8 @@ class DatasetOptions:
     max_prompt_tokens: int = MAX_PROMPT_TOKENS
     curated: tuple[Path, ...] = ()
     use_feedback: bool = True
+    # `customize.admins`: whose feedback counts on anyone's answer (others': their own only).
+    feedback_admins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,9 @@ def build_dataset(
     gaps: list[dict[str, str]] = []
     skipped: Counter[str] = Counter()
     if options.use_feedback and feedback is not None and answers is not None:
-        harvest = harvest_feedback(feedback, answers, options.include_restricted)
+        harvest = harvest_feedback(
+            feedback, answers, options.include_restricted, frozenset(options.feedback_admins)
+        )
         seeds += harvest.seeds
         gaps = [gap.to_dict() for gap in harvest.gaps]
         skipped.update(harvest.skipped)
@@ -257,7 +261,7 @@ def _document_seeds(
 def _write(
     out_root: Path, parts: dict[str, tuple[Example, ...]], card_fields: dict[str, Any], now: datetime
 ) -> DatasetCard:
-    out_root.mkdir(parents=True, exist_ok=True)
+    private_folder(out_root)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     folder = out_root / stamp
     suffix = 1
@@ -283,7 +287,7 @@ def _write(
     data = card.to_dict()
     data.pop("folder")
     (partial / CARD_FILE).write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.chmod(partial, 0o755)
+    make_private(partial)  # examples quote documents and corrections
     partial.rename(folder)
     return card
 

@@ -1,5 +1,10 @@
-"""Feedback as training material: 👍 answers are examples as logged, 👎 with a correction are
-examples with the correction, and 👎 without one are gaps: reported, never trained on."""
+"""Feedback as training material: 👍 answers are examples as logged, 👎 with an approved
+correction are examples with the correction, and 👎 without one are gaps: reported, never
+trained on.
+
+Only the asker's own feedback, or an admin's (`customize.admins`), counts: anyone in a channel
+can rate an answer posted there, and a stranger's "right answer" must not be trained into the
+adapter everyone is answered with. A correction counts only once approved."""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from dataclasses import dataclass, field
 
 from bot.customize.examples import Seed
 from bot.store.answers import AnswerLog, StoredAnswer
-from bot.store.feedback import FeedbackStore
+from bot.store.feedback import FeedbackStore, may_teach
 from knowledge.types import EVERYONE
 
 
@@ -32,9 +37,13 @@ class FeedbackHarvest:
 
 
 def harvest_feedback(
-    feedback: FeedbackStore, answers: AnswerLog, include_restricted: bool = False
+    feedback: FeedbackStore,
+    answers: AnswerLog,
+    include_restricted: bool = False,
+    admins: frozenset[str] = frozenset(),
 ) -> FeedbackHarvest:
-    """Seeds and gaps from all stored feedback; the newest rating of each answer counts.
+    """Seeds and gaps from the stored feedback that `may_teach`; the newest such rating of each
+    answer counts. Corrections count once approved; pending or rejected ones leave a gap.
 
     Answers that used a document not readable by `everyone` are left out unless
     `include_restricted` (a shared adapter may repeat what it learns to anyone)."""
@@ -45,15 +54,21 @@ def harvest_feedback(
     for item in feedback.list():  # newest first
         if item.answer_id is None or item.rating is None or item.answer_id in seen:
             continue
-        seen.add(item.answer_id)
         stored = answers.get(item.answer_id)
         if stored is None:
+            seen.add(item.answer_id)
             skipped["answer_purged"] += 1
             continue
+        if not may_teach(item, stored, admins):
+            skipped["not_the_askers"] += 1  # a signal for people, never training data
+            continue
+        seen.add(item.answer_id)
         if not include_restricted and not _public(stored):
             skipped["restricted"] += 1
             continue
-        if item.rating == "not_helpful" and not item.correction.strip():
+        if item.rating == "not_helpful" and item.review != "approved":
+            if item.review == "pending":
+                skipped["correction_pending"] += 1
             gaps.append(Gap(stored.id, stored.question, item.text.strip()))
             continue
         if item.rating == "helpful" and not stored.confident:

@@ -120,6 +120,12 @@ def rollback(registry: AdapterRegistry) -> str | None:
     return previous
 
 
+def rollback_target(registry: AdapterRegistry) -> str | None:
+    """The adapter `rollback` would return to (None: the base model, or nothing to roll back)."""
+    history = _history(registry)
+    return history[-2] if len(history) >= 2 else None
+
+
 def _score(registry: AdapterRegistry, name: str | None, metric: str, side: str) -> float | None:
     if name is None:
         return None

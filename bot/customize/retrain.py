@@ -234,6 +234,7 @@ class RetrainJob:
                 or DatasetOptions(
                     max_prompt_tokens=_agent_prompt_budget(agent),
                     curated=tuple(self._settings.customize.curated_files),
+                    feedback_admins=tuple(self._settings.customize.admins),
                 ),
                 teacher=teacher,
             )

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import random
 import shutil
 import tempfile
@@ -33,6 +32,7 @@ from bot.customize.dataset import DatasetCard, load_examples
 from bot.customize.tokenize import IGNORE, ExampleTokenizer, TokenizedExample
 from bot.model.adapters import METADATA_FILE, AdapterRegistry
 from bot.model.weights import base_model_fingerprint
+from bot.private_files import make_private, private_folder
 from knowledge.errors import ConfigurationError, LoreError
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def train_adapter(
     run = runs_dir / f"{card.hash[:12]}-{fingerprint[:8]}-{settings.key()}"
     if not resume and run.exists():
         shutil.rmtree(run)
-    run.mkdir(parents=True, exist_ok=True)
+    private_folder(run)  # checkpoints are adapters too
     created = now or datetime.now(UTC)
     if name is None:  # two runs within one second (tests, a quick retry) get -2, -3, ...
         stamp = f"lore-{created.strftime('%Y%m%d-%H%M%S')}"
@@ -503,13 +503,13 @@ def _write_state(run: Path, state: _State) -> None:
 
 
 def _publish_adapter(model: Any, adapters_dir: Path, name: str, metadata: dict[str, Any]) -> Path:
-    adapters_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(adapters_dir)
     # A dot-name is never listed by the registry; the rename makes the adapter appear whole.
     partial = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=adapters_dir))
     try:
         model.save_pretrained(partial)
         (partial / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
-        os.chmod(partial, 0o755)
+        make_private(partial)  # the weights can repeat what they were trained on
         target = adapters_dir / name
         partial.rename(target)
     finally:

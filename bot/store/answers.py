@@ -13,15 +13,12 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
-    Engine,
     String,
     Table,
     Text,
     delete,
     insert,
-    inspect,
     select,
-    text,
 )
 
 from bot.core.types import Answer
@@ -86,7 +83,6 @@ class AnswerLog:
 
     def __init__(self, db: Database) -> None:
         self._engine = db.engine
-        _add_missing_columns(self._engine)
 
     def record(self, answer: Answer, readers: frozenset[str] | None = None) -> None:
         """Store `answer` (called by the agent once per answer); `readers`: the principals
@@ -165,19 +161,6 @@ class AnswerLog:
         with self._engine.begin() as connection:
             result = connection.execute(delete(answers_table).where(answers_table.c.created_at < cutoff))
         return int(result.rowcount or 0)
-
-
-# Columns added after the first release, with their SQL types: older logs get them (null: not
-# recorded then).
-_LATER_COLUMNS = {"readers": "JSON", "generated": "TEXT"}
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    present = {column["name"] for column in inspect(engine).get_columns("answers")}
-    for name, sql_type in _LATER_COLUMNS.items():
-        if name not in present:
-            with engine.begin() as connection:
-                connection.execute(text(f"ALTER TABLE answers ADD COLUMN {name} {sql_type}"))
 
 
 def _passage_record(passage: Passage, given: bool) -> dict[str, Any]:

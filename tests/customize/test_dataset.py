@@ -77,7 +77,7 @@ def _answer(share: Share, answer_id: str, question: str, text: str, path: str, p
     share.answers.record(
         Answer(
             id=answer_id,
-            question=Question(question, Asker("u1"), "C1", "T-" + answer_id),
+            question=Question(question, Asker("u1"), "C1", "T-" + answer_id, platform="slack"),
             text=text,
             citations=(Citation(1, path, "Title", "Heading", "file:///x"),),
             evidence=(),
@@ -98,9 +98,10 @@ def card(share: Share, tmp_path_factory: pytest.TempPathFactory) -> DatasetCard:
     _answer(share, "a-gap", "Is there a gym in Rotterdam?", "Parking is free [1].", "offices/rotterdam.md", everyone)
     _answer(share, "a-hr", "What is the staff engineer band?", "98,000 to 121,000 euros [1].", "hr/salaries.md", frozenset({"group:hr"}))
     share.feedback.record(Feedback("a-good", "slack", "u1", "helpful"))
-    share.feedback.record(Feedback("a-fixed", "slack", "u1", "not_helpful", "wrong time", "The Porto kitchen closes at 15:00."))
+    fixed = share.feedback.record(Feedback("a-fixed", "slack", "u1", "not_helpful", "wrong time", "The Porto kitchen closes at 15:00."))
+    share.feedback.decide(fixed, approved=True, reviewer="cli:admin")  # corrections train once approved
     share.feedback.record(Feedback("a-gap", "slack", "u1", "not_helpful", "that is not about a gym"))
-    share.feedback.record(Feedback("a-hr", "slack", "u2", "helpful"))
+    share.feedback.record(Feedback("a-hr", "slack", "u1", "helpful"))
     return _build(share, tmp_path_factory.mktemp("datasets"))
 
 

@@ -134,12 +134,14 @@ def make_services(tmp_path: Path, tiny: Path) -> Iterator[Any]:
 
 
 def give_feedback(services: Services, count: int, correction: str = "") -> None:
-    """`count` feedback items as users leave them: 👎 on a real answer, with `correction` (or
-    without one: a gap)."""
+    """`count` feedback items as users leave them: the asker's 👎 on a real answer, with
+    `correction` (approved by an admin), or without one (a gap)."""
     for _ in range(count):
-        question = Question("On which day does the salary arrive?", Asker("U1"), "C1", uuid.uuid4().hex)
+        question = Question("On which day does the salary arrive?", Asker("U1"), "C1", uuid.uuid4().hex, platform="slack")
         answer = services.agent.answer(question)
-        services.feedback.record(Feedback(answer.id, "slack", "U1", "not_helpful", "wrong day", correction))
+        feedback_id = services.feedback.record(Feedback(answer.id, "slack", "U1", "not_helpful", "wrong day", correction))
+        if correction:
+            services.feedback.decide(feedback_id, approved=True, reviewer="cli:admin")
 
 
 def add_incumbent(services: Services, tiny: Path, stored_accuracy: float) -> AdapterRegistry:

@@ -142,7 +142,8 @@ def test_readers_and_the_models_text_are_kept_and_an_older_log_gets_the_columns(
             ),
             {"yes": True, "created": datetime(2026, 1, 1, tzinfo=UTC)},
         )
-    log = AnswerLog(any_database)
+    reopened = Database(any_database.url)  # opening the database adds the missing columns
+    log = AnswerLog(reopened)
 
     hidden = replace(make_answer("a1"), generated="Contractors get 40 days [1].")  # quotes shown instead
     log.record(hidden, readers=frozenset({"everyone", "group:hr"}))
@@ -152,3 +153,4 @@ def test_readers_and_the_models_text_are_kept_and_an_older_log_gets_the_columns(
     assert log.get("a1").generated == "Contractors get 40 days [1]."
     assert log.get("a2").readers is None and log.get("a2").generated == ""
     assert log.get("old").readers is None and log.get("old").generated == ""
+    reopened.close()

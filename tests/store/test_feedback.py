@@ -74,8 +74,8 @@ def test_modal_details_are_added_to_the_rating(any_database: Database) -> None:
     store = FeedbackStore(any_database)
     rating = store.record(Feedback("a3", "slack", "U1", "not_helpful"))
 
-    assert store.add_details(rating, "Outdated", "It is 27 days now")
-    assert not store.add_details(rating + 1000, "lost", "")
+    assert store.add_details(rating, "U1", "Outdated", "It is 27 days now")
+    assert not store.add_details(rating + 1000, "U1", "lost", "")
 
     (entry,) = store.list()
     assert (entry.rating, entry.text, entry.correction) == (

@@ -269,11 +269,16 @@ class SlackHandlers:
         right = (values[RIGHT_BLOCK][INPUT_ACTION].get("value") or "").strip()
         if not wrong and not right:
             return
+        # Only onto the submitter's own 👎: the modal names the feedback it belongs to.
         found = await asyncio.to_thread(
-            self._feedback.add_details, metadata["feedback_id"], wrong, right
+            self._feedback.add_details, metadata["feedback_id"], body["user"]["id"], wrong, right
         )
         if not found:
-            log.warning("feedback %s vanished before its details arrived", metadata["feedback_id"])
+            log.warning(
+                "feedback %s vanished before its details arrived, or is not %s's",
+                metadata["feedback_id"],
+                body["user"]["id"],
+            )
 
     async def on_share(
         self,
