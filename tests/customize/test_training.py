@@ -162,3 +162,25 @@ def test_top_layers_adapts_only_the_last_layers(dataset: DatasetCard, base: Path
     assert layers == {last}
     with pytest.raises(ConfigurationError, match="top_layers must be between 1 and"):
         train_adapter(dataset.folder, base, "tiny", registry, tmp_path / "runs", replace(FAST, top_layers=99), name="bad")
+
+
+def owner_only(tree: Path) -> dict[str, str]:
+    """Everything under `tree` (itself included) that another account could read: path → mode."""
+    loose = {}
+    for path in [tree, *tree.rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077 or mode != (0o700 if path.is_dir() else 0o600):
+            loose[str(path.relative_to(tree.parent))] = oct(mode)
+    return loose
+
+
+def test_datasets_adapters_and_checkpoints_are_readable_by_their_owner_only(dataset: DatasetCard, base: Path, tmp_path: Path) -> None:
+    registry = AdapterRegistry(tmp_path / "adapters")
+
+    result = train_adapter(dataset.folder, base, "tiny", registry, tmp_path / "runs", FAST, name="private")
+
+    assert owner_only(dataset.folder) == {}  # examples quote documents and corrections
+    assert owner_only(result.path) == {}  # the weights can repeat them
+    assert owner_only(registry.directory) == {} and owner_only(dataset.folder.parent) == {}
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.stat().st_mode & 0o777 == 0o700  # checkpoints of the run
