@@ -47,7 +47,7 @@ FIELDS = [
 
 @click.group("feedback")
 def feedback() -> None:
-    """Show and export the feedback people gave on answers."""
+    """Show, export and review the feedback people gave on answers."""
 
 
 @feedback.command("list")
@@ -66,17 +66,19 @@ def list_feedback(settings: LoreSettings, limit: int) -> None:
         click.echo("No feedback yet.")
         return
     table = Table(title=f"Feedback (newest {len(entries)})")
-    for name in ("when", "platform", "user", "answer", "rating", "text", "correction"):
+    for name in ("id", "when", "platform", "user", "answer", "rating", "text", "correction", "review"):
         table.add_column(name, overflow="fold")
     for entry in entries:
         table.add_row(
+            str(entry.id),
             entry.created_at.strftime("%Y-%m-%d %H:%M") if entry.created_at else "",
             entry.platform,
-            entry.user_id,
+            _giver(entry),
             (entry.answer_id or "(general)")[:12],
             {"helpful": "👍", "not_helpful": "👎"}.get(entry.rating or "", ""),
             entry.text,
             entry.correction,
+            entry.review or "",
         )
     Console().print(table)
 
@@ -111,7 +113,8 @@ def export_feedback(settings: LoreSettings, output_format: str, out: Path | None
         sys.stdout.write(text)
         return
     # Owner-only when created here: feedback names people and quotes answers.
-    with os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8", newline="") as file:
+    handle = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
         file.write(text)
     click.echo(f"Exported {len(rows)} feedback entries to {out}", err=True)
 
@@ -124,7 +127,10 @@ def review_feedback(settings: LoreSettings) -> None:
     database = Database(settings.database)
     try:
         answers = AnswerLog(database)
-        pending = [(entry, answers.get(entry.answer_id) if entry.answer_id else None) for entry in FeedbackStore(database).pending_corrections()]
+        pending = [
+            (entry, answers.get(entry.answer_id) if entry.answer_id else None)
+            for entry in FeedbackStore(database).pending_corrections()
+        ]
     finally:
         database.close()
     if not pending:
@@ -181,6 +187,12 @@ def _decide(settings: LoreSettings, feedback_id: int, approved: bool) -> None:
     finally:
         database.close()
     click.echo(f"Correction {feedback_id} {'approved: the next dataset trains on it' if approved else 'rejected'}.")
+
+
+def _giver(entry: Feedback) -> str:
+    if entry.asker_id is not None and entry.asker_id != entry.user_id:
+        return f"{entry.user_id} (asked by {entry.asker_id})"
+    return entry.user_id
 
 
 def _trainable(entry: Feedback, answer: StoredAnswer | None, admins: frozenset[str]) -> str:

@@ -78,3 +78,23 @@ async def test_the_askers_own_correction_waits_for_an_admins_approval(rig: Slack
     assert rig.services.feedback.get(entry.id).review == "approved"  # type: ignore[union-attr]
     code, _ = lore_feedback(rig, "reject", str(entry.id))
     assert code == 0 and right not in trained_answers(rig)
+
+
+async def test_a_modal_submission_cannot_attach_a_correction_to_someone_elses_thumbs_down(rig: SlackRig) -> None:
+    channel, asker, bystander = fresh_id("C"), fresh_id("U"), fresh_id("U")
+    event = mention(QUESTIONS[2], asker, channel)
+    await rig.sender.event(event)
+    answer_message = await final_reply(rig, channel, event["ts"])
+    opened_before = len(rig.api.calls_to("views.open"))
+    await rig.sender.interaction(rig.sender.button_click(asker, answer_message, ACTION_NOT_HELPFUL))
+    opened = await rig.api.wait_until(lambda: rig.api.calls_to("views.open")[opened_before:])
+    planted = f"Carry over 50 days ({fresh_id('p')})"
+
+    # The asker's modal, submitted as someone else (the modal names the 👎 it belongs to).
+    forged = rig.sender.view_submission(bystander, opened[0].args["view"], {WRONG_BLOCK: "x", RIGHT_BLOCK: planted})
+    assert (await rig.sender.interaction(forged)).status == 200
+    await rig.sender.interaction(rig.sender.button_click(asker, answer_message, ACTION_NOT_HELPFUL))  # a later event
+
+    await rig.api.wait_until(lambda: len([f for f in rig.services.feedback.list() if f.user_id == asker]) == 2)
+    assert [f.correction for f in rig.services.feedback.list() if f.user_id == asker] == ["", ""]
+    assert planted not in trained_answers(rig)
