@@ -68,7 +68,11 @@ def _sqlite_lock(database_file: Path | None) -> Iterator[None]:
     if database_file is None:  # PostgreSQL, or an in-memory SQLite database
         yield
         return
-    fd = os.open(database_file.with_name(database_file.name + ".schema-lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(database_file.with_name(database_file.name + ".schema-lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # a read-only folder: nobody can be changing the schema there either
+        yield
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # blocking: the other process finishes in milliseconds
         yield

@@ -9,7 +9,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.app import build_services
+from bot.app import build_knowledge, build_services
 from bot.customize.promotion import promote
 from bot.model.adapters import AdapterRegistry
 from bot.settings import AgentSettings, CustomizeSettings, LoreSettings
@@ -74,3 +74,11 @@ def test_start_up_purges_old_feedback_datasets_runs_and_adapters_but_never_the_a
     assert not runs.exists() or list(runs.iterdir()) == []
     assert sorted(registry.list()) == ["active", "fresh", "previous"]
     assert registry.active() == "active"
+
+
+def test_lore_home_created_by_lore_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    settings = LoreSettings(home=tmp_path / "fresh" / "home")
+
+    build_knowledge(settings).close()
+
+    assert settings.home.stat().st_mode & 0o777 == 0o700  # it will hold the answer log and datasets
