@@ -19,6 +19,7 @@ from bot.customize.dataset import (
     load_examples,
 )
 from bot.customize.examples import Example
+from bot.customize.feedback_seeds import harvest_feedback
 from bot.model.base import ChatMessage, GenerationSettings
 from bot.model.tokens import estimate_tokens
 from bot.store.feedback import Feedback
@@ -215,3 +216,17 @@ def test_a_damaged_card_is_a_clear_error(tmp_path: Path) -> None:
         DatasetCard.read(tmp_path)
     with pytest.raises(DatasetError, match="lore customize dataset"):
         DatasetCard.read(tmp_path / "missing")
+
+
+def test_an_admins_approved_correction_on_someone_elses_answer_trains(share: Share) -> None:
+    everyone = frozenset({EVERYONE})
+    _answer(share, "a-admin", "When does the Porto office serve lunch?", "At noon [1].", "offices/porto.md", everyone)
+    right = "Lunch is served at 12:30 on Tuesdays and Thursdays."
+    fixed = share.feedback.record(Feedback("a-admin", "slack", "UADMIN", "not_helpful", "wrong time", right))
+    share.feedback.decide(fixed, approved=True, reviewer="cli:admin")
+
+    def trained(admins: frozenset[str]) -> list[str]:
+        return [seed.answer for seed in harvest_feedback(share.feedback, share.answers, admins=admins).seeds]
+
+    assert right in trained(frozenset({"slack:UADMIN"}))
+    assert right not in trained(frozenset({"teams:UADMIN"}))  # the id of another platform's user
