@@ -1,9 +1,16 @@
 """The prompt: system instructions (persona, glossary, how to cite), the thread's earlier
 turns, and the numbered passages with the question; fitted into the model's context window
-by counting tokens, dropping the weakest passages first."""
+by counting tokens, dropping the weakest passages first.
+
+Passage text is written by whoever may edit a document, so it is quoted before it goes in: a
+line that would read as one of the prompt's own delimiters (a `[n] Title` passage header, a
+`Question:` or `Passages:` label, a `user:`-style role line) is set off with "> ", and chat
+template control tokens (`<|im_start|>`, `</s>`, …) are removed from everything but the
+persona, so no document can add a passage, a question or a conversation turn of its own."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -21,6 +28,17 @@ INSTRUCTIONS = (
 )
 
 
+# A line that would read as a delimiter of the prompt: a passage header or a label.
+_DELIMITER_LINE = re.compile(
+    r"^([ \t]*)(\[\s*\d+(?:\s*,\s*\d+)*\s*\]|(?:passages|question|answer|system|user|assistant)\s*:)",
+    re.IGNORECASE | re.MULTILINE,
+)
+# Chat-template control tokens (ChatML, Llama 3, Phi: <|…|>; Llama 2 / Mistral: <s>, </s>).
+_CONTROL_TOKEN = re.compile(r"<\|[^|<>\n]{0,40}\|>|</?s>", re.IGNORECASE)
+# Characters some tokenizers and readers take as line breaks, though `^` does not.
+_LINE_BREAKS = str.maketrans({"\r": "\n", "\v": "\n", "\f": "\n", "\x85": "\n", "\u2028": "\n", "\u2029": "\n"})
+
+
 @dataclass(frozen=True)
 class Prompt:
     messages: tuple[ChatMessage, ...]
@@ -30,9 +48,21 @@ class Prompt:
 
 
 def format_passage(number: int, passage: Passage) -> str:
-    """`[n] Title > Heading` then the passage text."""
+    """`[n] Title > Heading` then the passage text, quoted (`quote_passage_text`)."""
     label = " > ".join(part for part in (passage.title, passage.heading) if part) or passage.path
-    return f"[{number}] {label}\n{passage.text.strip()}"
+    label = " ".join(strip_control_tokens(label).split())  # one line, whatever the title holds
+    return f"[{number}] {label}\n{quote_passage_text(passage.text.strip())}"
+
+
+def quote_passage_text(text: str) -> str:
+    """`text` unable to pose as the prompt around it: control tokens removed and delimiter-like
+    lines set off with "> " (the model still reads them, as quoted text)."""
+    return _DELIMITER_LINE.sub(r"\1> \2", strip_control_tokens(text.replace("\r\n", "\n").translate(_LINE_BREAKS)))
+
+
+def strip_control_tokens(text: str) -> str:
+    """`text` without chat-template control tokens (which would open a new turn)."""
+    return _CONTROL_TOKEN.sub("", text)
 
 
 def build_messages(
@@ -48,10 +78,11 @@ def build_messages(
         system += f"\n\nCompany glossary:\n{glossary.render()}"
     messages = [ChatMessage("system", system)]
     for turn in history:
-        messages.append(ChatMessage("user", turn.question))
-        messages.append(ChatMessage("assistant", turn.answer))
+        messages.append(ChatMessage("user", strip_control_tokens(turn.question)))
+        messages.append(ChatMessage("assistant", strip_control_tokens(turn.answer)))
     numbered = "\n\n".join(format_passage(n, p) for n, p in enumerate(passages, start=1))
-    messages.append(ChatMessage("user", f"Passages:\n{numbered}\n\nQuestion: {question.strip()}"))
+    asked = strip_control_tokens(question.strip())
+    messages.append(ChatMessage("user", f"Passages:\n{numbered}\n\nQuestion: {asked}"))
     return messages
 
 
