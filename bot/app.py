@@ -13,6 +13,7 @@ from pathlib import Path
 from bot.core.access import AccessPolicy, build_access_policy, build_permission_policy
 from bot.core.agent import Agent
 from bot.core.glossary import SAMPLE_GLOSSARY, Glossary, load_glossary
+from bot.core.links import LinkPolicy
 from bot.customize.retention import CustomizationRetention
 from bot.model import generation_defaults, lazy_model
 from bot.model.base import Model
@@ -91,6 +92,8 @@ def build_services(settings: LoreSettings, model: Model | None = None) -> Servic
             embedder=knowledge.embedder,
             filters_for=access.filters_for,
             writes=WritingPolicy(settings.agent, measured_writing(settings.home)).allows,
+            # Links in answers and quotes stay links only to where the sources themselves live.
+            links=LinkPolicy.for_prefixes(source.url_prefix for source in settings.sources),
         )
         services = Services(
             settings=settings,

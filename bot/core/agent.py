@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
-from bot.core.citations import cited_numbers, drop_invalid_citations
+from bot.core.citations import cited_numbers, drop_invalid_citations, drop_unsupported_citations
 from bot.core.evidence import (
     EmbeddingScorer,
     OverlapScorer,
@@ -30,6 +30,7 @@ from bot.core.excerpt import ExcerptRules, excerpts_text, select_excerpts
 from bot.core.followup import resolve_followup
 from bot.core.glossary import Glossary
 from bot.core.grounding import is_degenerate, ungrounded_terms, unsupported_share
+from bot.core.links import LinkPolicy, defuse_links, foreign_links, without_urls
 from bot.core.prompt import NOT_COVERED, Prompt, fit_prompt, prompt_budget
 from bot.core.text import content_terms, content_words, split_sentences, stem
 from bot.core.types import Answer, Citation, Evidence, Question
@@ -117,11 +118,13 @@ class Agent:
         max_prompt_tokens: int = MAX_PROMPT_TOKENS,
         writes: WritesPolicy | None = None,
         excerpt_rules: ExcerptRules | None = None,
+        links: LinkPolicy | None = None,
     ) -> None:
         """`embedder` (the index's) measures evidence strength when retrieval gives no
         similarity, and picks evidence sentences by meaning; `scorer` overrides the latter.
         `writes` decides whether the model writes (None: always); otherwise the excerpts
-        are the answer."""
+        are the answer. `links`: which links in the model's text and in quoted passages stay
+        links (None: none do; citations carry their own links)."""
         self.retriever = retriever
         self.model = model
         self.answers = answers
@@ -136,6 +139,7 @@ class Agent:
         self.max_prompt_tokens = max_prompt_tokens
         self.writes = writes
         self.excerpt_rules = excerpt_rules or ExcerptRules()
+        self.links = links or LinkPolicy()
         self.scorer = scorer or (
             EmbeddingScorer(self.embedder) if self.embedder is not None else OverlapScorer()
         )
@@ -389,7 +393,8 @@ class Agent:
             if first_token is None:
                 first_token = time.perf_counter() - started
             pieces.append(piece)
-            _notify(on_text, "".join(pieces))
+            # Shown while it grows, before any check: no foreign link may be clickable even then.
+            _notify(on_text, defuse_links("".join(pieces), self.links))
         return "".join(pieces).strip(), first_token
 
     def _evidence_answer(
@@ -411,10 +416,15 @@ class Agent:
         return Answer(
             id=_new_id(),
             question=question,
-            text=excerpts_text(excerpts, lead) if excerpts else lead or retrieved[0].text,
+            text=defuse_links(
+                excerpts_text(excerpts, lead) if excerpts else lead or retrieved[0].text, self.links
+            ),
             citations=tuple(_citation(number, retrieved[number - 1]) for number in cited),
             evidence=tuple(
-                Evidence(e.passage.path, e.text, e.passage.title, e.passage.url) for e in excerpts
+                Evidence(
+                    e.passage.path, defuse_links(e.text, self.links), e.passage.title, e.passage.url
+                )
+                for e in excerpts
             ),
             passages=tuple(retrieved),
             confident=True,
@@ -428,12 +438,17 @@ class Agent:
 
     def _is_grounded(self, text: str, prompt: Prompt, question: Question, query: str) -> bool:
         """Whether the model's text keeps to its passages (no unknown number or name, few
-        unknown words, no loop): only then is it shown instead of the excerpts."""
+        unknown words, no loop, no link to a host outside the sources): only then is it shown
+        instead of the excerpts. Words inside URLs count on neither side: a URL built from a
+        passage's words must not make the text look grounded."""
+        if foreign_links(text, self.links):
+            return False
         given = prompt.passages
-        known = [p.text for p in given] + [p.title for p in given] + [p.heading for p in given]
+        known = [without_urls(p.text) for p in given] + [p.title for p in given] + [p.heading for p in given]
         known += [question.text, query, self.settings.persona]
         if self.glossary is not None:
             known.append(self.glossary.render())
+        text = without_urls(text)
         return not (
             is_degenerate(text)
             or ungrounded_terms(text, known)
@@ -451,19 +466,23 @@ class Agent:
         timings: dict[str, float],
         started: float,
     ) -> Answer:
-        """The model's text, backed by quotes from the passages it cites (else every one)."""
+        """The model's text, backed by quotes from the passages it cites (else every one).
+        Citations whose passage does not hold the citing sentence's content are dropped."""
         given = prompt.passages
-        cited = cited_numbers(generated) or list(range(1, len(given) + 1))
+        text = drop_unsupported_citations(
+            generated, {number: _searchable(p) for number, p in enumerate(given, start=1)}
+        )
+        cited = cited_numbers(text) or list(range(1, len(given) + 1))
         quotes = select_evidence(
             focus, [(number, given[number - 1]) for number in cited], scorer=self.scorer
         )
-        cited = cited_numbers(generated) or sorted({quote.number for quote in quotes}) or [1]
+        cited = cited_numbers(text) or sorted({quote.number for quote in quotes}) or [1]
         return Answer(
             id=_new_id(),
             question=question,
-            text=generated,
+            text=defuse_links(text, self.links),
             citations=tuple(_citation(number, given[number - 1]) for number in cited),
-            evidence=tuple(_evidence(quote) for quote in quotes),
+            evidence=tuple(self._evidence(quote) for quote in quotes),
             passages=given,
             confident=True,
             hedged=verdict.level == "hedged",
@@ -472,6 +491,15 @@ class Agent:
             adapter=self.model.adapter,
             timings={**timings, "total": time.perf_counter() - started},
             retrieved=tuple(retrieved),
+        )
+
+    def _evidence(self, quote: Quote) -> Evidence:
+        passage = quote.passage
+        return Evidence(
+            source=passage.path,
+            quote=defuse_links(quote.sentence, self.links),
+            title=passage.title,
+            url=passage.url,
         )
 
     def _fallback(
@@ -541,13 +569,6 @@ def _searchable(passage: Passage) -> str:
 
 def _citation(number: int, passage: Passage) -> Citation:
     return Citation(number, passage.path, passage.title, passage.heading, passage.url)
-
-
-def _evidence(quote: Quote) -> Evidence:
-    passage = quote.passage
-    return Evidence(
-        source=passage.path, quote=quote.sentence, title=passage.title, url=passage.url
-    )
 
 
 def _new_id() -> str:

@@ -18,6 +18,7 @@ from knowledge.embeddings import Embedder
 from knowledge.types import SearchFilters
 from tests.core.doubles import ListRetriever, ScriptedModel
 from tests.core.passages import EXPENSES, LAPTOPS, VACATION, passage
+from tests.support.injection import ATTACK_REPLY, ATTACKER_HOST, SOURCES_PREFIX, STOLEN, attacked_answer
 
 # What stands in for failed text when the vacation passage answers: its label, its citation,
 # and the answering sentence with its neighbours.
@@ -328,3 +329,54 @@ def test_glossary_spells_out_the_terms_a_text_names() -> None:
     assert glossary.expand("How much pto? Who is on beacon, beaconing?") == (
         "How much pto (paid time off)? Who is on beacon (the on-call rotation), beaconing?"
     )
+
+
+def test_an_exfiltration_link_written_by_the_model_is_neither_shown_nor_streamed(tmp_path: Path) -> None:
+    attacked = attacked_answer(tmp_path)
+    assert attacked.answer.generated == ATTACK_REPLY  # the model obeyed the document
+    shown = [attacked.answer.text, *(e.quote for e in attacked.answer.evidence)]
+    shown += attacked.streamed + [draft.text for draft in attacked.drafts]
+    for text in shown:
+        assert ATTACKER_HOST not in text and STOLEN not in text
+    # A link to a host outside the sources fails the grounding check: the excerpts answer.
+    assert attacked.answer.text.startswith("*IT portal > Passwords* [1]")
+    assert attacked.streamed[-1] == "Reset your password at the IT portal [1]."
+
+
+def test_a_link_to_the_sources_own_host_stays_a_link(tmp_path: Path) -> None:
+    from bot.core.links import LinkPolicy
+
+    reply = "Reset your password at [the IT portal](https://drive.example.com/handbook/it/portal.md) [1]."
+    attacked = attacked_answer(tmp_path, reply, links=LinkPolicy.for_prefixes([SOURCES_PREFIX]))
+    assert attacked.answer.text == reply
+
+
+def test_words_inside_a_url_do_not_ground_the_models_text(db: Database) -> None:
+    # The number and the name are only in a URL of the passage, never in its words.
+    handbook = passage(
+        "people/contractors.md",
+        "Contractors follow their own leave rules, see "
+        "https://drive.example.com/handbook/contractors-40-days-Gandalf.md for details.",
+        title="Contractors",
+    )
+    agent = make_agent(db, "Contractors get 40 days, approved by Gandalf [1].", passages=(handbook,))
+    answer = agent.answer(ask("How much leave do contractors get?"))
+    assert answer.generated == "Contractors get 40 days, approved by Gandalf [1]."
+    assert answer.text.startswith("*Contractors* [1]\n"), "the excerpts answer, not the model"
+
+
+def test_a_citation_to_a_passage_that_does_not_hold_the_sentence_is_not_shown(db: Database) -> None:
+    # Passage 2 (expenses) says nothing about vacation: citing it lends the sentence its authority.
+    agent = make_agent(db, "Contractors are not eligible for paid vacation [2]. Meals are reimbursed up to 60 EUR per day [2].")
+    answer = agent.answer(ask("Are contractors eligible for vacation, and what about meals?"))
+    assert answer.text == (
+        "Contractors are not eligible for paid vacation. Meals are reimbursed up to 60 EUR per day [2]."
+    )
+    assert [c.number for c in answer.citations] == [2]
+
+
+def test_a_citation_after_the_full_stop_is_checked_against_its_own_sentence(db: Database) -> None:
+    agent = make_agent(db, "Contractors are not eligible for paid vacation. [1, 2]")
+    answer = agent.answer(ask("Are contractors eligible for vacation?"))
+    assert answer.text == "Contractors are not eligible for paid vacation. [1]"
+    assert [c.number for c in answer.citations] == [1]
