@@ -484,3 +484,35 @@ async def test_twenty_questions_at_once_are_all_answered(rig: SlackRig) -> None:
     for event, answer_message in zip(events, answered, strict=True):
         answer = stored(rig, answer_message)
         assert (answer.user_id, answer.question) == (event["user"], event["text"].split("> ", 1)[1])
+
+
+async def test_answers_are_posted_without_link_previews(
+    start_rig: Callable[..., Awaitable[SlackRig]],
+    puppet_stack: Services,
+    puppet: PuppetModel,
+) -> None:
+    # A link preview is a request Slack's servers make to every URL in a message, no click
+    # needed: no message carrying an answer (placeholder, draft, progress, final, private,
+    # shared) may ask for one.
+    rig = await start_rig(services=puppet_stack)
+    puppet.delay = 0.02
+    channel, user = fresh_id("C"), fresh_id("U")
+    event = mention(QUESTIONS[0], user, channel)
+    await rig.sender.event(event)
+    await final_reply(rig, channel, event["ts"])
+    await rig.sender.command(QUESTIONS[3], user, channel)
+    private = await rig.api.wait_until(lambda: rig.api.ephemeral_for(user))
+    await rig.sender.interaction(rig.sender.button_click(user, private[0], ACTION_SHARE))
+    await rig.api.wait_until(lambda: any(r[1].get("delete_original") for r in rig.api.responses))
+    await settle(rig)
+
+    calls = [
+        call
+        for method in ("chat.postMessage", "chat.update", "chat.postEphemeral")
+        for call in rig.api.calls_to(method)
+    ]
+    assert {call.method for call in calls} == {"chat.postMessage", "chat.update", "chat.postEphemeral"}
+    assert any("Writing…" in str(call.args.get("blocks")) for call in calls), "progress updates too"
+    for call in calls:
+        assert call.args.get("unfurl_links") is False, (call.method, call.args.get("text"))
+        assert call.args.get("unfurl_media") is False, (call.method, call.args.get("text"))

@@ -22,6 +22,7 @@ from bot.adapters.slack.rendering import (
     split_text,
 )
 from bot.core.types import Citation, Evidence
+from tests.support.injection import ATTACKER_HOST, STOLEN, attacked_answer
 from tests.support.slack_api import mrkdwn_problems, payload_problems
 
 
@@ -205,3 +206,25 @@ def test_help_and_modal_are_valid() -> None:
     assert payload_problems("views.open", {"trigger_id": "t", "view": view}) == []
     assert json.loads(view["private_metadata"]) == {"answer_id": "a" * 32, "feedback_id": 7}
     assert all(block.get("optional") for block in view["blocks"] if block["type"] == "input")
+
+
+def mrkdwn_objects(blocks) -> list[dict]:
+    found = []
+    for block in blocks:
+        if isinstance(block.get("text"), dict):
+            found.append(block["text"])
+        found += [e for e in block.get("elements", []) if e.get("type") == "mrkdwn"]
+    return found
+
+
+def test_an_exfiltration_link_from_the_model_is_not_clickable_in_slack(tmp_path) -> None:
+    attacked = attacked_answer(tmp_path)
+    final = render_answer(AnswerContent.of(attacked.answer))
+    draft = render_answer(AnswerContent.of(attacked.drafts[0]))[0]
+    progress = [render_progress(text, draft) for text in attacked.streamed]
+    for message in [*final, draft, *progress]:
+        payload = json.dumps(message.payload())
+        assert ATTACKER_HOST not in payload and STOLEN not in payload
+        # Slack makes no link of URL-looking text in these: only `<url|label>` links are links.
+        assert all(text.get("verbatim") is True for text in mrkdwn_objects(message.blocks))
+        assert message.payload()["unfurl_links"] is False and message.payload()["unfurl_media"] is False

@@ -43,7 +43,15 @@ class SlackMessage:
     blocks: tuple[dict[str, Any], ...]
 
     def payload(self) -> dict[str, Any]:
-        return {"text": self.text, "blocks": list(self.blocks)}
+        # No link previews: Slack's servers would fetch every URL in the message at once, a
+        # request that needs no click (an answer's links are checked, but a preview of even
+        # an allowed link is not something an answer needs).
+        return {
+            "text": self.text,
+            "blocks": list(self.blocks),
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
 
 
 @dataclass(frozen=True)
@@ -265,7 +273,7 @@ def _input(block_id: str, label: str, placeholder: str) -> dict[str, Any]:
 
 
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return {"type": "section", "text": _mrkdwn(text)}
 
 
 def _divider() -> dict[str, Any]:
@@ -273,7 +281,13 @@ def _divider() -> dict[str, Any]:
 
 
 def _context(texts: Sequence[str]) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in texts]}
+    return {"type": "context", "elements": [_mrkdwn(t) for t in texts]}
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    # verbatim: Slack makes no link of URL-looking plain text; only the `<url|label>` links
+    # rendered here (to allowed hosts, see bot.core.links) are links.
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def _fallback(markdown: str) -> str:

@@ -208,9 +208,4 @@ async def post_ephemeral(
     except SlackApiError as error:
         if error.response.get("error") not in _NOT_REACHABLE:
             raise
-        await respond(
-            text=message.text,
-            blocks=list(message.blocks),
-            response_type="ephemeral",
-            replace_original=False,
-        )
+        await respond(**message.payload(), response_type="ephemeral", replace_original=False)
