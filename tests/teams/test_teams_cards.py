@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from bot.adapters.teams.cards import (
     CARD_CONTENT_TYPE,
@@ -16,6 +17,7 @@ from bot.adapters.teams.cards import (
 )
 from bot.core.types import Answer, Asker, Citation, Evidence, Question
 from tests.support.bot_connector import TEAMS_MESSAGE_LIMIT_BYTES
+from tests.support.injection import ATTACKER_HOST, STOLEN, attacked_answer
 
 QUESTION = Question(
     text="How many vacation days?",
@@ -166,3 +168,34 @@ def test_streamed_final_message_is_trimmed_to_fit() -> None:
     assert activity.text.endswith(TRIMMED_NOTE)
     assert activity.text.startswith("Wörds, wörds.")
     assert len(activity.text) > 10_000  # trimmed, not emptied
+
+
+def test_an_exfiltration_link_from_the_model_is_not_clickable_in_teams(tmp_path) -> None:
+    attacked = attacked_answer(tmp_path)
+    answer = replace(attacked.answer, question=QUESTION)
+    sent = [*answer_activities(answer), streamed_final_activity(answer)]
+    sent += answer_activities(attacked.drafts[0])
+    for activity in sent:
+        wire = json.dumps(activity.serialize())
+        assert ATTACKER_HOST not in wire and STOLEN not in wire
+    # What the stream shows while the model writes is the agent's defused text.
+    assert all(ATTACKER_HOST not in text for text in attacked.streamed)
+
+
+def test_markdown_in_quoted_evidence_cannot_make_links_images_or_mentions() -> None:
+    quote = (
+        "Reset it at [the IT portal](https://x.example/?q=1) ![x](https://x.example/p.png) "
+        "<at>Everyone</at> **now**\n- or ask _IT_"
+    )
+    answer = replace(
+        make_answer("See below [1].", citations=1, evidence=0),
+        evidence=(Evidence("it/portal.md", quote, "IT [portal](https://x.example/t)"),),
+    )
+    (activity,) = answer_activities(answer)
+    evidence = next(e for e in card_of(activity)["body"] if e["type"] == "Container")
+    shown, origin = (item["text"] for item in evidence["items"])
+    assert shown == (
+        "“Reset it at \\[the IT portal\\](https://x.example/?q=1) \\!\\[x\\](https://x.example/p.png) "
+        "\\<at\\>Everyone\\</at\\> \\*\\*now\\*\\*\n\\- or ask \\_IT\\_”"
+    )
+    assert "](" not in origin.replace("\\](", "")

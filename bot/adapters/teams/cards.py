@@ -31,6 +31,10 @@ _STAR_BULLET = re.compile(r"^([ \t]*)[*+][ \t]+", re.MULTILINE)
 _INLINE_CODE = re.compile(r"`([^`\n]+)`")
 _MARKDOWN_MARKS = re.compile(r"[*_`#>]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# What a TextBlock's Markdown would read as syntax in quoted text: emphasis, links and images
+# ([ ] !), code, strike, and `<at>`-style tags; at a line start, also lists, headings, quotes.
+_MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]<>~!|])")
+_MARKDOWN_LINE_START = re.compile(r"^([ \t]*)([-+#>]|\d+(?=[.)]))", re.MULTILINE)
 
 
 def answer_activities(answer: Answer) -> list[Activity]:
@@ -163,10 +167,21 @@ def _evidence_block(item: Evidence) -> dict:
         "type": "Container",
         "style": "emphasis",
         "items": [
-            _text_block(f"“{quote}”", isSubtle=True),
-            _text_block(f"— {_plain(origin)}", size="Small", isSubtle=True, spacing="None"),
+            _text_block(f"“{escape_markdown(quote)}”", isSubtle=True),
+            _text_block(f"— {escape_markdown(origin)}", size="Small", isSubtle=True, spacing="None"),
         ],
     }
+
+
+def escape_markdown(text: str) -> str:
+    """`text` shown as written in a Markdown TextBlock: a passage quoted as evidence is the
+    document's words, not formatting, so it can make no link, image, mention or list."""
+    text = _MARKDOWN_INLINE.sub(r"\\\1", text)
+    # "- x" and "# x" lose their meaning with a backslash before the mark; "1. x" after the number.
+    return _MARKDOWN_LINE_START.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}\\" if m.group(2)[0].isdigit() else f"{m.group(1)}\\{m.group(2)}",
+        text,
+    )
 
 
 def _source_line(citation: Citation) -> str:
