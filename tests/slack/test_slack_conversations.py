@@ -504,7 +504,15 @@ async def test_answers_are_posted_without_link_previews(
     private = await rig.api.wait_until(lambda: rig.api.ephemeral_for(user))
     await rig.sender.interaction(rig.sender.button_click(user, private[0], ACTION_SHARE))
     await rig.api.wait_until(lambda: any(r[1].get("delete_original") for r in rig.api.responses))
+    # Where the bot is not a member, the private answer goes through the response_url.
+    elsewhere = fresh_id("C")
+    rig.api.fail("chat.postEphemeral", "not_in_channel", lambda args: args["channel"] == elsewhere)
+    await rig.sender.command(QUESTIONS[4], user, elsewhere)
+    (through_url,) = await rig.api.wait_until(
+        lambda: [body for _, body in rig.api.responses if body.get("blocks")]
+    )
     await settle(rig)
+    assert through_url["unfurl_links"] is False and through_url["unfurl_media"] is False
 
     calls = [
         call
