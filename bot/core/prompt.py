@@ -11,6 +11,7 @@ persona, so no document can add a passage, a question or a conversation turn of 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -30,11 +31,12 @@ INSTRUCTIONS = (
 
 # A line that would read as a delimiter of the prompt: a passage header or a label.
 _DELIMITER_LINE = re.compile(
-    r"^([ \t]*)(\[\s*\d+(?:\s*,\s*\d+)*\s*\]|(?:passages|question|answer|system|user|assistant)\s*:)",
-    re.IGNORECASE | re.MULTILINE,
+    r"\s*(?:\[\s*\d+(?:\s*,\s*\d+)*\s*\]|(?:passages|question|answer|system|user|assistant)\s*:)",
+    re.IGNORECASE,
 )
-# Chat-template control tokens (ChatML, Llama 3, Phi: <|…|>; Llama 2 / Mistral: <s>, </s>).
-_CONTROL_TOKEN = re.compile(r"<\|[^|<>\n]{0,40}\|>|</?s>", re.IGNORECASE)
+# Chat-template control tokens (ChatML, Llama 3, Phi: <|…|>; DeepSeek: <｜…｜>; Llama 2 /
+# Mistral: <s>, </s>).
+_CONTROL_TOKEN = re.compile(r"<[|｜][^|｜<>\n]{0,40}[|｜]>|</?s>", re.IGNORECASE)
 # Characters some tokenizers and readers take as line breaks, though `^` does not.
 _LINE_BREAKS = str.maketrans({"\r": "\n", "\v": "\n", "\f": "\n", "\x85": "\n", "\u2028": "\n", "\u2029": "\n"})
 
@@ -56,8 +58,18 @@ def format_passage(number: int, passage: Passage) -> str:
 
 def quote_passage_text(text: str) -> str:
     """`text` unable to pose as the prompt around it: control tokens removed and delimiter-like
-    lines set off with "> " (the model still reads them, as quoted text)."""
-    return _DELIMITER_LINE.sub(r"\1> \2", strip_control_tokens(text.replace("\r\n", "\n").translate(_LINE_BREAKS)))
+    lines set off with "> " (the model still reads them, as quoted text). A line is compared as
+    a reader sees it: full-width or otherwise compatible characters folded ("［2］" is "[2]"),
+    invisible ones (zero-width spaces) ignored."""
+    text = strip_control_tokens(text.replace("\r\n", "\n").translate(_LINE_BREAKS))
+    return "\n".join(
+        f"> {line}" if _DELIMITER_LINE.match(_as_read(line)) else line for line in text.split("\n")
+    )
+
+
+def _as_read(line: str) -> str:
+    folded = unicodedata.normalize("NFKC", line)
+    return "".join(c for c in folded if unicodedata.category(c) != "Cf")
 
 
 def strip_control_tokens(text: str) -> str:
