@@ -470,7 +470,9 @@ class Agent:
         Citations whose passage does not hold the citing sentence's content are dropped."""
         given = prompt.passages
         text = drop_unsupported_citations(
-            generated, {number: _searchable(p) for number, p in enumerate(given, start=1)}
+            generated,
+            {number: _searchable(p) for number, p in enumerate(given, start=1)},
+            asked=f"{question.text}\n{focus}",
         )
         cited = cited_numbers(text) or list(range(1, len(given) + 1))
         quotes = select_evidence(
