@@ -17,6 +17,21 @@ class LoaderError(LoreError):
     """One file cannot be parsed (corrupt, encrypted, unsupported). Sync skips and reports it."""
 
 
+class LimitExceededError(LoaderError):
+    """One file exceeds an ingestion limit (size, inflated size, text, time or memory).
+    Sync skips and reports it like a corrupt file; the message names the setting to raise."""
+
+
+class FileTooLargeError(LimitExceededError):
+    """A file is larger than its source's `max_file_bytes`: it is not read."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"{size:,} bytes, over the {limit:,}-byte limit (max_file_bytes of its source in "
+            "lore.toml): not read; raise the limit or exclude the file"
+        )
+
+
 class IndexBusyError(LoreError):
     """Another refresh holds the index lock."""
 
