@@ -27,6 +27,9 @@ from knowledge.types import LoadedDocument
 # A fresh interpreter, not a fork: the bot's process has threads (event loop, scheduler,
 # torch) that a forked child would inherit mid-lock.
 _CONTEXT = multiprocessing.get_context("spawn")
+# Starting takes ~0.7 s (imports) on an idle machine; it does not count against a file.
+_START_TIMEOUT_SECONDS = 60.0
+_READY = "ready"
 
 
 class ParserProcess:
@@ -87,6 +90,15 @@ class ParserProcess:
         process.start()
         theirs.close()
         self._process, self._connection = process, ours
+        try:
+            ready = ours.poll(_START_TIMEOUT_SECONDS) and ours.recv() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            exit_code = self._stop()
+            raise LoaderError(
+                f"the parser process did not start (exit code {exit_code}); see the log above for its error"
+            )
         return ours
 
     def _stop(self) -> int | None:
@@ -107,6 +119,7 @@ def _serve(connection: Connection, limits: ParseLimits) -> None:
     or after a MemoryError, which may leave a library's state half-built."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which ends us
     _cap_address_space(limits.memory_bytes)
+    connection.send(_READY)
     while True:
         try:
             path, data = connection.recv()
