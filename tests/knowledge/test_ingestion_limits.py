@@ -19,10 +19,12 @@ from knowledge.sync import RefreshReport
 from tests.support.files import write_document
 from tests.support.hostile_files import (
     MiB,
+    write_csv_with_a_huge_header,
     write_empty_paragraphs_docx,
     write_incompressible_office_file,
     write_memory_hungry_json,
     write_nested_json,
+    write_size_forging_zip_bomb,
     write_sparse_file,
     write_zip_bomb,
 )
@@ -99,12 +101,27 @@ def test_an_office_file_inflating_past_the_total_cap_is_reported(tmp_path: Path,
     kb.close()
 
 
+@pytest.mark.parametrize("suffix", [".docx", ".pptx", ".xlsx"])
+def test_an_office_zip_bomb_forging_its_declared_sizes_is_refused_before_it_is_opened(tmp_path: Path, suffix: str) -> None:
+    forged = write_size_forging_zip_bomb(tmp_path / f"forged{suffix}", inflated_mib=100)  # declares 1,000 bytes
+    started = time.monotonic()
+    with pytest.raises(LoaderError, match="declares 1,000 bytes but inflates to more: a forged zip"):
+        load_document(forged, forged.read_bytes())
+    assert time.monotonic() - started < 0.5  # stopped after the first MiB past the declaration
+
+
 def test_nested_json_that_inflates_when_printed_is_refused_without_building_the_text(tmp_path: Path) -> None:
     nested = write_nested_json(tmp_path / "nested.json")  # ~100 KiB → 20 million characters
     started = time.monotonic()
     with pytest.raises(LoaderError, match=r"over 10,000,000 characters of text \(index\.max_text_chars\)"):
         load_document(nested, nested.read_bytes())
     assert time.monotonic() - started < 2
+
+
+def test_a_csv_whose_huge_header_repeats_in_every_block_is_refused_at_the_text_cap(tmp_path: Path) -> None:
+    table = write_csv_with_a_huge_header(tmp_path / "wide.csv")  # 300 KB → 26 million characters
+    with pytest.raises(LoaderError, match=r"over the 10,000,000 limit \(index\.max_text_chars\)"):
+        load_document(table, table.read_bytes())
 
 
 def test_a_docx_of_empty_paragraphs_is_stopped_at_the_time_limit_and_the_refresh_goes_on(
@@ -114,7 +131,7 @@ def test_a_docx_of_empty_paragraphs_is_stopped_at_the_time_limit_and_the_refresh
     write_empty_paragraphs_docx(share / "a-slow.docx")  # ~18 s of python-docx on main
     started = time.monotonic()
     kb, report = refresh(tmp_path, share, embedder, parse_timeout_seconds=1)
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 10  # main: ~18 s for the slow docx alone
     assert "longer than 1 s (index.parse_timeout_seconds)" in failures(report)["a-slow.docx"]
     assert report.added == 1
     assert_good_document_indexed(kb)  # parsed by a new parser process, after the kill
@@ -128,7 +145,7 @@ def test_a_file_whose_parse_needs_more_memory_than_allowed_is_reported_and_the_r
     write_memory_hungry_json(share / "a-objects.json")  # 6 MB; ~150 MB once parsed
     started = time.monotonic()
     kb, report = refresh(tmp_path, share, embedder, parse_memory_mb=64)
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 10
     assert "index.parse_memory_mb" in failures(report)["a-objects.json"]
     assert report.added == 1
     assert_good_document_indexed(kb)
@@ -148,19 +165,4 @@ def test_a_hostile_version_of_an_indexed_file_is_reported_and_the_last_good_text
     assert report.deleted == 0
     assert kb.retriever.search("dental plan cleanings", k=1)[0].path == "a-policy.docx"
     kb.close()
-
-
-def test_legitimate_files_of_every_format_parse_the_same_in_the_parser_process(
-    tmp_path: Path, embedder: CountingEmbedder
-) -> None:
-    from tests.support.files import PHRASES, write_every_format
-
-    write_every_format(tmp_path / "all")
-    kb = make_knowledge(tmp_path / "home", {"all": tmp_path / "all"}, embedder)
-    report = kb.refresh()
-    assert (report.added, report.failed) == (len(PHRASES), [])
-    for suffix, phrase in PHRASES.items():
-        assert kb.retriever.search(phrase, k=1)[0].path == f"sample{suffix}", suffix
-    kb.close()
-
 

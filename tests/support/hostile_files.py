@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import zipfile
 from pathlib import Path
 
@@ -44,6 +45,27 @@ def write_zip_bomb(path: Path, inflated_mib: int = 100) -> Path:
     first_tag_end = xml.index(b">") + 1
     padded = xml[:first_tag_end] + b" " * (inflated_mib * MiB) + xml[first_tag_end:]
     _rewrite_zip(path, {part: padded}, {})
+    return path
+
+
+def write_size_forging_zip_bomb(path: Path, inflated_mib: int = 100) -> Path:
+    """`write_zip_bomb` with the bomb member's sizes forged in its local header and the
+    central directory to 1,000 bytes: its declared ratio looks harmless. zipfile stops at the
+    declared size (and fails on the CRC), but only after inflating the whole member at once:
+    on main, 100 MiB for a 1,000-byte declaration."""
+    write_zip_bomb(path, inflated_mib)
+    data = bytearray(path.read_bytes())
+    part = _MAIN_PARTS[path.suffix.lower()].encode()
+    for signature, size_offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        name_offset = 30 if signature == b"PK\x03\x04" else 46
+        start = 0
+        while (start := data.find(signature, start)) >= 0:
+            if data[start + name_offset : start + name_offset + len(part)] == part:
+                struct.pack_into("<I", data, start + size_offset, 1000)
+            start += 4
+    path.write_bytes(bytes(data))
+    with zipfile.ZipFile(path) as archive:
+        assert archive.getinfo(part.decode()).file_size == 1000
     return path
 
 
@@ -89,3 +111,13 @@ def write_empty_paragraphs_docx(path: Path, paragraphs: int = 20_000) -> Path:
     _rewrite_zip(path, {"word/document.xml": (body[:start] + "<w:p/>" * paragraphs + body[start:]).encode()}, {})
     return path
 
+
+
+def write_csv_with_a_huge_header(path: Path, header_chars: int = 100_000, rows: int = 100_000) -> Path:
+    """~300 KB of CSV whose header row (~100,000 characters) heads every block of rows:
+    the loader repeats it each ~800 characters of rows, ~125 times the rows' own text."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = header_chars // 50
+    header = ",".join(f"column {number:04d} " + "x" * 37 for number in range(columns))
+    path.write_text(header + "\n" + "1\n" * rows, encoding="utf-8")
+    return path
