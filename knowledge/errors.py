@@ -1,5 +1,7 @@
 """Errors the knowledge layer raises; each message says what to do about it."""
 
+from __future__ import annotations
+
 
 class LoreError(Exception):
     """Base of every error Lore raises on purpose. The CLI and adapters render these once."""
@@ -25,8 +27,9 @@ class LimitExceededError(LoaderError):
 class FileTooLargeError(LimitExceededError):
     """A file is larger than its source's `max_file_bytes`: it is not read."""
 
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(
+    @classmethod
+    def of(cls, size: int, limit: int) -> FileTooLargeError:
+        return cls(
             f"{size:,} bytes, over the {limit:,}-byte limit (max_file_bytes of its source in "
             "lore.toml): not read; raise the limit or exclude the file"
         )

@@ -246,7 +246,7 @@ class Synchronizer:
             return None
         try:
             if file.size > source.max_file_bytes:  # as listed: not even opened
-                raise FileTooLargeError(file.size, source.max_file_bytes)
+                raise FileTooLargeError.of(file.size, source.max_file_bytes)
             data = source.read_bytes(file)
         except (SourceError, FileTooLargeError) as error:
             tally.failed.append(FailedFile(file.absolute_path, str(error)))

@@ -99,7 +99,7 @@ class FilesystemSource:
         with os.fdopen(descriptor, "rb") as handle:
             data = handle.read(self.max_file_bytes + 1)  # never more, even if it grew
             if len(data) > self.max_file_bytes:
-                raise FileTooLargeError(os.fstat(handle.fileno()).st_size, self.max_file_bytes)
+                raise FileTooLargeError.of(os.fstat(handle.fileno()).st_size, self.max_file_bytes)
         return data
 
     def _root_stat(self) -> os.stat_result:
