@@ -16,6 +16,7 @@ from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings
 from knowledge.embeddings import Embedder
 from knowledge.index.catalog import Catalog, FileRecord
 from knowledge.index.vectors import VectorStore
+from knowledge.loaders.worker import ParserProcess
 from knowledge.lock import RefreshLock
 from knowledge.retrieval import Reranker, Retriever
 from knowledge.sources.base import Source
@@ -83,16 +84,19 @@ class KnowledgeBase:
             chunk_tokens=min(self.settings.chunk_tokens, self.embedder.max_tokens - _SPECIAL_TOKENS),
             overlap_tokens=self.settings.chunk_overlap_tokens,
         )
-        synchronizer = Synchronizer(
-            self.catalog,
-            self.vectors,
-            self.embedder,
-            chunker,
-            self.permissions,
-            batch_chunks=max(64, self.embedder.batch_size * 16),
-        )
-        with RefreshLock(self.lock_path), _progress(show_progress) as progress:
-            return synchronizer.run(sources, full=full, progress=progress)
+        # One parser process serves the whole refresh, started on the first file to parse.
+        with RefreshLock(self.lock_path), ParserProcess(self.settings.parse_limits()) as parser:
+            synchronizer = Synchronizer(
+                self.catalog,
+                self.vectors,
+                self.embedder,
+                chunker,
+                self.permissions,
+                parser.parse,
+                batch_chunks=max(64, self.embedder.batch_size * 16),
+            )
+            with _progress(show_progress) as progress:
+                return synchronizer.run(sources, full=full, progress=progress)
 
     def status(self) -> IndexStatus:
         documents, chunks = self.catalog.counts()

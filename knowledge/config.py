@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from knowledge.limits import MiB, ParseLimits
+
 
 class SourceSettings(BaseModel):
     """One shared-drive folder to index (a mounted SMB/NFS share is just a folder)."""
@@ -17,6 +19,8 @@ class SourceSettings(BaseModel):
     exclude: list[str] = Field(default_factory=list)
     # Link prefix a person can click, e.g. https://drive.example.com/handbook/ ; else file://
     url_prefix: str | None = None
+    # Larger files are not read: reported as failed with their size, from the listing's stat.
+    max_file_bytes: int = Field(50 * MiB, gt=0)
 
 
 class IndexSettings(BaseModel):
@@ -27,6 +31,21 @@ class IndexSettings(BaseModel):
     collection: str = "lore"
     chroma_host: str | None = None  # set to use a Chroma server instead of the embedded store
     chroma_port: int = 8000
+    # Per-file parsing limits (knowledge/limits.py): a file over one is reported, not indexed.
+    parse_timeout_seconds: float = Field(ParseLimits.timeout_seconds, gt=0)
+    parse_memory_mb: int = Field(ParseLimits.memory_bytes // MiB, gt=0)
+    max_text_chars: int = Field(ParseLimits.max_text_chars, gt=0)
+    max_inflated_mb: int = Field(ParseLimits.max_inflated_bytes // MiB, gt=0)
+    max_compression_ratio: float = Field(ParseLimits.max_compression_ratio, gt=1)
+
+    def parse_limits(self) -> ParseLimits:
+        return ParseLimits(
+            timeout_seconds=self.parse_timeout_seconds,
+            memory_bytes=self.parse_memory_mb * MiB,
+            max_text_chars=self.max_text_chars,
+            max_inflated_bytes=self.max_inflated_mb * MiB,
+            max_compression_ratio=self.max_compression_ratio,
+        )
 
 
 class RefreshSettings(BaseModel):

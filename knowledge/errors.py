@@ -1,5 +1,7 @@
 """Errors the knowledge layer raises; each message says what to do about it."""
 
+from __future__ import annotations
+
 
 class LoreError(Exception):
     """Base of every error Lore raises on purpose. The CLI and adapters render these once."""
@@ -15,6 +17,22 @@ class SourceError(LoreError):
 
 class LoaderError(LoreError):
     """One file cannot be parsed (corrupt, encrypted, unsupported). Sync skips and reports it."""
+
+
+class LimitExceededError(LoaderError):
+    """One file exceeds an ingestion limit (size, inflated size, text, time or memory).
+    Sync skips and reports it like a corrupt file; the message names the setting to raise."""
+
+
+class FileTooLargeError(LimitExceededError):
+    """A file is larger than its source's `max_file_bytes`: it is not read."""
+
+    @classmethod
+    def of(cls, size: int, limit: int) -> FileTooLargeError:
+        return cls(
+            f"{size:,} bytes, over the {limit:,}-byte limit (max_file_bytes of its source in "
+            "lore.toml): not read; raise the limit or exclude the file"
+        )
 
 
 class IndexBusyError(LoreError):

@@ -19,6 +19,10 @@ vectors the catalog stopped referring to are deleted afterwards (journaled as ga
 transaction). Searches only return chunks live in the catalog, so a refresh killed at any
 point leaves the previous answers intact, and the next refresh deletes the leftovers from
 the journal and redoes the files that were not committed.
+
+Limits: a file larger than its source's `max_file_bytes` (as listed) is not read, and
+`parse` (in a refresh, a ParserProcess with its time and memory bounds) refuses files over
+the `ParseLimits`; such a file counts as one that cannot be parsed, above.
 """
 
 from __future__ import annotations
@@ -34,17 +38,18 @@ import numpy as np
 
 from knowledge.chunking import Chunker
 from knowledge.embeddings import Embedder
-from knowledge.errors import LoaderError, SourceError, UnsupportedFormatError
+from knowledge.errors import FileTooLargeError, LoaderError, SourceError, UnsupportedFormatError
 from knowledge.index.catalog import Catalog, ChunkRecord, FileRecord, acl_key
 from knowledge.index.vectors import VectorMetadata, VectorStore
-from knowledge.loaders import is_supported, load_document
+from knowledge.loaders import is_supported
 from knowledge.sources.base import Source
-from knowledge.types import Chunk, SourceFile
+from knowledge.types import Chunk, LoadedDocument, SourceFile
 
 logger = logging.getLogger(__name__)
 
 PermissionResolver = Callable[[SourceFile], frozenset[str]]
 Progress = Callable[[int, int], None]  # (files done, files listed)
+Parse = Callable[[Path, bytes], LoadedDocument]  # load_document, or a ParserProcess's parse
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ class Synchronizer:
         embedder: Embedder,
         chunker: Chunker,
         permissions: PermissionResolver,
+        parse: Parse,
         batch_chunks: int = 512,
     ) -> None:
         self.catalog = catalog
@@ -131,6 +137,7 @@ class Synchronizer:
         self.embedder = embedder
         self.chunker = chunker
         self.permissions = permissions
+        self.parse = parse
         # Chunks parsed before they are embedded and committed together: big enough for
         # efficient embedding batches, small enough that a crash loses little work.
         self.batch_chunks = batch_chunks
@@ -238,8 +245,10 @@ class Synchronizer:
             self._touch(previous, file, previous.sha256, acl, principals, tally, touched)
             return None
         try:
+            if file.size > source.max_file_bytes:  # as listed: not even opened
+                raise FileTooLargeError.of(file.size, source.max_file_bytes)
             data = source.read_bytes(file)
-        except SourceError as error:
+        except (SourceError, FileTooLargeError) as error:
             tally.failed.append(FailedFile(file.absolute_path, str(error)))
             return None
         sha256 = hashlib.sha256(data).hexdigest()
@@ -247,7 +256,7 @@ class Synchronizer:
             self._touch(previous, file, sha256, acl, principals, tally, touched)
             return None
         try:
-            document = load_document(Path(file.relative_path), data)
+            document = self.parse(Path(file.relative_path), data)
         except UnsupportedFormatError:
             seen.discard(key)
             tally.skipped += 1

@@ -2,15 +2,22 @@
 
 Loaders take bytes, not a path, so a sync hashes and parses the very same read. Whatever a
 parsing library raises on a bad file is turned into a LoaderError here, at the edge, with
-the reason; only UnsupportedFormatError (a LoaderError) says "no loader for this type"."""
+the reason; only UnsupportedFormatError (a LoaderError) says "no loader for this type".
+
+`ParseLimits` bound what a file may inflate to (Office archives are checked before a
+library opens them) and the text it may produce (LimitExceededError). Time and memory
+are bounded by running this in a parser process (knowledge/loaders/worker.py)."""
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from knowledge.errors import LoaderError, UnsupportedFormatError
+from knowledge.errors import LimitExceededError, LoaderError, UnsupportedFormatError
+from knowledge.limits import ParseLimits
+from knowledge.loaders.archives import check_archive
 from knowledge.loaders.html import load_html
 from knowledge.loaders.markdown import load_markdown
 from knowledge.loaders.pdf import load_pdf
@@ -42,6 +49,8 @@ LOADERS: dict[str, Loader] = {
     ".yml": load_yaml,
 }
 
+ARCHIVE_SUFFIXES = frozenset({".docx", ".pptx", ".xlsx", ".xlsm"})
+
 # Office files are zip archives: a truncated one fails inside zipfile, not the library.
 _KNOWN_FAILURES = {zipfile.BadZipFile: "not a valid Office file (damaged or truncated zip)"}
 
@@ -51,17 +60,24 @@ def is_supported(path: Path) -> bool:
     return path.suffix.lower() in LOADERS
 
 
-def load_document(path: Path, data: bytes) -> LoadedDocument:
+def load_document(path: Path, data: bytes, limits: ParseLimits = ParseLimits()) -> LoadedDocument:
     """Parse `data`, the content of the file at `path` (only its name and suffix are used).
 
-    Raises UnsupportedFormatError for a suffix with no loader (images, binaries) and
-    LoaderError with the reason for a corrupt, encrypted or unparseable file."""
-    loader = LOADERS.get(path.suffix.lower())
+    Raises UnsupportedFormatError for a suffix with no loader (images, binaries),
+    LimitExceededError when the file would inflate or produce more than `limits` allow, and
+    LoaderError with the reason for a corrupt, encrypted or unparseable file. MemoryError
+    passes through: the caller that set the memory bound reports it."""
+    suffix = path.suffix.lower()
+    loader = LOADERS.get(suffix)
     if loader is None:
         raise UnsupportedFormatError(f"no loader for {path.suffix or 'files without a suffix'} ({path.name})")
+    if suffix == ".json":  # nested JSON inflates most as it prints: stop at the cap, not after
+        loader = functools.partial(load_json, max_chars=limits.max_text_chars)
     try:
-        return loader(path, data)
-    except LoaderError:
+        if suffix in ARCHIVE_SUFFIXES:
+            check_archive(data, limits)
+        document = loader(path, data)
+    except (LoaderError, MemoryError):
         raise
     except Exception as error:  # noqa: BLE001 - parsers of untrusted files raise anything
         reason = next((text for kind, text in _KNOWN_FAILURES.items() if isinstance(error, kind)), None)
@@ -69,6 +85,13 @@ def load_document(path: Path, data: bytes) -> LoadedDocument:
         raise LoaderError(
             f"{reason or 'cannot parse ' + path.suffix.lstrip('.').upper() + ' file'}: {detail}"
         ) from error
+    characters = sum(len(section.text) for section in document.sections)
+    if characters > limits.max_text_chars:
+        raise LimitExceededError(
+            f"it gives {characters:,} characters of text, over the {limits.max_text_chars:,} limit "
+            "(index.max_text_chars); split the file or raise the limit"
+        )
+    return document
 
 
-__all__ = ["LOADERS", "Loader", "is_supported", "load_document"]
+__all__ = ["ARCHIVE_SUFFIXES", "LOADERS", "Loader", "is_supported", "load_document"]

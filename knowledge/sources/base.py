@@ -25,6 +25,9 @@ class Source(Protocol):
     # What the last `list_files` could not read (a folder without permission): the sync
     # reports each and keeps the files it had indexed under them.
     problems: list[SourceProblem]
+    # Larger files are reported, not read (checked against the listed size, and again while
+    # reading in case the file grew since).
+    max_file_bytes: int
 
     def list_files(self) -> Iterator[SourceFile]:
         """Yield every candidate document, metadata only. Raises SourceError when the
@@ -33,5 +36,6 @@ class Source(Protocol):
         ...
 
     def read_bytes(self, file: SourceFile) -> bytes:
-        """The file's content. Raises SourceError when it vanished or cannot be read."""
+        """The file's content. Raises SourceError when it vanished or cannot be read, and
+        FileTooLargeError when it has grown past `max_file_bytes` since it was listed."""
         ...

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from wcmatch import glob
 
 from knowledge.config import SourceSettings
-from knowledge.errors import SourceError
+from knowledge.errors import FileTooLargeError, SourceError
 from knowledge.sources.base import SourceProblem
 from knowledge.types import SourceFile
 
@@ -58,6 +58,7 @@ class FilesystemSource:
     def __init__(self, settings: SourceSettings) -> None:
         self.settings = settings
         self.name = settings.name
+        self.max_file_bytes = settings.max_file_bytes
         self.root = Path(settings.path).expanduser().absolute()
         # Compiled once: matching recompiled patterns was most of a no-change refresh.
         self._include = glob.compile(list(settings.include) or ["**/*"], flags=GLOB_FLAGS)
@@ -78,7 +79,8 @@ class FilesystemSource:
 
     def read_bytes(self, file: SourceFile) -> bytes:
         """Read one listed file, following no link on the way. Raises SourceError if it
-        vanished, is unreadable or has become (or lies under) a symbolic link."""
+        vanished, is unreadable or has become (or lies under) a symbolic link, and
+        FileTooLargeError when it has grown past `max_file_bytes` since it was listed."""
         if file.source != self.name:
             raise SourceError(f"{file.relative_path} belongs to source {file.source!r}, not {self.name!r}")
         path = self.root.joinpath(*file.relative_path.split("/"))
@@ -95,7 +97,10 @@ class FilesystemSource:
                 "exists and that Lore's user may read it."
             ) from error
         with os.fdopen(descriptor, "rb") as handle:
-            return handle.read()
+            data = handle.read(self.max_file_bytes + 1)  # never more, even if it grew
+            if len(data) > self.max_file_bytes:
+                raise FileTooLargeError.of(os.fstat(handle.fileno()).st_size, self.max_file_bytes)
+        return data
 
     def _root_stat(self) -> os.stat_result:
         try:
