@@ -14,14 +14,14 @@ from pathlib import Path
 from knowledge.chunking import Chunker
 from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings
 from knowledge.embeddings import Embedder
-from knowledge.index.catalog import Catalog, FileRecord
+from knowledge.index.catalog import Catalog, FailureRecord, FileRecord
 from knowledge.index.vectors import VectorStore
 from knowledge.loaders.worker import ParserProcess
 from knowledge.lock import RefreshLock
 from knowledge.retrieval import Reranker, Retriever
 from knowledge.sources.base import Source
 from knowledge.sources.filesystem import FilesystemSource
-from knowledge.sync import PermissionResolver, Progress, RefreshReport, Synchronizer
+from knowledge.sync import PERSISTENT_FAILURE_REFRESHES, PermissionResolver, Progress, RefreshReport, Synchronizer
 from knowledge.types import EVERYONE, SourceFile
 
 # MiniLM-style models count [CLS] and [SEP] inside their maximum sequence length.
@@ -38,6 +38,8 @@ class IndexStatus:
     documents: int
     chunks: int
     last_refresh_at: datetime | None
+    # Files (folders, sources) that failed PERSISTENT_FAILURE_REFRESHES refreshes in a row or more.
+    failing: tuple[FailureRecord, ...] = ()
 
 
 class KnowledgeBase:
@@ -77,8 +79,11 @@ class KnowledgeBase:
         refresh (in any process) is running."""
         return self.refresh_sources([FilesystemSource(settings) for settings in self.sources], full, show_progress)
 
-    def refresh_sources(self, sources: Sequence[Source], full: bool = False, show_progress: bool = False) -> RefreshReport:
-        """Refresh from explicit sources (the complete set: other sources' files leave the index)."""
+    def refresh_sources(
+        self, sources: Sequence[Source], full: bool = False, show_progress: bool = False, complete: bool = True
+    ) -> RefreshReport:
+        """Refresh from explicit sources. `complete`: they are the complete set, so other
+        sources' files leave the index; otherwise the other sources stay as they are."""
         chunker = Chunker(
             self.embedder.count_tokens,
             chunk_tokens=min(self.settings.chunk_tokens, self.embedder.max_tokens - _SPECIAL_TOKENS),
@@ -94,14 +99,16 @@ class KnowledgeBase:
                 self.permissions,
                 parser.parse,
                 batch_chunks=max(64, self.embedder.batch_size * 16),
+                permission_warnings=getattr(self.permissions, "take_warnings", None),
             )
             with _progress(show_progress) as progress:
-                return synchronizer.run(sources, full=full, progress=progress)
+                return synchronizer.run(sources, full=full, progress=progress, complete=complete)
 
     def status(self) -> IndexStatus:
         documents, chunks = self.catalog.counts()
         last = self.catalog.get_meta("last_refresh_at")
-        return IndexStatus(documents, chunks, datetime.fromisoformat(last) if last else None)
+        failing = tuple(self.catalog.failures(PERSISTENT_FAILURE_REFRESHES))
+        return IndexStatus(documents, chunks, datetime.fromisoformat(last) if last else None, failing)
 
     def readable_documents(self, principals: frozenset[str]) -> list[FileRecord]:
         """Indexed documents a reader holding `principals` may read; `{"everyone"}` gives

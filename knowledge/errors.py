@@ -15,6 +15,12 @@ class SourceError(LoreError):
     """A source folder cannot be read."""
 
 
+class AccessDeniedError(SourceError):
+    """The file system refused Lore's account (EACCES/EPERM): someone withdrew Lore's read
+    access, so what Lore had indexed from there leaves the index. Unlike a missing or
+    unmounted folder, which keeps its documents until it comes back."""
+
+
 class LoaderError(LoreError):
     """One file cannot be parsed (corrupt, encrypted, unsupported). Sync skips and reports it."""
 
@@ -33,6 +39,11 @@ class FileTooLargeError(LimitExceededError):
             f"{size:,} bytes, over the {limit:,}-byte limit (max_file_bytes of its source in "
             "lore.toml): not read; raise the limit or exclude the file"
         )
+
+
+class EncryptedDocumentError(LoaderError):
+    """A file locked with a password: its author restricted it in a way Lore cannot map to
+    readers, so sync withdraws what it had indexed from it."""
 
 
 class IndexBusyError(LoreError):

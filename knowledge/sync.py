@@ -9,9 +9,14 @@ Per file, in order of cost:
 - gone from its source → its chunks leave the catalog and the vector store.
 
 A file that cannot be parsed any more (corrupt, encrypted) is reported and its previously
-indexed version keeps answering: losing a whole document because someone saved a broken
-copy would be worse than serving the last good one. A source whose root cannot be listed
-(unmounted share) is reported and none of its documents are deleted.
+indexed version keeps answering, but under the permissions the file has now: losing a whole
+document because someone saved a broken copy would be worse than serving the last good one,
+while a narrowing of who may read it (a chmod, an ACL edit) must never wait for a good copy.
+A source whose root cannot be listed (unmounted share) is reported and none of its documents
+are deleted. A refusal of Lore's account (EACCES/EPERM) on a file, a folder or the root is
+the opposite: read access was withdrawn, so what was indexed from there leaves the index;
+so does the last good version of a file its author locked with a password.
+Files that fail several refreshes in a row are listed in the report (`failing`).
 
 Crash safety: vectors are written to Chroma before the catalog refers to them (their ids
 journaled as pending first), the catalog switches a batch of files in one transaction, and
@@ -31,15 +36,23 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from knowledge.chunking import Chunker
 from knowledge.embeddings import Embedder
-from knowledge.errors import FileTooLargeError, LoaderError, SourceError, UnsupportedFormatError
-from knowledge.index.catalog import Catalog, ChunkRecord, FileRecord, acl_key
+from knowledge.errors import (
+    AccessDeniedError,
+    ConfigurationError,
+    EncryptedDocumentError,
+    FileTooLargeError,
+    LoaderError,
+    SourceError,
+    UnsupportedFormatError,
+)
+from knowledge.index.catalog import Catalog, ChunkRecord, FailureRecord, FileRecord, acl_key
 from knowledge.index.vectors import VectorMetadata, VectorStore
 from knowledge.loaders import is_supported
 from knowledge.sources.base import Source
@@ -50,6 +63,9 @@ logger = logging.getLogger(__name__)
 PermissionResolver = Callable[[SourceFile], frozenset[str]]
 Progress = Callable[[int, int], None]  # (files done, files listed)
 Parse = Callable[[Path, bytes], LoadedDocument]  # load_document, or a ParserProcess's parse
+NOBODY: frozenset[str] = frozenset()
+# A file failing this many refreshes in a row is listed in the report, `lore index` and /healthz.
+PERSISTENT_FAILURE_REFRESHES = 3
 
 
 @dataclass(frozen=True)
@@ -61,9 +77,26 @@ class FailedFile:
 
 
 @dataclass(frozen=True)
+class FailingFile:
+    """A file (or folder, or source) that failed this many refreshes in a row."""
+
+    path: str
+    reason: str
+    refreshes: int
+
+    @classmethod
+    def of(cls, record: FailureRecord) -> FailingFile:
+        return cls(record.path, record.reason, record.refreshes)
+
+
+@dataclass(frozen=True)
 class RefreshReport:
     """What one refresh did. `updated` counts files whose content, permissions or link
-    changed; a file only touched (same content, same permissions) is `unchanged`."""
+    changed; a file only touched (same content, same permissions) is `unchanged`.
+    `documents` and `readable_by_everyone` count, per source, the indexed documents and
+    those anyone may read; `failing` lists what failed PERSISTENT_FAILURE_REFRESHES
+    refreshes in a row or more; `warnings` are the permission resolver's (file modes
+    deciding on an SMB mount)."""
 
     added: int = 0
     updated: int = 0
@@ -72,6 +105,10 @@ class RefreshReport:
     skipped: int = 0  # no loader for the file type (images, binaries)
     failed: list[FailedFile] = field(default_factory=list)
     seconds: float = 0.0
+    documents: dict[str, int] = field(default_factory=dict)
+    readable_by_everyone: dict[str, int] = field(default_factory=dict)
+    failing: list[FailingFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -84,6 +121,14 @@ class RefreshReport:
             f"unchanged={self.unchanged} skipped={self.skipped} failed={len(self.failed)} "
             f"in {self.seconds:.1f}s"
         )
+
+    def exposure(self) -> str:
+        """One line: how many documents each source makes readable by everyone."""
+        counts = ", ".join(
+            f"{source} {self.readable_by_everyone.get(source, 0)} of {total}"
+            for source, total in sorted(self.documents.items())
+        )
+        return f"readable by everyone: {counts or 'no documents'}"
 
 
 @dataclass
@@ -131,6 +176,7 @@ class Synchronizer:
         permissions: PermissionResolver,
         parse: Parse,
         batch_chunks: int = 512,
+        permission_warnings: Callable[[], list[str]] | None = None,
     ) -> None:
         self.catalog = catalog
         self.vectors = vectors
@@ -138,14 +184,23 @@ class Synchronizer:
         self.chunker = chunker
         self.permissions = permissions
         self.parse = parse
+        # What the resolver noticed during a refresh (e.g. file modes deciding on an SMB mount).
+        self.permission_warnings = permission_warnings or list
         # Chunks parsed before they are embedded and committed together: big enough for
         # efficient embedding batches, small enough that a crash loses little work.
         self.batch_chunks = batch_chunks
         self._principals: dict[str, frozenset[str]] = {}  # acl key -> principals, for the catalog
 
-    def run(self, sources: Sequence[Source], full: bool = False, progress: Progress | None = None) -> RefreshReport:
-        """Refresh the index from `sources` (the complete set: files of other sources leave
-        the index). `full` re-parses and re-embeds every file."""
+    def run(
+        self,
+        sources: Sequence[Source],
+        full: bool = False,
+        progress: Progress | None = None,
+        complete: bool = True,
+    ) -> RefreshReport:
+        """Refresh the index from `sources`. `complete`: they are the complete set, so files
+        of other sources leave the index; otherwise other sources are left as they are.
+        `full` re-parses and re-embeds every file."""
         started = time.monotonic()
         self.recover()
         full = self._check_embedding_model() or self._vectors_missing() or full
@@ -154,16 +209,22 @@ class Synchronizer:
         listed: list[tuple[Source, list[SourceFile]]] = []
         unreadable_sources: set[str] = set()
         unreadable_folders: dict[str, list[str]] = {}  # source → folders it could not list
+        failed_in: list[tuple[str, FailedFile]] = []  # (source, failure), for the failure counts
         for source in sources:
+            start = len(tally.failed)
             try:
                 listed.append((source, list(source.list_files())))
+            except AccessDeniedError as error:  # withdrawn: its documents leave with the gone ones
+                tally.failed.append(FailedFile(source.name, str(error)))
             except SourceError as error:
                 unreadable_sources.add(source.name)
                 tally.failed.append(FailedFile(source.name, str(error)))
-                continue
-            for problem in source.problems:
-                unreadable_folders.setdefault(source.name, []).append(problem.path)
-                tally.failed.append(FailedFile(f"{source.name}:{problem.path}", problem.reason))
+            else:
+                for problem in source.problems:
+                    if not problem.denied:
+                        unreadable_folders.setdefault(source.name, []).append(problem.path)
+                    tally.failed.append(FailedFile(f"{source.name}:{problem.path}", problem.reason))
+            failed_in.extend((source.name, failure) for failure in tally.failed[start:])
         total = sum(len(files) for _, files in listed)
         done = 0
         seen: set[tuple[str, str]] = set()
@@ -171,6 +232,7 @@ class Synchronizer:
         batch_chunks = 0
         touched: list[tuple[FileRecord, FileRecord]] = []  # (as recorded, as listed now)
         for source, files in listed:
+            start = len(tally.failed)
             for file in files:
                 parsed = self._examine(source, file, known, seen, full, tally, touched)
                 if parsed is not None:
@@ -182,12 +244,15 @@ class Synchronizer:
                 done += 1
                 if progress is not None:
                     progress(done, total)
+            failed_in.extend((source.name, failure) for failure in tally.failed[start:])
         self._write(batch, touched, full, tally)
         # What could not be listed was not deleted: its files stay indexed until it can be.
+        refreshed = {source.name for source in sources}
         gone = [
             key
             for key in known
             if key not in seen
+            and (complete or key[0] in refreshed)
             and key[0] not in unreadable_sources
             and not _under_any(key[1], unreadable_folders.get(key[0], ()))
         ]
@@ -196,6 +261,10 @@ class Synchronizer:
         if full:
             self._collect_orphans()
         self.catalog.set_meta("last_refresh_at", time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()))
+        self.catalog.record_failures(
+            [(name, failure.path, failure.reason) for name, failure in failed_in], None if complete else refreshed
+        )
+        per_source = self.catalog.documents_per_source()
         report = RefreshReport(
             added=tally.added,
             updated=tally.updated,
@@ -204,8 +273,19 @@ class Synchronizer:
             skipped=tally.skipped,
             failed=tally.failed,
             seconds=time.monotonic() - started,
+            documents={name: counts[0] for name, counts in per_source.items()},
+            readable_by_everyone={name: counts[1] for name, counts in per_source.items()},
+            failing=[FailingFile.of(record) for record in self.catalog.failures(PERSISTENT_FAILURE_REFRESHES)],
+            warnings=list(self.permission_warnings()),
         )
         logger.info(report.summary())
+        logger.info("refresh: %s", report.exposure())
+        for failing in report.failing:
+            logger.warning(
+                "refresh: %s failed %d refreshes in a row: %s", failing.path, failing.refreshes, failing.reason
+            )
+        for warning in report.warnings:
+            logger.warning("refresh: %s", warning)
         return report
 
     def recover(self) -> None:
@@ -239,7 +319,7 @@ class Synchronizer:
         key = (file.source, file.relative_path)
         seen.add(key)  # from here on a failure keeps the previous version indexed
         previous = known.get(key)
-        principals = frozenset(self.permissions(file))
+        principals = self._principals_for(file, tally)
         acl = acl_key(principals)
         if previous is not None and not full and (previous.size, previous.mtime) == (file.size, file.mtime):
             self._touch(previous, file, previous.sha256, acl, principals, tally, touched)
@@ -248,8 +328,13 @@ class Synchronizer:
             if file.size > source.max_file_bytes:  # as listed: not even opened
                 raise FileTooLargeError.of(file.size, source.max_file_bytes)
             data = source.read_bytes(file)
+        except AccessDeniedError as error:
+            seen.discard(key)  # withdrawn: its indexed version leaves with the deleted files
+            tally.failed.append(FailedFile(file.absolute_path, str(error)))
+            return None
         except (SourceError, FileTooLargeError) as error:
             tally.failed.append(FailedFile(file.absolute_path, str(error)))
+            self._keep_last_good(previous, file, acl, principals, touched)
             return None
         sha256 = hashlib.sha256(data).hexdigest()
         if previous is not None and not full and previous.sha256 == sha256:
@@ -261,11 +346,47 @@ class Synchronizer:
             seen.discard(key)
             tally.skipped += 1
             return None
+        except EncryptedDocumentError as error:
+            seen.discard(key)  # locked by its author: withdrawn, whoever the rules let read it
+            tally.failed.append(FailedFile(file.absolute_path, f"{error}; withdrawn from the index"))
+            return None
         except LoaderError as error:
             tally.failed.append(FailedFile(file.absolute_path, str(error)))
+            self._keep_last_good(previous, file, acl, principals, touched)
             return None
         chunks = tuple(self.chunker.chunk(document))
         return _Parsed(file, sha256, document.title, acl, principals, chunks, previous)
+
+    def _principals_for(self, file: SourceFile, tally: _Tally) -> frozenset[str]:
+        """Who may read `file` now; nobody when that cannot be decided for this one file (a
+        broken ACL file is a ConfigurationError and stops the whole refresh instead)."""
+        try:
+            return frozenset(self.permissions(file))
+        except ConfigurationError:
+            raise
+        except Exception as error:  # noqa: BLE001  (never broaden: an unknown answer is "nobody")
+            tally.failed.append(
+                FailedFile(file.absolute_path, f"who may read it could not be decided ({error}); readable by nobody")
+            )
+            return NOBODY
+
+    def _keep_last_good(
+        self,
+        previous: FileRecord | None,
+        file: SourceFile,
+        acl: str,
+        principals: frozenset[str],
+        touched: list[tuple[FileRecord, FileRecord]],
+    ) -> None:
+        """A changed file that cannot be read or parsed: its last good version keeps answering,
+        but only to whoever may read the file now. Size, mtime and hash stay as recorded, so
+        the next refresh tries it again (and counts another failure)."""
+        if previous is None:
+            return
+        record = replace(previous, acl=acl, url=file.url, owner=file.owner, mode=file.mode)
+        if record != previous:
+            touched.append((previous, record))
+            self._principals[acl] = principals
 
     def _touch(
         self,

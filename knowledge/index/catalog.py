@@ -61,6 +61,13 @@ CREATE INDEX IF NOT EXISTS chunks_by_text ON chunks (text_hash);
 CREATE INDEX IF NOT EXISTS chunks_by_acl ON chunks (acl);
 CREATE TABLE IF NOT EXISTS acls (acl TEXT PRIMARY KEY, principals TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (vector_id TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS failures (
+    source TEXT NOT NULL,
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    refreshes INTEGER NOT NULL,
+    PRIMARY KEY (source, path)
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     title, heading, text, content='chunks', content_rowid='id', tokenize='porter unicode61'
 );
@@ -96,6 +103,17 @@ class FileRecord:
     acl: str
     chunk_count: int
     indexed_at: str = ""
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """A file (or folder, or source) that failed at the last refresh, and for how many
+    refreshes in a row. `path` is as the refresh reported it."""
+
+    source: str
+    path: str
+    reason: str
+    refreshes: int
 
 
 @dataclass(frozen=True)
@@ -368,6 +386,46 @@ class Catalog:
         documents anyone may see)."""
         readable = set(self.readable_acls(principals))
         return [record for record in self.files().values() if record.acl in readable]
+
+    def documents_per_source(self) -> dict[str, tuple[int, int]]:
+        """source → (documents, documents readable by `everyone`)."""
+        files = self.files()
+        principals = self.principals_of(record.acl for record in files.values())
+        counts: dict[str, tuple[int, int]] = {}
+        for (source, _), record in files.items():
+            total, public = counts.get(source, (0, 0))
+            counts[source] = (total + 1, public + (EVERYONE in principals.get(record.acl, frozenset())))
+        return counts
+
+    # -- failures ------------------------------------------------------------------------
+
+    def record_failures(self, failed: Sequence[tuple[str, str, str]], sources: Iterable[str] | None = None) -> None:
+        """After a refresh of `sources` (None: of every source): each (source, path, reason)
+        in `failed` counts one more refresh in a row; what no longer fails is forgotten."""
+        with self.transaction() as db:
+            current = {(source, path) for source, path, _ in failed}
+            wanted = None if sources is None else set(sources)
+            rows = db.execute("SELECT source, path FROM failures").fetchall()
+            db.executemany(
+                "DELETE FROM failures WHERE source = ? AND path = ?",
+                [
+                    (row[0], row[1])
+                    for row in rows
+                    if (row[0], row[1]) not in current and (wanted is None or row[0] in wanted)
+                ],
+            )
+            db.executemany(
+                "INSERT INTO failures VALUES (?, ?, ?, 1) ON CONFLICT (source, path) DO UPDATE"
+                " SET reason = excluded.reason, refreshes = refreshes + 1",
+                list({(source, path): (source, path, reason) for source, path, reason in failed}.values()),
+            )
+
+    def failures(self, min_refreshes: int = 1) -> list[FailureRecord]:
+        """What failed at the last refreshes, `min_refreshes` in a row or more, longest first."""
+        rows = self.db.execute(
+            "SELECT * FROM failures WHERE refreshes >= ? ORDER BY refreshes DESC, source, path", (min_refreshes,)
+        )
+        return [FailureRecord(**dict(row)) for row in rows]
 
     # -- vector journal ------------------------------------------------------------------
 

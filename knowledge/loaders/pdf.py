@@ -9,7 +9,7 @@ from pathlib import Path
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import FileNotDecryptedError, PdfReadError
 
-from knowledge.errors import LoaderError
+from knowledge.errors import EncryptedDocumentError, LoaderError
 from knowledge.loaders.text import clean_heading, title_from_path
 from knowledge.types import LoadedDocument, Section
 
@@ -83,7 +83,7 @@ def load_pdf(path: Path, data: bytes) -> LoadedDocument:
         except (FileNotDecryptedError, NotImplementedError):
             unlocked = False
         if not unlocked:
-            raise LoaderError("encrypted PDF; remove the password or exclude it")
+            raise EncryptedDocumentError("encrypted PDF; remove the password or exclude it")
     title = _title(reader, path)
     starts = _outline_starts(reader)
     sections: list[Section] = []

@@ -15,6 +15,9 @@ class SourceProblem:
 
     path: str  # relative to the root, POSIX
     reason: str
+    # The file system refused Lore's account (EACCES/EPERM): the files Lore had indexed
+    # under this path are withdrawn, not kept like those under a folder that failed otherwise.
+    denied: bool = False
 
 
 class Source(Protocol):
@@ -22,8 +25,8 @@ class Source(Protocol):
     sync can skip reading files whose size and modification time did not change."""
 
     name: str
-    # What the last `list_files` could not read (a folder without permission): the sync
-    # reports each and keeps the files it had indexed under them.
+    # What the last `list_files` could not read: the sync reports each; it withdraws the
+    # files it had indexed under a `denied` one and keeps those under the others.
     problems: list[SourceProblem]
     # Larger files are reported, not read (checked against the listed size, and again while
     # reading in case the file grew since).
@@ -32,10 +35,12 @@ class Source(Protocol):
     def list_files(self) -> Iterator[SourceFile]:
         """Yield every candidate document, metadata only. Raises SourceError when the
         source as a whole cannot be read (so a sync never mistakes an unmounted share for
-        a share whose files were all deleted)."""
+        a share whose files were all deleted); AccessDeniedError when Lore's account was
+        refused (its documents are then withdrawn)."""
         ...
 
     def read_bytes(self, file: SourceFile) -> bytes:
-        """The file's content. Raises SourceError when it vanished or cannot be read, and
-        FileTooLargeError when it has grown past `max_file_bytes` since it was listed."""
+        """The file's content. Raises SourceError when it vanished or cannot be read,
+        AccessDeniedError when Lore's account was refused, and FileTooLargeError when it has
+        grown past `max_file_bytes` since it was listed."""
         ...

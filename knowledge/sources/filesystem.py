@@ -14,7 +14,7 @@ from urllib.parse import quote
 from wcmatch import glob
 
 from knowledge.config import SourceSettings
-from knowledge.errors import FileTooLargeError, SourceError
+from knowledge.errors import AccessDeniedError, FileTooLargeError, SourceError
 from knowledge.sources.base import SourceProblem
 from knowledge.types import SourceFile
 
@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 # slash matches the file name at any depth (`*.pdf`), `{a,b}` alternates, and case is
 # ignored because the shares this reads (SMB) are case-insensitive.
 GLOB_FLAGS = glob.GLOBSTAR | glob.MATCHBASE | glob.BRACE | glob.IGNORECASE | glob.DOTGLOB
+
+# The file system refused Lore's account: access was withdrawn, not lost (see AccessDeniedError).
+DENIED = (errno.EACCES, errno.EPERM)
 
 # Editor and office-suite litter: lock files, autosaves, swap files, OS metadata.
 # Names starting with "." (.DS_Store, .~lock.x.odt#, .git) are skipped separately.
@@ -52,7 +55,8 @@ class FilesystemSource:
     following links, so a folder swapped for a link between listing and reading cannot lead
     outside. (The root itself may be a link, e.g. to a mount point.) Hidden and temporary
     files are skipped before globs are applied. A folder that cannot be read is logged and
-    recorded in `problems`; it does not stop the listing.
+    recorded in `problems`; it does not stop the listing. A refusal (EACCES/EPERM) is told
+    apart from other failures, because the sync withdraws what it had indexed from there.
     """
 
     def __init__(self, settings: SourceSettings) -> None:
@@ -92,6 +96,11 @@ class FilesystemSource:
                     f"Cannot read {path}: it is, or lies under, a symbolic link, and Lore does "
                     "not follow links inside a share."
                 ) from error
+            if error.errno in DENIED:
+                raise AccessDeniedError(
+                    f"Cannot read {path}: {error.strerror or error}; Lore's user was refused, so "
+                    "its indexed version is withdrawn. Grant read access to index it again."
+                ) from error
             raise SourceError(
                 f"Cannot read {path}: {error.strerror or error}. Check that the file still "
                 "exists and that Lore's user may read it."
@@ -111,12 +120,20 @@ class FilesystemSource:
                 "fix the source's path in lore.toml."
             ) from None
         except OSError as error:
+            if error.errno in DENIED:
+                raise self._denied() from error
             raise SourceError(f"Source {self.name!r}: cannot open {self.root}: {error.strerror or error}") from error
         if not stat.S_ISDIR(result.st_mode):
             raise SourceError(f"Source {self.name!r}: {self.root} is not a folder; point the source at a folder.")
         if not os.access(self.root, os.R_OK | os.X_OK):
-            raise SourceError(f"Source {self.name!r}: Lore's user may not read {self.root}; grant read access.")
+            raise self._denied()
         return result
+
+    def _denied(self) -> AccessDeniedError:
+        return AccessDeniedError(
+            f"Source {self.name!r}: Lore's user may not read {self.root}, so its documents are "
+            "withdrawn from the index; grant read access to index them again."
+        )
 
     def _walk(self, folder: Path, prefix: str) -> Iterator[SourceFile]:
         try:
@@ -140,6 +157,10 @@ class FilesystemSource:
                 if not self.excluded(relative):
                     yield from self._walk(Path(entry.path), relative + "/")
             elif stat.S_ISREG(info.st_mode) and self._selected(relative):
+                # An unchanged file is not read again, so a withdrawn read access shows here.
+                if not os.access(entry.path, os.R_OK, follow_symlinks=False):
+                    self._problem(relative, PermissionError(errno.EACCES, os.strerror(errno.EACCES)))
+                    continue
                 yield self._source_file(relative, info)
 
     def file(self, relative: str) -> SourceFile:
@@ -202,7 +223,7 @@ class FilesystemSource:
         return self._owners[uid]
 
     def _problem(self, relative: str, error: OSError) -> None:
-        problem = SourceProblem(relative, error.strerror or str(error))
+        problem = SourceProblem(relative, error.strerror or str(error), denied=error.errno in DENIED)
         self.problems.append(problem)
         logger.warning("source %s: skipped %s (%s)", self.name, problem.path, problem.reason)
 

@@ -12,7 +12,10 @@ from click.testing import CliRunner, Result
 from bot.cli.main import cli
 from tests.support.files import PHRASES, write_broken_files, write_document
 
-REPORT_KEYS = {"added", "updated", "deleted", "unchanged", "skipped", "failed", "seconds"}
+REPORT_KEYS = {
+    "added", "updated", "deleted", "unchanged", "skipped", "failed", "seconds",
+    "documents", "readable_by_everyone", "failing", "warnings",
+}
 RESULT_KEYS = {"source", "title", "heading", "url", "score", "text"}
 
 

@@ -3,6 +3,7 @@ unchanged, touch, edit, delete, rename, corrupt, permissions, unmounted share, f
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -185,24 +186,25 @@ def test_unmounted_source_is_reported_and_nothing_is_deleted(knowledge: Knowledg
 
 
 @pytest.mark.parametrize("folder", ["it", "."])
-def test_an_unreadable_folder_is_reported_and_its_files_stay_indexed(
+def test_a_folder_failing_to_list_is_reported_and_its_files_stay_indexed(
     knowledge: KnowledgeBase, docs: Path, folder: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import knowledge.sources.filesystem as filesystem
 
-    # Root reads every folder, so the refusal an NFS or SMB share gives comes from scandir.
+    # An I/O error (a flaky share) is not a decision about who may read: the files stay.
+    # (A refusal of Lore's account withdraws them: tests/permissions/test_narrowing.py.)
     unreadable = (docs / folder).resolve()
     real_scandir = os.scandir
 
     def scandir(path: object) -> object:
         if Path(str(path)).resolve() == unreadable:
-            raise PermissionError(13, "Permission denied")
+            raise OSError(errno.EIO, "Input/output error")
         return real_scandir(path)
 
     monkeypatch.setattr(filesystem.os, "scandir", scandir)
     report, _ = refresh_counting(knowledge, docs)
     assert report["deleted"] == 0
-    assert [(f["path"], f["reason"]) for f in report["failed"]] == [(f"docs:{folder}", "Permission denied")]
+    assert [(f["path"], f["reason"]) for f in report["failed"]] == [(f"docs:{folder}", "Input/output error")]
     assert paths_for(knowledge, "laptops replaced") == ["it/laptops.html"]
     monkeypatch.undo()
     (docs / "it/laptops.html").unlink()  # readable again: now a real deletion is seen
