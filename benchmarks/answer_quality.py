@@ -95,7 +95,7 @@ def corpus_services(corpus: str, home: Path | None) -> tuple[Services, list[Aske
         print(f"SKIP: corpus {folder} is absent")
         return None
     home = home or Path(f"/tmp/lore-bench-{corpus}")
-    services = build_services(LoreSettings(home=home, sources=[SourceSettings(name="handbook", path=folder)]))
+    services = build_services(LoreSettings(home=home, sources=[SourceSettings(name="handbook", path=folder, permissions="public")]))
     try:
         started = time.perf_counter()
         report = services.knowledge.refresh(show_progress=True)

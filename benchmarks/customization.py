@@ -80,7 +80,7 @@ def main() -> int:
     model_settings = ModelSettings()
     if args.max_new_tokens is not None:
         model_settings = model_settings.model_copy(update={"max_new_tokens": args.max_new_tokens})
-    settings = LoreSettings(home=args.home, sources=[SourceSettings(name="handbook", path=args.corpus)], model=model_settings)
+    settings = LoreSettings(home=args.home, sources=[SourceSettings(name="handbook", path=args.corpus, permissions="public")], model=model_settings)
     services = build_services(settings)
     results: dict[str, object] = {}
     try:

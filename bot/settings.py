@@ -192,7 +192,9 @@ class LoreSettings(BaseSettings):
     directory_file: Path | None = None
     permissions: PermissionSettings = Field(default_factory=PermissionSettings)
     sources: list[SourceSettings] = Field(
-        default_factory=lambda: [SourceSettings(name="sample", path=SAMPLE_DOCS)]
+        # The bundled sample handbook is public; a configured source must choose (see
+        # SourceSettings.permissions).
+        default_factory=lambda: [SourceSettings(name="sample", path=SAMPLE_DOCS, permissions="public")]
     )
     index: IndexSettings = Field(default_factory=IndexSettings)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)

@@ -4,10 +4,15 @@ package never reads the environment itself."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from knowledge.limits import MiB, ParseLimits
+
+# Who may read a source's documents: the ACL file (then each file's mode where it says
+# nothing), each file's Unix mode, or everyone.
+PermissionSource = Literal["acl", "file-modes", "public"]
 
 
 class SourceSettings(BaseModel):
@@ -21,6 +26,10 @@ class SourceSettings(BaseModel):
     url_prefix: str | None = None
     # Larger files are not read: reported as failed with their size, from the listing's stat.
     max_file_bytes: int = Field(50 * MiB, gt=0)
+    # Who may read its documents (see PermissionSource). Unset: "acl" when an ACL file is
+    # configured, else Lore refuses to start until this is chosen; on an SMB/CIFS mount mode
+    # bits come from mount options and may publish every file.
+    permissions: PermissionSource | None = None
 
 
 class IndexSettings(BaseModel):

@@ -3,7 +3,7 @@ chunks, and the passages retrieval returns."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 EVERYONE = "everyone"
 
@@ -19,7 +19,9 @@ class SourceFile:
     size: int
     mtime: float
     owner: str | None = None
-    mode: int = 0o644  # st_mode permission bits, for file-system derived permissions
+    # st_mode permission bits, for file-system derived permissions; unknown = no read bit
+    # for anyone (readable by nobody), never world-readable.
+    mode: int = 0
 
     @property
     def absolute_path(self) -> str:
@@ -77,7 +79,8 @@ class Passage:
     url: str
     text: str
     score: float
-    principals: frozenset[str] = field(default_factory=lambda: frozenset({EVERYONE}))
+    # Who may read it; unknown = nobody (a passage built without them is shown to no one).
+    principals: frozenset[str] = frozenset()
     # Cosine similarity of the query and this passage's vector when dense retrieval found it
     # (None when only keyword search did). `score` is the rank-fused score, which says nothing
     # about how well the passage matches; the agent judges evidence strength from this.

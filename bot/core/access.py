@@ -10,15 +10,18 @@ another person never inherits the first asker's access.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from bot.core.types import Answer, Asker, Question
 from bot.identity.directory import DirectoryFile
 from bot.identity.principals import PrincipalsResolver
 from bot.settings import LoreSettings
+from knowledge.config import SourceSettings
 from knowledge.permissions import FileModePermissions, PermissionPolicy, may_read
+from knowledge.permissions.acl import check_outside_sources
 from knowledge.permissions.principals import group
+from knowledge.permissions.resolver import permission_sources
 from knowledge.types import EVERYONE, SearchFilters
 
 
@@ -80,11 +83,32 @@ def build_access_policy(settings: LoreSettings) -> AccessPolicy:
     return AccessPolicy(PrincipalsResolver(directory), settings.permissions.channel_audiences)
 
 
-def build_permission_policy(settings: LoreSettings) -> PermissionPolicy:
-    """The document PermissionPolicy for these settings (pass to KnowledgeBase(permissions=...))."""
+def build_permission_policy(settings: LoreSettings, extra_sources: Sequence[SourceSettings] = ()) -> PermissionPolicy:
+    """The document PermissionPolicy for these settings (pass to KnowledgeBase(permissions=...)),
+    also covering `extra_sources` (folders given to `lore index --source`). Refuses, with a
+    message naming the setting, a source whose permission source is not chosen and a side
+    file (directory, glossary, curated training files) inside an indexed folder."""
+    sources = [*settings.sources, *extra_sources]
+    check_side_files(settings, sources)
     modes = settings.permissions
     return PermissionPolicy(
         settings.acl_file,
-        [(source.name, source.path) for source in settings.sources],
+        [(source.name, source.path) for source in sources],
         FileModePermissions(modes.unix_groups, modes.unix_users, modes.unix_user_domain),
+        choices=permission_sources(sources, settings.acl_file is not None),
     )
+
+
+def check_side_files(settings: LoreSettings, sources: Sequence[SourceSettings]) -> None:
+    """Refuse the directory file, the glossary and curated training files inside an indexed
+    folder, like the ACL file: indexed, they would be readable, and whoever writes documents
+    there could give themselves groups, or put words in the bot's mouth."""
+    roots = [source.path for source in sources]
+    side_files = [
+        (settings.directory_file, "Directory file", "directory_file / LORE_DIRECTORY_FILE"),
+        (settings.agent.glossary_file, "Glossary file", "agent.glossary_file / LORE_AGENT__GLOSSARY_FILE"),
+        *((path, "Curated training file", "customize.curated_files") for path in settings.customize.curated_files),
+    ]
+    for path, what, setting in side_files:
+        if path is not None:
+            check_outside_sources(path, roots, what, setting)

@@ -89,7 +89,7 @@ def harvest_feedback(
 
 
 def _public(stored: StoredAnswer) -> bool:
-    return all(EVERYONE in p.get("principals", [EVERYONE]) for p in stored.passages)
+    return all(EVERYONE in p.get("principals", []) for p in stored.passages)
 
 
 def _document(stored: StoredAnswer) -> str:

@@ -140,13 +140,21 @@ def parse_acl(text: str, origin: str = "<acl>") -> AclFile:
 def check_acl_location(path: Path, roots: Sequence[Path]) -> None:
     """Refuse an ACL file inside an indexed folder: it would be indexed itself, and anyone
     able to write documents there could grant themselves access."""
-    acl = Path(path).expanduser().resolve()
+    check_outside_sources(path, roots, "ACL file", "acl_file / LORE_ACL_FILE")
+
+
+def check_outside_sources(path: Path, roots: Sequence[Path], what: str, setting: str) -> None:
+    """Refuse a file that decides who reads what or what the bot says (the ACL file, the
+    directory, the glossary, curated training files) inside an indexed folder: it would be
+    indexed itself, and anyone able to write documents there could change it. `what` names
+    the file, `setting` where it is configured."""
+    target = Path(path).expanduser().resolve()
     for root in roots:
         folder = Path(root).expanduser().resolve()
-        if acl.is_relative_to(folder):
+        if target.is_relative_to(folder):
             raise ConfigurationError(
-                f"ACL file {acl} lies inside the indexed folder {folder}. Move it outside every "
-                "source folder (e.g. next to lore.toml) and update acl_file / LORE_ACL_FILE."
+                f"{what} {target} lies inside the indexed folder {folder}. Move it outside every "
+                f"source folder (e.g. next to lore.toml) and update {setting}."
             )
 
 

@@ -1,16 +1,20 @@
 """The permission resolver the KnowledgeBase calls for every file at indexing time.
 
 `PermissionPolicy(file)` returns the principals that may read the file; `explain(file)`
-also says why (which ACL rule or default, or which file mode). The ACL file is re-read
-whenever it changes on disk, so a rule edit takes effect at the next refresh; the sync
-then updates the stored permissions without re-embedding anything.
+also says why (which ACL rule or default, which file mode, or the source being public). Each
+source's permission source (`SourceSettings.permissions`) is chosen explicitly: see
+`permission_sources`. The ACL file is re-read whenever it changes on disk, so a rule edit
+takes effect at the next refresh; the sync then updates the stored permissions without
+re-embedding anything. When file modes decide on an SMB/CIFS mount, where they mean little,
+the policy keeps a warning for the refresh report (`take_warnings`).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,10 +25,36 @@ from knowledge.permissions.acl import (
     check_source_names,
     load_acl_file,
 )
+from knowledge.config import PermissionSource, SourceSettings
+from knowledge.errors import ConfigurationError
 from knowledge.permissions.filemode import FileModePermissions
-from knowledge.types import SourceFile
+from knowledge.sources.mounts import is_smb
+from knowledge.types import EVERYONE, SourceFile
 
-DecidedBy = Literal["rule", "default", "file-mode"]
+DecidedBy = Literal["rule", "default", "file-mode", "public"]
+
+
+def permission_sources(sources: Sequence[SourceSettings], acl_configured: bool) -> dict[str, PermissionSource]:
+    """Each source's permission source, as configured; unset means "acl" when an ACL file is
+    configured. Raises ConfigurationError for a source that has neither (a share's file
+    modes may make every file readable by everyone, so that is never chosen silently) and
+    for "acl" without an ACL file."""
+    chosen: dict[str, PermissionSource] = {}
+    for source in sources:
+        if source.permissions == "acl" and not acl_configured:
+            raise ConfigurationError(
+                f'Source {source.name!r} has permissions = "acl" but no ACL file is configured: set '
+                "acl_file in lore.toml (LORE_ACL_FILE) or choose another permission source."
+            )
+        if source.permissions is None and not acl_configured:
+            raise ConfigurationError(
+                f"Source {source.name!r} ({source.path}) does not say who may read its documents. "
+                'Set `permissions` in its [[sources]] table in lore.toml: "file-modes" (each '
+                "file's Unix mode decides; on an SMB/CIFS mount that is usually everyone), "
+                '"public" (everyone may read every document) or "acl" with an ACL file (acl_file).'
+            )
+        chosen[source.name] = source.permissions or "acl"
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -48,20 +78,29 @@ class PermissionExplanation:
 
 
 class PermissionPolicy:
-    """ACL file first, then the file's mode. Thread-safe; cheap to call per file.
+    """Per source: the ACL file first, then the file's mode ("acl"); the file's mode only
+    ("file-modes"); or everyone ("public"). Thread-safe; cheap to call per file.
 
     `sources` are the configured (name, root) pairs: the ACL file may not lie inside a root
-    and may only name these sources."""
+    and may only name these sources. `choices` gives each source's permission source (see
+    `permission_sources`); a source it does not name gets "acl" with an ACL file, else
+    "file-modes". `smb_folder` tells whether a root lies on an SMB/CIFS mount."""
 
     def __init__(
         self,
         acl_file: Path | None,
         sources: Sequence[tuple[str, Path]],
         file_modes: FileModePermissions | None = None,
+        choices: Mapping[str, PermissionSource] | None = None,
+        smb_folder: Callable[[Path], bool] = is_smb,
     ) -> None:
         self.acl_path = Path(acl_file).expanduser() if acl_file is not None else None
         self.source_names = [name for name, _ in sources]
         self.file_modes = file_modes or FileModePermissions()
+        self.choices = dict(choices or {})
+        self._smb_folder = smb_folder
+        self._on_smb: dict[str, bool] = {}  # root → on an SMB/CIFS mount
+        self._decided_on_smb: Counter[tuple[str, str]] = Counter()  # (source, root) → files
         self._lock = threading.Lock()
         self._acl: AclFile | None = None
         self._stamp: tuple[int, int, int] | None = None
@@ -75,6 +114,32 @@ class PermissionPolicy:
 
     def explain(self, file: SourceFile) -> PermissionExplanation:
         """The principals that may read `file`, with the reason."""
+        explanation = self._decide(file)
+        if explanation.decided_by == "file-mode" and self._is_on_smb(file.root):
+            with self._lock:
+                self._decided_on_smb[(file.source, file.root)] += 1
+        return explanation
+
+    def take_warnings(self) -> list[str]:
+        """What to warn about since the last call: sources whose file modes decided on an
+        SMB/CIFS mount, where modes come from mount options and hide the share's ACLs."""
+        with self._lock:
+            decided, self._decided_on_smb = self._decided_on_smb, Counter()
+        return [
+            f"source {source}: file modes decided who may read {count} document(s) on an SMB/CIFS "
+            f"mount ({root}); there modes come from mount options (file_mode=...), not from the "
+            'share\'s ACLs, and may make every file readable by everyone. Give this source an ACL '
+            'file (permissions = "acl") or check `lore acl explain`.'
+            for (source, root), count in sorted(decided.items())
+        ]
+
+    def _decide(self, file: SourceFile) -> PermissionExplanation:
+        choice = self.choices.get(file.source, "acl" if self.acl_path is not None else "file-modes")
+        if choice == "public":
+            return self._explanation(file, frozenset({EVERYONE}), "public", f'source {file.source} is public (permissions = "public")')
+        if choice == "file-modes":
+            mode = self.file_modes.decide(file)
+            return self._explanation(file, mode.principals, "file-mode", f'source {file.source} uses file modes; {mode.reason}')
         acl = self._current_acl()
         if acl is not None:
             self._check_root(file.root)
@@ -94,6 +159,11 @@ class PermissionPolicy:
     @staticmethod
     def _explanation(file: SourceFile, principals: frozenset[str], decided_by: DecidedBy, reason: str) -> PermissionExplanation:
         return PermissionExplanation(file.source, file.relative_path, principals, decided_by, reason)
+
+    def _is_on_smb(self, root: str) -> bool:
+        if root not in self._on_smb:
+            self._on_smb[root] = self._smb_folder(Path(root))
+        return self._on_smb[root]
 
     def _check_root(self, root: str) -> None:
         """Also refuse sources given at refresh time (`lore index --source PATH`) that hold

@@ -23,6 +23,7 @@ def passage(
         url=f"file:///handbook/{path}",
         text=text,
         score=score,
+        principals=frozenset({"everyone"}),
         similarity=similarity,
     )
 

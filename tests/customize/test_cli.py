@@ -30,7 +30,7 @@ def test_the_whole_recipe_from_the_command_line(tmp_path: Path) -> None:
     env = {
         "LORE_CONFIG": str(tmp_path / "absent.toml"),
         "LORE_HOME": str(home),
-        "LORE_SOURCES": json.dumps([{"name": "handbook", "path": str(docs)}]),
+        "LORE_SOURCES": json.dumps([{"name": "handbook", "path": str(docs), "permissions": "file-modes"}]),
         "LORE_MODEL__BASE_MODEL": str(build_tiny_model(tmp_path / "tiny")),
         "LORE_MODEL__MAX_NEW_TOKENS": "8",
     }
@@ -107,7 +107,7 @@ def restricted_share(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]
     env = {
         "LORE_CONFIG": str(root / "absent.toml"),
         "LORE_HOME": str(root / "home"),
-        "LORE_SOURCES": json.dumps([{"name": "handbook", "path": str(docs)}]),
+        "LORE_SOURCES": json.dumps([{"name": "handbook", "path": str(docs), "permissions": "file-modes"}]),
         "LORE_ACL_FILE": str(root / "acl.yaml"),
         "LORE_MODEL__BASE_MODEL": str(build_tiny_model(root / "tiny")),
         "LORE_MODEL__MAX_NEW_TOKENS": "8",

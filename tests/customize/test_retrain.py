@@ -116,7 +116,7 @@ def make_services(tmp_path: Path, tiny: Path) -> Iterator[Any]:
         root = tmp_path / f"stack-{len(built)}"
         settings = LoreSettings(
             home=root / "home",
-            sources=[SourceSettings(name="handbook", path=write_share(root / "docs"))],
+            sources=[SourceSettings(name="handbook", path=write_share(root / "docs"), permissions="file-modes")],
             model=ModelSettings(base_model=tiny, max_new_tokens=6),
             # Five passages: the prompts stay within FAST's max_length.
             retrieval=RetrievalSettings(k=5),
@@ -321,7 +321,7 @@ def test_the_retrain_command(tmp_path: Path, tiny: Path) -> None:
         env={
             "LORE_CONFIG": str(tmp_path / "absent.toml"),
             "LORE_HOME": str(tmp_path / "home"),
-            "LORE_SOURCES": json.dumps([{"name": "handbook", "path": str(docs)}]),
+            "LORE_SOURCES": json.dumps([{"name": "handbook", "path": str(docs), "permissions": "file-modes"}]),
             "LORE_MODEL__BASE_MODEL": str(tiny),
             "LORE_MODEL__MAX_NEW_TOKENS": "6",
             "LORE_CUSTOMIZE__RETRAIN_MIN_FEEDBACK": "2",

@@ -81,8 +81,10 @@ def test_busy_index_is_logged_not_raised(knowledge: KnowledgeBase, caplog: pytes
 
 
 def test_failing_refresh_is_logged_not_raised(tmp_path: Path, embedder: CountingEmbedder, caplog: pytest.LogCaptureFixture) -> None:
+    # A broken ACL file stops the whole refresh. (Any other failure to decide one file's
+    # readers withdraws that file instead: tests/permissions/test_narrowing.py.)
     def broken_permissions(file: object) -> frozenset[str]:
-        raise RuntimeError("directory server unreachable")
+        raise ConfigurationError("ACL file acl.yaml: 'hr' is not a principal")
 
     write_document(tmp_path / "docs/leave.md")
     kb = make_knowledge(tmp_path / "home", {"docs": tmp_path / "docs"}, embedder, permissions=broken_permissions)

@@ -39,7 +39,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Iterator[Ser
     root = tmp_path_factory.mktemp("serve")
     settings = LoreSettings(
         home=root / "home",
-        sources=[SourceSettings(name="handbook", path=write_share(root / "docs"))],
+        sources=[SourceSettings(name="handbook", path=write_share(root / "docs"), permissions="file-modes")],
         model=ModelSettings(base_model=tiny, max_new_tokens=4),
     )
     services = serving_services(settings)

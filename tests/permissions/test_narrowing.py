@@ -247,3 +247,26 @@ def test_the_report_counts_the_documents_everyone_may_read_per_source(
 
     assert (report.documents, report.readable_by_everyone) == ({"share": 4}, {"share": 3})
     assert report.exposure() == "readable by everyone: share 3 of 4"
+
+
+def test_readers_that_cannot_be_decided_for_a_file_mean_nobody_not_the_old_readers(
+    tmp_path: Path, share: Path, embedder: CountingEmbedder
+) -> None:
+    outage = {"down": False}
+
+    def resolver(file: object) -> frozenset[str]:
+        if outage["down"]:
+            raise RuntimeError("directory server unreachable")
+        return frozenset({EVERYONE})
+
+    knowledge = make_knowledge(tmp_path / "home", {"share": share}, embedder, permissions=resolver)
+    try:
+        knowledge.refresh()
+        outage["down"] = True
+        report = knowledge.refresh()
+
+        assert len(report.failed) == 4 and "could not be decided" in report.failed[0].reason
+        assert found(knowledge, "codename", STRANGER) == set()
+        assert_vectors_follow_catalog(knowledge, "hr/reviews.md")
+    finally:
+        knowledge.close()

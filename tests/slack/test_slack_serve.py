@@ -148,7 +148,7 @@ async def test_lore_serve_exits_cleanly_on_sigterm_after_finishing_answers(
         **os.environ,
         "LORE_HOME": str(tmp_path / "home"),
         "LORE_CONFIG": str(tmp_path / "absent.toml"),
-        "LORE_SOURCES": json.dumps([{"name": "docs", "path": str(docs)}]),
+        "LORE_SOURCES": json.dumps([{"name": "docs", "path": str(docs), "permissions": "file-modes"}]),
         "LORE_MODEL__BASE_MODEL": str(build_tiny_model(tmp_path / "tiny")),
         "LORE_MODEL__MAX_NEW_TOKENS": "12",
         "SLACK_BOT_TOKEN": BOT_TOKEN,

@@ -44,7 +44,10 @@ def build_test_services(
         )
     settings = LoreSettings(
         home=tmp_path / "home",
-        sources=[SourceSettings(name="handbook", path=docs or SAMPLE_DOCS)],
+        # Without an ACL file the test documents are public, as the docstring says.
+        sources=[
+            SourceSettings(name="handbook", path=docs or SAMPLE_DOCS, permissions=None if acl_file else "public")
+        ],
         model=model_settings,
         acl_file=acl_file,
         directory_file=directory_file,
