@@ -108,6 +108,12 @@ async def _healthz(request: web.Request) -> web.Response:
         "documents": status.documents,
         "chunks": status.chunks,
         "last_refresh_at": last.isoformat() if last else None,
+        # Files failing refresh after refresh (their last good version, if any, still answers).
+        "failing_files": len(status.failing),
+        "failing": [
+            {"path": record.path, "reason": record.reason, "refreshes": record.refreshes}
+            for record in status.failing
+        ],
     }
     return web.json_response(body)
 

@@ -4,32 +4,34 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 import click
 
 from bot.settings import LoreSettings
-from knowledge.config import SourceSettings
+from knowledge.config import PermissionSource, SourceSettings
+from knowledge.errors import ConfigurationError
 from knowledge.retrieval import Mode
 from knowledge.types import Passage, SearchFilters
 
 if TYPE_CHECKING:
     from knowledge.base import KnowledgeBase
+    from knowledge.sync import RefreshReport
 
 
-def _knowledge(settings: LoreSettings, sources: list[SourceSettings] | None = None) -> KnowledgeBase:
+def _knowledge(settings: LoreSettings, ad_hoc: list[SourceSettings] | None = None) -> KnowledgeBase:
     # Imported here: the index libraries are heavy and other commands do not need them.
     from bot.core.access import build_permission_policy
     from knowledge.base import KnowledgeBase
 
     # The configured ACL file and file-mode mapping decide who may read each file, also for
-    # folders given with --source.
+    # folders given with --source that lie in no configured source (`ad_hoc`).
     return KnowledgeBase(
         settings.home,
-        sources or settings.sources,
+        [*settings.sources, *(ad_hoc or [])],
         settings.index,
         settings.retrieval,
-        permissions=build_permission_policy(settings),
+        permissions=build_permission_policy(settings, ad_hoc or []),
     )
 
 
@@ -46,18 +48,58 @@ def reader_filters(settings: LoreSettings, email: str, text: str) -> SearchFilte
     return build_access_policy(settings).filters_for(question)
 
 
-def ad_hoc_sources(folders: tuple[Path, ...]) -> list[SourceSettings]:
-    """One source per folder, named after the folder (numbered when two names collide)."""
-    sources: list[SourceSettings] = []
-    names: set[str] = set()
+def sources_for_folders(
+    settings: LoreSettings, folders: tuple[Path, ...], permissions: PermissionSource | None
+) -> tuple[list[SourceSettings], list[SourceSettings]]:
+    """(configured sources, ad-hoc sources) to refresh for `lore index --source FOLDER...`.
+
+    A folder inside a configured source refreshes that source, under its own name, so its
+    per-source ACL sections and settings apply. Another folder becomes an ad-hoc source named
+    after it, with `permissions` (or the ACL file's global rules); refused when the ACL file
+    has per-source sections, which could never apply to it."""
+    configured: list[SourceSettings] = []
+    ad_hoc: list[SourceSettings] = []
+    names = {source.name for source in settings.sources}
     for folder in folders:
-        base = folder.resolve().name or "root"
+        target = folder.expanduser().resolve()
+        inside = [s.name for s in settings.sources if Path(s.path).expanduser().resolve().is_relative_to(target)]
+        if inside and not any(target.is_relative_to(Path(s.path).expanduser().resolve()) for s in settings.sources):
+            # Indexed again from above, its files would get other paths and miss its rules.
+            raise ConfigurationError(
+                f"{folder} holds the configured source(s) {', '.join(inside)}; give a folder inside "
+                "a source, or run `lore index` without --source to refresh them all."
+            )
+        holders = [s for s in settings.sources if target.is_relative_to(Path(s.path).expanduser().resolve())]
+        if holders:
+            # The innermost source holding the folder: its rules are the ones meant for it.
+            holder = max(holders, key=lambda s: len(Path(s.path).expanduser().resolve().parts))
+            if holder not in configured:
+                configured.append(holder)
+            continue
+        _refuse_unknown_folder(settings, target)
+        base = target.name or "root"
         name, number = base, 2
         while name in names:
             name, number = f"{base}-{number}", number + 1
         names.add(name)
-        sources.append(SourceSettings(name=name, path=folder.resolve()))
-    return sources
+        ad_hoc.append(SourceSettings(name=name, path=target, permissions=permissions))
+    return configured, ad_hoc
+
+
+def _refuse_unknown_folder(settings: LoreSettings, folder: Path) -> None:
+    if settings.acl_file is None:
+        return
+    from knowledge.permissions import load_acl_file
+
+    acl = load_acl_file(settings.acl_file)
+    if acl.sources:
+        configured = "; ".join(f"{s.name}: {s.path}" for s in settings.sources) or "none"
+        raise ConfigurationError(
+            f"{folder} lies in no configured source ({configured}), and the ACL file {acl.origin} "
+            f"has rules per source ({', '.join(sorted(acl.sources))}) that could not apply to it. "
+            "Add it to lore.toml as a [[sources]] table (name, path) and run `lore index`, or "
+            "index a folder inside a configured source."
+        )
 
 
 @click.command("index")
@@ -66,25 +108,52 @@ def ad_hoc_sources(folders: tuple[Path, ...]) -> list[SourceSettings]:
     "folders",
     multiple=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Index this folder instead of the configured sources (repeatable).",
+    help="Refresh only the configured source holding this folder, or index this other folder "
+    "beside the configured sources (repeatable); other sources stay as they are.",
+)
+@click.option(
+    "--permissions",
+    type=click.Choice(get_args(PermissionSource)),
+    default=None,
+    help="Who may read the documents of a --source folder outside the configured sources "
+    "(needed without an ACL file): acl, file-modes or public.",
 )
 @click.option("--full", is_flag=True, help="Re-read and re-embed every file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.pass_obj
-def index(settings: LoreSettings, folders: tuple[Path, ...], full: bool, as_json: bool) -> None:
+def index(
+    settings: LoreSettings, folders: tuple[Path, ...], permissions: PermissionSource | None, full: bool, as_json: bool
+) -> None:
     """Bring the index in line with the sources: new and changed files are indexed, deleted
-    ones removed. The index then holds exactly these sources."""
-    knowledge = _knowledge(settings, ad_hoc_sources(folders) if folders else None)
+    ones removed. Without --source the index then holds exactly the configured sources."""
+    from knowledge.sources.filesystem import FilesystemSource
+
+    configured, ad_hoc = sources_for_folders(settings, folders, permissions) if folders else (settings.sources, [])
+    knowledge = _knowledge(settings, ad_hoc)
     try:
-        report = knowledge.refresh(full=full, show_progress=not as_json)
+        report = knowledge.refresh_sources(
+            [FilesystemSource(source) for source in [*configured, *ad_hoc]],
+            full=full,
+            show_progress=not as_json,
+            complete=not folders,
+        )
     finally:
         knowledge.close()
     if as_json:
         click.echo(json.dumps(report.to_dict()))
         return
+    _print_report(report)
+
+
+def _print_report(report: RefreshReport) -> None:
     click.echo(report.summary())
+    click.echo(report.exposure())
     for failure in report.failed:
         click.echo(f"  failed: {failure.path}: {failure.reason}")
+    for failing in report.failing:
+        click.echo(f"  failing for {failing.refreshes} refreshes: {failing.path}: {failing.reason}")
+    for warning in report.warnings:
+        click.echo(f"WARNING: {warning}")
 
 
 @click.command("search")

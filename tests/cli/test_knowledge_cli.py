@@ -41,7 +41,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, docs: Path) -> Iterator[dict[s
 
 @pytest.fixture(scope="module")
 def first_index(env: dict[str, str], docs: Path) -> dict[str, object]:
-    result = run(env, "index", "--source", str(docs), "--json")
+    result = run(env, "index", "--source", str(docs), "--permissions", "public", "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -60,7 +60,7 @@ def test_index_json_report(first_index: dict[str, object], docs: Path) -> None:
 
 
 def test_second_index_is_unchanged_and_human_output_summarises(first_index: dict[str, object], env: dict[str, str], docs: Path) -> None:
-    result = run(env, "index", "--source", str(docs))
+    result = run(env, "index", "--source", str(docs), "--permissions", "public")
     assert result.exit_code == 0, result.output
     assert "refresh: added=0 updated=0 deleted=0 unchanged=3 skipped=2 failed=3 in" in result.stdout
     assert "failed: " in result.stdout and "encrypted.pdf" in result.stdout
