@@ -129,6 +129,9 @@ def index(
     from knowledge.sources.filesystem import FilesystemSource
 
     configured, ad_hoc = sources_for_folders(settings, folders, permissions) if folders else (settings.sources, [])
+    if permissions is not None and not ad_hoc:
+        # A configured source keeps its own choice; a silently ignored option would mislead.
+        raise click.UsageError("--permissions applies only to --source folders outside the configured sources.")
     knowledge = _knowledge(settings, ad_hoc)
     try:
         report = knowledge.refresh_sources(

@@ -117,3 +117,10 @@ def test_an_unknown_folder_without_per_source_sections_joins_the_configured_sour
     code, output = lore("index", "--json")  # configured sources again: staff default for all
     assert code == 0, output
     assert json.loads(output)["readable_by_everyone"] == {"finance": 0, "handbook": 0}
+
+
+def test_permissions_cannot_override_a_configured_sources_choice(project: Path) -> None:
+    code, output = lore("index", "--source", str(project / "finance-drive"), "--permissions", "public")
+
+    assert code == 2 and "--permissions applies only to --source folders outside" in output
+    assert FINANCE not in readable("stranger@example.com", "budget codename copperlynx")
