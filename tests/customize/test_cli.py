@@ -107,7 +107,7 @@ def restricted_share(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]
     env = {
         "LORE_CONFIG": str(root / "absent.toml"),
         "LORE_HOME": str(root / "home"),
-        "LORE_SOURCES": json.dumps([{"name": "handbook", "path": str(docs), "permissions": "file-modes"}]),
+        "LORE_SOURCES": json.dumps([{"name": "handbook", "path": str(docs)}]),
         "LORE_ACL_FILE": str(root / "acl.yaml"),
         "LORE_MODEL__BASE_MODEL": str(build_tiny_model(root / "tiny")),
         "LORE_MODEL__MAX_NEW_TOKENS": "8",
