@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from knowledge.errors import LimitExceededError, LoaderError, UnsupportedFormatError
+from knowledge.errors import EncryptedDocumentError, LimitExceededError, LoaderError, UnsupportedFormatError
 from knowledge.limits import ParseLimits
 from knowledge.loaders.archives import check_archive
 from knowledge.loaders.html import load_html
@@ -50,6 +50,8 @@ LOADERS: dict[str, Loader] = {
 }
 
 ARCHIVE_SUFFIXES = frozenset({".docx", ".pptx", ".xlsx", ".xlsm"})
+# A password-protected Office file is not a zip but an OLE2 container (EncryptedPackage).
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 # Office files are zip archives: a truncated one fails inside zipfile, not the library.
 _KNOWN_FAILURES = {zipfile.BadZipFile: "not a valid Office file (damaged or truncated zip)"}
@@ -64,13 +66,16 @@ def load_document(path: Path, data: bytes, limits: ParseLimits = ParseLimits()) 
     """Parse `data`, the content of the file at `path` (only its name and suffix are used).
 
     Raises UnsupportedFormatError for a suffix with no loader (images, binaries),
-    LimitExceededError when the file would inflate or produce more than `limits` allow, and
-    LoaderError with the reason for a corrupt, encrypted or unparseable file. MemoryError
-    passes through: the caller that set the memory bound reports it."""
+    EncryptedDocumentError for a password-protected PDF or Office file, LimitExceededError
+    when the file would inflate or produce more than `limits` allow, and LoaderError with the
+    reason for a corrupt or unparseable file. MemoryError passes through: the caller that
+    set the memory bound reports it."""
     suffix = path.suffix.lower()
     loader = LOADERS.get(suffix)
     if loader is None:
         raise UnsupportedFormatError(f"no loader for {path.suffix or 'files without a suffix'} ({path.name})")
+    if suffix in ARCHIVE_SUFFIXES and data.startswith(_OLE2_MAGIC):
+        raise EncryptedDocumentError("password-protected Office file; remove the password or exclude it")
     if suffix == ".json":  # nested JSON inflates most as it prints: stop at the cap, not after
         loader = functools.partial(load_json, max_chars=limits.max_text_chars)
     try:

@@ -270,3 +270,19 @@ def test_readers_that_cannot_be_decided_for_a_file_mean_nobody_not_the_old_reade
         assert_vectors_follow_catalog(knowledge, "hr/reviews.md")
     finally:
         knowledge.close()
+
+
+def test_password_protecting_a_public_docx_withdraws_its_last_good_version(
+    file_modes: KnowledgeBase, share: Path
+) -> None:
+    # What Word writes for a password-protected .docx: an OLE2 container holding the
+    # encrypted package, no longer a zip (no library here writes one; the header decides).
+    ole2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + b"E\x00n\x00c\x00r\x00y\x00p\x00t\x00e\x00d\x00"
+    (share / "plans/merger.docx").write_bytes(ole2 + bytes(1024))
+
+    report = file_modes.refresh()
+
+    assert [Path(failure.path).name for failure in report.failed] == ["merger.docx"]
+    assert "password-protected Office file" in report.failed[0].reason
+    assert "plans/merger.docx" not in found(file_modes, "merger codename", STRANGER)
+    assert ("share", "plans/merger.docx") not in file_modes.catalog.files()
