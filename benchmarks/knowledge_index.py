@@ -132,7 +132,8 @@ def main() -> int:
             **({"text_view": str} if args.raw_embedding_text else {}),
         )
         knowledge = KnowledgeBase(
-            work / "lore-home", [SourceSettings(name="handbook", path=corpus)], IndexSettings(), RetrievalSettings(), embedder=embedder
+            work / "lore-home", [SourceSettings(name="handbook", path=corpus)], IndexSettings(), RetrievalSettings(), embedder=embedder,
+            permissions=lambda file: frozenset({EVERYONE}),  # a public handbook
         )
         try:
             log("lore: full index ...")

@@ -22,15 +22,15 @@ from knowledge.retrieval import Reranker, Retriever
 from knowledge.sources.base import Source
 from knowledge.sources.filesystem import FilesystemSource
 from knowledge.sync import PERSISTENT_FAILURE_REFRESHES, PermissionResolver, Progress, RefreshReport, Synchronizer
-from knowledge.types import EVERYONE, SourceFile
+from knowledge.types import SourceFile
 
 # MiniLM-style models count [CLS] and [SEP] inside their maximum sequence length.
 _SPECIAL_TOKENS = 2
 
 
-def everyone_may_read(file: SourceFile) -> frozenset[str]:
-    """The default permission resolver: every document is readable by everyone."""
-    return frozenset({EVERYONE})
+def nobody_may_read(file: SourceFile) -> frozenset[str]:
+    """The permission resolver when none is given: a forgotten policy shares nothing."""
+    return frozenset()
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class KnowledgeBase:
         self.sources = list(sources)
         self.settings = index
         self.embedder = embedder or Embedder(index.embedding_model, index.embedding_batch_size)
-        self.permissions = permissions or everyone_may_read
+        self.permissions = permissions or nobody_may_read
         self.catalog = Catalog(self.index_dir / "catalog.sqlite3")
         try:
             self.vectors = VectorStore(index, self.index_dir / "chroma")

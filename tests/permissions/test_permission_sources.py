@@ -22,6 +22,8 @@ from knowledge.errors import ConfigurationError
 from knowledge.permissions import FileModePermissions, PermissionPolicy, may_read
 from knowledge.sources.mounts import filesystem_type
 from knowledge.types import EVERYONE, Passage, SourceFile
+from knowledge.base import KnowledgeBase
+from knowledge.config import IndexSettings, RetrievalSettings
 from tests.support.knowledge_index import CountingEmbedder, make_knowledge
 
 # Two mounts of a host: the root on ext4, a Windows share on CIFS (a space in its name).
@@ -222,3 +224,16 @@ def test_a_passage_or_file_built_without_permissions_is_readable_by_nobody() -> 
     assert not may_read(passage.principals, {EVERYONE})
     assert FileModePermissions()(file) == frozenset()
     assert json.dumps(sorted(passage.principals)) == "[]"
+
+
+def test_an_index_built_without_a_permission_policy_shares_nothing(tmp_path: Path, share: Path) -> None:
+    knowledge = KnowledgeBase(
+        tmp_path / "home", [SourceSettings(name="share", path=share)], IndexSettings(), RetrievalSettings(),
+        embedder=CountingEmbedder(),
+    )
+    try:
+        report = knowledge.refresh()
+    finally:
+        knowledge.close()
+
+    assert report.documents == {"share": 2} and report.readable_by_everyone == {"share": 0}

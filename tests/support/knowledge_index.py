@@ -18,7 +18,7 @@ from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings
 from knowledge.embeddings import Embedder
 from knowledge.sources.filesystem import FilesystemSource
 from knowledge.sync import PermissionResolver
-from knowledge.types import SourceFile
+from knowledge.types import EVERYONE, SourceFile
 
 
 class CountingEmbedder(Embedder):
@@ -62,14 +62,15 @@ def make_knowledge(
     index: IndexSettings | None = None,
     retrieval: RetrievalSettings | None = None,
 ) -> KnowledgeBase:
-    """A KnowledgeBase over `folders` (source name -> folder) with the given embedder."""
+    """A KnowledgeBase over `folders` (source name -> folder) with the given embedder;
+    without `permissions` every document is readable by everyone."""
     return KnowledgeBase(
         home,
         [SourceSettings(name=name, path=path) for name, path in folders.items()],
         index or IndexSettings(),
         retrieval or RetrievalSettings(),
         embedder=embedder,
-        permissions=permissions,
+        permissions=permissions or (lambda file: frozenset({EVERYONE})),
     )
 
 
