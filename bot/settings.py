@@ -78,6 +78,9 @@ class PermissionSettings(BaseModel):
     # answers there may use that group's documents. Elsewhere shared places see `everyone` only.
     channel_audiences: dict[str, str] = Field(default_factory=dict)
     identity_cache_seconds: float = 3600.0  # Slack/Teams user → e-mail look-ups
+    # Slack guests (`is_restricted` / `is_ultra_restricted`) are refused unless this names the
+    # directory group they are put in; they then also read `everyone` documents.
+    slack_guest_group: str | None = None
 
 
 class CustomizeSettings(BaseModel):
@@ -132,6 +135,13 @@ class SlackSettings(BaseModel):
     thread_followups: Literal["always", "mention_only"] = "always"
     channel_followups: dict[str, Literal["always", "mention_only"]] = Field(default_factory=dict)
     rate_limit_per_minute: int = 10
+    # Who counts as a colleague: accounts of these workspaces (T…) or Enterprise Grid
+    # organisations (E…). Both empty: the workspace and organisation of the bot token.
+    allowed_team_ids: list[str] = Field(default_factory=list)
+    allowed_enterprise_ids: list[str] = Field(default_factory=list)
+    # Externally shared (Slack Connect) channels are read by other organisations too: the bot
+    # answers there only when this is on.
+    answer_in_shared_channels: bool = False
 
     @field_validator("bot_token", "signing_secret", "app_token")
     @classmethod

@@ -12,10 +12,12 @@ per test on loopback, in front of it.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,6 +313,40 @@ async def test_slack_share_in_channel_rechecks_against_the_channel(
         assert "cannot be shared" in refusal["text"]
         assert phrases_in(json.dumps(refusal)) == set()
         assert slack.api.calls_to("chat.postMessage") == []
+
+
+# Slack accounts that are not colleagues (users.info fields): they must see nothing at all,
+# not even the `everyone` document, wherever and however they ask.
+OUTSIDERS = {
+    "guest": {"is_restricted": True},
+    "single-channel guest": {"is_restricted": True, "is_ultra_restricted": True},
+    "slack connect stranger": {"team_id": "T0OTHERORG", "is_stranger": True},
+    "other workspace": {"team_id": "T0OTHERORG"},
+}
+
+
+@pytest.mark.parametrize("how", ["dm", "mention", "command"])
+@pytest.mark.parametrize("outsider", list(OUTSIDERS))
+async def test_slack_guests_and_other_organisations_get_no_content_not_even_everyones(
+    slack: Slack, outsider: str, how: str
+) -> None:
+    user = f"UOUT{uuid.uuid4().hex[:8].upper()}"
+    slack.api.users[user] = OUTSIDERS[outsider]
+    channel = f"D0OUT{user}" if how == "dm" else "C0GENERAL"
+    if how == "command":
+        await slack.sender.command(QUESTION, user, channel)
+    else:
+        event = message(QUESTION, user, channel, "im") if how == "dm" else mention(QUESTION, user, channel)
+        await slack.sender.event(event)
+
+    refusal = await slack.api.wait_until(
+        lambda: [m for m in slack.api.messages.values() if m.text.startswith("Sorry") and m.ephemeral_for in (user, None)]
+    )
+
+    await asyncio.sleep(0.5)  # anything else the bot was going to send
+    shown = "".join(m.text + json.dumps(m.blocks) for m in slack.api.messages.values()) + json.dumps(slack.api.responses)
+    assert phrases_in(shown) == set()
+    assert refusal and slack.services.answers.latest_for(user, channel) is None
 
 
 # ------------------------------------------------------------------------------------- Teams
