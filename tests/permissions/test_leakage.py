@@ -41,11 +41,14 @@ from bot.store.database import Database
 from bot.store.feedback import Feedback, FeedbackStore
 from tests.slack.slack_doubles import WrappedModel
 from tests.support.bot_connector import (
+    TENANT_ID,
     ConnectorMock,
     TeamsConversation,
     TeamsTurn,
     TeamsUser,
     ask_via_teams,
+    message_activity,
+    post_activity,
     teams_test_client,
 )
 from tests.support.slack_api import (
@@ -408,6 +411,32 @@ async def test_teams_thread_follow_up_by_another_user_gets_only_their_own_share(
     stored = stack.answers.get(turn.answer_id)
     assert stored is not None and stored.user_id == second.teams.aad_object_id
     assert_logged(stored, expected)
+
+
+@pytest.mark.parametrize("place", list(TEAMS_PLACES))
+async def test_teams_users_of_another_tenant_get_no_content_not_even_everyones(stack: Services, place: str) -> None:
+    teams = stack.settings.teams.model_copy(update={"allowed_tenant_ids": [TENANT_ID]})
+    services = dataclasses.replace(stack, settings=stack.settings.model_copy(update={"teams": teams}))
+    visitor = TeamsUser(id="29:visitor", name="Vic Visitor", aad_object_id="aad-visitor", email="vic@example.com")
+    conversation = TEAMS_PLACES[place][0](STRANGER)
+    async with ConnectorMock() as connector:
+        connector.add_member(visitor)
+        client = await teams_test_client(services)
+        activity = message_activity(
+            QUESTION, service_url=connector.url, user=visitor, conversation=conversation, mention_bot=place != "personal"
+        )
+        activity["channelData"] = {"tenant": {"id": "0badc0de-0000-0000-0000-00000000beef"}}
+        activity["conversation"]["tenantId"] = "0badc0de-0000-0000-0000-00000000beef"
+        try:
+            assert (await post_activity(client, activity))[0] == 200
+            sent = await connector.wait_for(lambda sent: any(s.type == "message" for s in sent))
+            await asyncio.sleep(0.5)  # anything else the bot was going to send
+        finally:
+            await client.close()
+
+    assert phrases_in(json.dumps([s.body for s in connector.sent])) == set()
+    assert "only answer people" in sent[-1].body["text"]
+    assert stack.answers.latest_for(visitor.aad_object_id, conversation.id) is None
 
 
 # ----------------------------------------------------------------------------- thread memory

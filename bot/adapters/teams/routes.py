@@ -29,6 +29,7 @@ from bot.adapters.teams.handler import TYPING_INTERVAL_SECONDS, LoreTeamsBot
 from bot.adapters.teams.replies import apology
 from bot.adapters.teams.sent_answers import SentAnswers
 from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS
+from bot.adapters.teams.tenants import tenant_allow_list
 from bot.identity.cache import TtlCache
 from bot.identity.teams import TeamsEmails
 from bot.server import WORKLOAD, Workload
@@ -57,6 +58,7 @@ def teams_routes(
     authentication = bot_framework_authentication(
         services.settings.teams, openid_metadata_url=openid_metadata_url
     )
+    tenants = tenant_allow_list(services.settings.teams)
 
     def add_routes(app: web.Application) -> None:
         workload = app.get(WORKLOAD)
@@ -73,6 +75,7 @@ def teams_routes(
             workload,
             TeamsEmails(TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds)),
             RateLimiter(services.settings.teams.rate_limit_per_minute),
+            tenants,
             typing_interval=typing_interval,
             stream_interval=stream_interval,
         )
