@@ -87,6 +87,8 @@ users:
   ualice@example.com: [hr, engineering]
   ubob@example.com: [engineering]
   ucarol@example.com: [sales]
+aad_object_ids:
+  aad-alice: ualice@example.com
 """
 # Conversations whose members all belong to `hr` (permissions.channel_audiences).
 SLACK_HR_CHANNEL = "C0HRTEAM"
@@ -437,6 +439,21 @@ async def test_teams_users_of_another_tenant_get_no_content_not_even_everyones(s
     assert phrases_in(json.dumps([s.body for s in connector.sent])) == set()
     assert "only answer people" in sent[-1].body["text"]
     assert stack.answers.latest_for(visitor.aad_object_id, conversation.id) is None
+
+
+async def test_teams_roster_email_of_someone_else_does_not_give_their_access(
+    teams: tuple[Any, ConnectorMock], stack: Services
+) -> None:
+    """Mallory's roster entry reads Alice's address, but the directory pins that address to
+    Alice's Azure AD object id: Mallory is answered as an unknown colleague."""
+    client, connector = teams
+    mallory = TeamsUser(id="29:mallory", name="Mallory", aad_object_id="aad-mallory", email=ALICE.email)
+
+    turn = await ask_via_teams(client, connector, QUESTION, mallory, TeamsConversation(id="a:personal-mallory"))
+
+    assert phrases_in(_teams_text(turn)) == PUBLIC_ONLY
+    assert turn.answer_id is not None
+    assert_logged(stack.answers.get(turn.answer_id), PUBLIC_ONLY)
 
 
 # ----------------------------------------------------------------------------- thread memory

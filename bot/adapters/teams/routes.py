@@ -73,7 +73,10 @@ def teams_routes(
             services.feedback,
             sent,
             workload,
-            TeamsEmails(TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds)),
+            TeamsEmails(
+                TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds),
+                services.directory,
+            ),
             RateLimiter(services.settings.teams.rate_limit_per_minute),
             tenants,
             typing_interval=typing_interval,
