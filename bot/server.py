@@ -4,6 +4,7 @@ reports readiness, and shutdown waits for the answers still being written."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Routes = Callable[[web.Application], None]
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` (a name or an address, as in a URL or `--host`) is this machine only."""
+    if not host:
+        return False
+    name = host.strip().strip("[]").casefold()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class Workload:

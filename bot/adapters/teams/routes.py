@@ -12,6 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING
 
 import requests
@@ -32,7 +33,7 @@ from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS
 from bot.adapters.teams.tenants import tenant_allow_list
 from bot.identity.cache import TtlCache
 from bot.identity.teams import TeamsEmails
-from bot.server import WORKLOAD, Workload
+from bot.server import WORKLOAD, Workload, is_loopback
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -82,7 +83,8 @@ def teams_routes(
             typing_interval=typing_interval,
             stream_interval=stream_interval,
         )
-        app.router.add_post(MESSAGES_PATH, MessagesEndpoint(authentication, bot).handle)
+        local = not services.settings.teams.app_id
+        app.router.add_post(MESSAGES_PATH, MessagesEndpoint(authentication, bot, local).handle)
 
     return add_routes
 
@@ -90,8 +92,12 @@ def teams_routes(
 class MessagesEndpoint:
     """Parses, authenticates and dispatches one Bot Framework request."""
 
-    def __init__(self, authentication: BotFrameworkAuthentication, bot: LoreTeamsBot) -> None:
+    def __init__(
+        self, authentication: BotFrameworkAuthentication, bot: LoreTeamsBot, local: bool = False
+    ) -> None:
+        """`local`: no app id, so no token is checked (the Bot Framework Emulator's mode)."""
         self._authentication = authentication
+        self._local = local
         self._adapter = CloudAdapter(authentication)
         self._adapter.on_turn_error = self._on_turn_error
         self.bot = bot
@@ -107,6 +113,15 @@ class MessagesEndpoint:
         activity, problem = _parse_activity(body)
         if activity is None:
             return _error(400, problem)
+        if self._local and not is_loopback(urlsplit(activity.service_url).hostname):
+            # Unauthenticated, the serviceUrl is whatever the sender wrote: the roster would be
+            # fetched from it and the answer posted to it (impersonation, request forgery).
+            log.warning("teams: local mode refused serviceUrl %s", activity.service_url)
+            return _error(
+                403,
+                "local mode (no MICROSOFT_APP_ID) only talks to a Bot Framework Emulator on "
+                "this machine: the serviceUrl must be a loopback address",
+            )
 
         try:
             authenticated = await self._authentication.authenticate_request(
