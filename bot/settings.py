@@ -127,6 +127,25 @@ class CustomizeSettings(BaseModel):
         return value
 
 
+class ServerSettings(BaseModel):
+    """`lore serve`'s HTTP server (Slack's and Teams' endpoints, /healthz)."""
+
+    # Requests with a larger body get 413; Slack and Teams payloads stay far below 1 MiB.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # A body that has not fully arrived after this long gets 408 (slow senders hold no worker).
+    body_read_seconds: float = Field(default=10.0, gt=0)
+    # /healthz shows only {"status"} to anyone but loopback callers and holders of this token
+    # (`Authorization: Bearer <token>`); LORE_SERVER__HEALTH_TOKEN.
+    health_token: SecretStr | None = None
+
+    @field_validator("health_token")
+    @classmethod
+    def _token_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("LORE_SERVER__HEALTH_TOKEN (server.health_token) is set but empty")
+        return value
+
+
 class SlackSettings(BaseModel):
     bot_token: SecretStr | None = None  # SLACK_BOT_TOKEN
     signing_secret: SecretStr | None = None  # SLACK_SIGNING_SECRET
@@ -213,6 +232,7 @@ class LoreSettings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     customize: CustomizeSettings = Field(default_factory=CustomizeSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     teams: TeamsSettings = Field(default_factory=TeamsSettings)
 
