@@ -78,8 +78,9 @@ class PermissionSettings(BaseModel):
     # answers there may use that group's documents. Elsewhere shared places see `everyone` only.
     channel_audiences: dict[str, str] = Field(default_factory=dict)
     identity_cache_seconds: float = 3600.0  # Slack/Teams user → e-mail look-ups
-    # Slack guests (`is_restricted` / `is_ultra_restricted`) are refused unless this names the
-    # directory group they are put in; they then also read `everyone` documents.
+    # Slack guests (`is_restricted` / `is_ultra_restricted`) are refused unless this names a
+    # directory group to put them in; a guest let in holds that group, `everyone` (every reader
+    # of the index does) and what their own e-mail gives, like a colleague.
     slack_guest_group: str | None = None
 
 
