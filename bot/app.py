@@ -10,11 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.core.access import AccessPolicy, build_access_policy, build_permission_policy
+from bot.core.access import (
+    AccessPolicy,
+    build_access_policy,
+    build_directory,
+    build_permission_policy,
+)
 from bot.core.agent import Agent
 from bot.core.glossary import SAMPLE_GLOSSARY, Glossary, load_glossary
 from bot.core.links import LinkPolicy
 from bot.customize.retention import CustomizationRetention
+from bot.identity.directory import Directory
 from bot.model import generation_defaults, lazy_model
 from bot.model.base import Model
 from bot.model.writing import WritingPolicy, measured_writing
@@ -45,6 +51,8 @@ class Services:
     # Purges of what platform adapters keep per answer (Slack threads, Teams message ids), each
     # `purge(days) -> rows`; adapters add theirs when mounted, `purge_expired` runs them.
     housekeeping: list[Callable[[float], int]] = field(default_factory=list)
+    # Who belongs to which groups, and which chat accounts are whom (None: no directory file).
+    directory: Directory | None = None
 
     def purge_expired(self) -> int:
         """Delete answers, thread turns and what the platform adapters keep about them, older
@@ -77,7 +85,8 @@ def build_services(settings: LoreSettings, model: Model | None = None) -> Servic
         if model is None:
             # Loaded on first use: with evidence-only answers nothing needs the weights.
             model = lazy_model(settings.model, settings.home)
-        access = build_access_policy(settings)
+        directory = build_directory(settings)
+        access = build_access_policy(settings, directory)
         answers = AnswerLog(database)
         threads = ThreadMemory(database, max_turns=settings.agent.history_turns)
         agent = Agent(
@@ -105,6 +114,7 @@ def build_services(settings: LoreSettings, model: Model | None = None) -> Servic
             feedback=FeedbackStore(database),
             agent=agent,
             access=access,
+            directory=directory,
         )
     except BaseException:
         knowledge.close()

@@ -4,6 +4,9 @@ reports readiness, and shutdown waits for the answers still being written."""
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
+import json
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,6 +19,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Routes = Callable[[web.Application], None]
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` (a name or an address, as in a URL or `--host`) is this machine only."""
+    if not host:
+        return False
+    name = host.strip().strip("[]").casefold()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class Workload:
@@ -65,7 +81,11 @@ def create_web_app(
     """The aiohttp application: `/healthz` plus every platform's routes. On shutdown it waits
     up to `drain_seconds` for answers in flight (after the routes' own shutdown hooks ran,
     so Socket Mode stops taking new events first)."""
-    app = web.Application()
+    limits = services.settings.server
+    app = web.Application(
+        client_max_size=limits.max_body_bytes,
+        middlewares=[_body_within_limits(limits.max_body_bytes, limits.body_read_seconds)],
+    )
     app[SERVICES] = services
     app[WORKLOAD] = Workload()
     app.router.add_get("/healthz", _healthz)
@@ -83,7 +103,51 @@ def create_web_app(
     return app
 
 
+def _body_within_limits(max_bytes: int, read_seconds: float) -> Any:
+    """Middleware: a declared body over `max_bytes` gets 413 before it is read; a body that
+    does not arrive within `read_seconds` gets 408. Handlers then read it from memory."""
+
+    @web.middleware
+    async def read_body(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.body_exists:
+            return await handler(request)
+        if (request.content_length or 0) > max_bytes:
+            return web.json_response(
+                {"error": f"the body is over {max_bytes} bytes"}, status=413
+            )
+        try:
+            await asyncio.wait_for(request.read(), read_seconds)
+        except TimeoutError:
+            log.warning("%s %s: the body did not arrive in %.0f s", request.method, request.path, read_seconds)
+            return web.json_response({"error": "the request body arrived too slowly"}, status=408)
+        return await handler(request)
+
+    return read_body
+
+
+def _may_see_details(request: web.Request, token: str | None) -> bool:
+    """Callers on this machine (not relayed by a proxy) and holders of the health token."""
+    if token is not None:
+        offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if offered and hmac.compare_digest(offered.encode(), token.encode()):
+            return True
+    relayed = any(name in request.headers for name in ("Forwarded", "X-Forwarded-For", "X-Real-IP"))
+    return not relayed and is_loopback(request.remote)
+
+
 async def _healthz(request: web.Request) -> web.Response:
+    """Readiness; the details (model, index, queue) only for `_may_see_details` callers."""
+    services: Services = request.app[SERVICES]  # type: ignore[assignment]
+    response = await _health(request)
+    token = services.settings.server.health_token
+    if _may_see_details(request, token.get_secret_value() if token else None):
+        return response
+    # A filter over the full report, whatever it comes to hold: only its status goes out.
+    status = json.loads(response.body)["status"]  # type: ignore[arg-type]
+    return web.json_response({"status": status}, status=response.status)
+
+
+async def _health(request: web.Request) -> web.Response:
     services: Services = request.app[SERVICES]  # type: ignore[assignment]
     body: dict[str, Any] = {
         "status": "ok",

@@ -78,6 +78,10 @@ class PermissionSettings(BaseModel):
     # answers there may use that group's documents. Elsewhere shared places see `everyone` only.
     channel_audiences: dict[str, str] = Field(default_factory=dict)
     identity_cache_seconds: float = 3600.0  # Slack/Teams user → e-mail look-ups
+    # Slack guests (`is_restricted` / `is_ultra_restricted`) are refused unless this names a
+    # directory group to put them in; a guest let in holds that group, `everyone` (every reader
+    # of the index does) and what their own e-mail gives, like a colleague.
+    slack_guest_group: str | None = None
 
 
 class CustomizeSettings(BaseModel):
@@ -124,6 +128,25 @@ class CustomizeSettings(BaseModel):
         return value
 
 
+class ServerSettings(BaseModel):
+    """`lore serve`'s HTTP server (Slack's and Teams' endpoints, /healthz)."""
+
+    # Requests with a larger body get 413; Slack and Teams payloads stay far below 1 MiB.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # A body that has not fully arrived after this long gets 408 (slow senders hold no worker).
+    body_read_seconds: float = Field(default=10.0, gt=0)
+    # /healthz shows only {"status"} to anyone but loopback callers and holders of this token
+    # (`Authorization: Bearer <token>`); LORE_SERVER__HEALTH_TOKEN.
+    health_token: SecretStr | None = None
+
+    @field_validator("health_token")
+    @classmethod
+    def _token_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("LORE_SERVER__HEALTH_TOKEN (server.health_token) is set but empty")
+        return value
+
+
 class SlackSettings(BaseModel):
     bot_token: SecretStr | None = None  # SLACK_BOT_TOKEN
     signing_secret: SecretStr | None = None  # SLACK_SIGNING_SECRET
@@ -132,6 +155,13 @@ class SlackSettings(BaseModel):
     thread_followups: Literal["always", "mention_only"] = "always"
     channel_followups: dict[str, Literal["always", "mention_only"]] = Field(default_factory=dict)
     rate_limit_per_minute: int = 10
+    # Who counts as a colleague: accounts of these workspaces (T…) or Enterprise Grid
+    # organisations (E…). Both empty: the workspace and organisation of the bot token.
+    allowed_team_ids: list[str] = Field(default_factory=list)
+    allowed_enterprise_ids: list[str] = Field(default_factory=list)
+    # Externally shared (Slack Connect) channels are read by other organisations too: the bot
+    # answers there only when this is on.
+    answer_in_shared_channels: bool = False
 
     @field_validator("bot_token", "signing_secret", "app_token")
     @classmethod
@@ -157,6 +187,9 @@ class TeamsSettings(BaseModel):
     app_tenant_id: str = ""  # MICROSOFT_APP_TENANT_ID
     app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = "MultiTenant"
     rate_limit_per_minute: int = 10  # questions per user; more get a polite "please wait"
+    # Azure AD tenants whose users count as colleagues; empty = the app's own tenant
+    # (app_tenant_id). A MultiTenant bot with neither does not start (bot.adapters.teams.tenants).
+    allowed_tenant_ids: list[str] = Field(default_factory=list)
 
     @field_validator("app_id", "app_password", "app_tenant_id")
     @classmethod
@@ -202,6 +235,7 @@ class LoreSettings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     customize: CustomizeSettings = Field(default_factory=CustomizeSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     teams: TeamsSettings = Field(default_factory=TeamsSettings)
 

@@ -21,7 +21,7 @@ from bot.app import Services, build_services
 from bot.model import lazy_model
 from bot.model.active_adapter import follow_promotions
 from bot.model.adapters import AdapterRegistry
-from bot.server import Routes, create_web_app, run_server
+from bot.server import Routes, create_web_app, is_loopback, run_server
 from bot.settings import LoreSettings
 from knowledge.refresh import schedule_refresh
 
@@ -35,7 +35,12 @@ SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
 
 
 @click.command("serve")
-@click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on; 0.0.0.0 for all (in a container, or behind no proxy).",
+)
 @click.option("--port", default=3978, show_default=True, type=int, help="Port to listen on.")
 @click.option(
     "--teams-emulator",
@@ -46,6 +51,12 @@ SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
 @click.pass_obj
 def serve(settings: LoreSettings, host: str, port: int, teams_emulator: bool) -> None:
     """Run the bot for Slack and Teams, with /healthz, scheduled index refreshes and retraining."""
+    if teams_emulator and not settings.teams.app_id and not is_loopback(host):
+        raise click.UsageError(
+            f"--teams-emulator checks no tokens, so it listens on loopback only, not {host}: "
+            "use --host 127.0.0.1 with the Bot Framework Emulator on this machine. For Teams "
+            "itself, set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD instead."
+        )
     services = serving_services(settings)
     try:
         asyncio.run(_serve(services, host, port, teams_emulator))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from bot.core.types import Answer, Asker, Question
-from bot.identity.directory import DirectoryFile
+from bot.identity.directory import Directory, DirectoryFile
 from bot.identity.principals import PrincipalsResolver
 from bot.settings import LoreSettings
 from knowledge.config import SourceSettings
@@ -77,9 +77,15 @@ class AccessPolicy:
         )
 
 
-def build_access_policy(settings: LoreSettings) -> AccessPolicy:
-    """The AccessPolicy for these settings (directory file, channel audiences)."""
-    directory = DirectoryFile(settings.directory_file) if settings.directory_file else None
+def build_directory(settings: LoreSettings) -> Directory | None:
+    """The configured directory file, or None when there is none."""
+    return DirectoryFile(settings.directory_file) if settings.directory_file else None
+
+
+def build_access_policy(settings: LoreSettings, directory: Directory | None = None) -> AccessPolicy:
+    """The AccessPolicy for these settings (directory file, channel audiences); `directory`
+    is the one already built, if any."""
+    directory = directory if directory is not None else build_directory(settings)
     return AccessPolicy(PrincipalsResolver(directory), settings.permissions.channel_audiences)
 
 

@@ -10,9 +10,13 @@ Directory file format (path in `directory_file` / `LORE_DIRECTORY_FILE`)::
     accounts:                   # optional: chat account → e-mail, for accounts whose
       U024BE7LH: alice@example.com        # platform does not reveal one (Slack user id,
       8f0c5d2e-aad-object-id: bob@example.com   # Teams AAD object id or UPN)
+    aad_object_ids:             # optional, Teams: Azure AD object id → e-mail. A listed
+      8f0c5d2e-1b7e-4c1f-9a53-0f1e2d3c4b5a: alice@example.com   # object id is that person
+                                # whatever the roster says, and a listed e-mail is trusted
+                                # from the Teams roster only for its own object id(s)
 
-Group names are written without the `group:` prefix; e-mails and group names compare
-without case. An LDAP, SCIM or Microsoft Graph directory implements the same two methods.
+Group names are written without the `group:` prefix; e-mails, group names and object ids
+compare without case. An LDAP, SCIM or Microsoft Graph directory implements the same methods.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import yaml
 
 from bot.errors import ConfigurationError
 
-_KEYS = {"users", "groups", "accounts"}
+_KEYS = {"users", "groups", "accounts", "aad_object_ids"}
 
 
 class Directory(Protocol):
@@ -42,6 +46,14 @@ class Directory(Protocol):
         """The e-mail of a chat account (Slack user id, Teams AAD object id or UPN), if known."""
         ...
 
+    def email_of_aad_object(self, object_id: str) -> str | None:
+        """The e-mail the directory pins to an Azure AD object id, if any."""
+        ...
+
+    def aad_objects_of(self, email: str) -> frozenset[str]:
+        """The Azure AD object ids the directory pins `email` to (empty: not pinned)."""
+        ...
+
 
 @dataclass(frozen=True)
 class DirectoryData:
@@ -49,6 +61,7 @@ class DirectoryData:
 
     groups: Mapping[str, frozenset[str]] = field(default_factory=dict)  # e-mail → groups
     accounts: Mapping[str, str] = field(default_factory=dict)  # account id → e-mail
+    aad_object_ids: Mapping[str, str] = field(default_factory=dict)  # object id → e-mail
 
 
 def parse_directory(text: str, origin: str = "<directory>") -> DirectoryData:
@@ -63,7 +76,8 @@ def parse_directory(text: str, origin: str = "<directory>") -> DirectoryData:
     unknown = sorted(str(key) for key in data if key not in _KEYS)
     if unknown:
         raise ConfigurationError(
-            f"Directory file {origin}: unknown key(s) {', '.join(unknown)}; expected users, groups, accounts."
+            f"Directory file {origin}: unknown key(s) {', '.join(unknown)}; expected users, groups, "
+            "accounts, aad_object_ids."
         )
     memberships: dict[str, set[str]] = {}
     for email, groups in _mapping(data.get("users") or {}, "users", origin).items():
@@ -78,7 +92,13 @@ def parse_directory(text: str, origin: str = "<directory>") -> DirectoryData:
         str(account).strip(): _email(email, f"accounts.{account}", origin)
         for account, email in _mapping(data.get("accounts") or {}, "accounts", origin).items()
     }
-    return DirectoryData({email: frozenset(groups) for email, groups in memberships.items()}, accounts)
+    aad_object_ids = {
+        str(object_id).strip().casefold(): _email(email, f"aad_object_ids.{object_id}", origin)
+        for object_id, email in _mapping(data.get("aad_object_ids") or {}, "aad_object_ids", origin).items()
+    }
+    return DirectoryData(
+        {email: frozenset(groups) for email, groups in memberships.items()}, accounts, aad_object_ids
+    )
 
 
 class DirectoryFile:
@@ -96,6 +116,13 @@ class DirectoryFile:
 
     def email_of(self, account_id: str) -> str | None:
         return self._current().accounts.get(account_id.strip())
+
+    def email_of_aad_object(self, object_id: str) -> str | None:
+        return self._current().aad_object_ids.get(object_id.strip().casefold())
+
+    def aad_objects_of(self, email: str) -> frozenset[str]:
+        wanted = email.strip().casefold()
+        return frozenset(oid for oid, pinned in self._current().aad_object_ids.items() if pinned == wanted)
 
     def _current(self) -> DirectoryData:
         try:

@@ -12,10 +12,12 @@ per test on loopback, in front of it.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +41,14 @@ from bot.store.database import Database
 from bot.store.feedback import Feedback, FeedbackStore
 from tests.slack.slack_doubles import WrappedModel
 from tests.support.bot_connector import (
+    TENANT_ID,
     ConnectorMock,
     TeamsConversation,
     TeamsTurn,
     TeamsUser,
     ask_via_teams,
+    message_activity,
+    post_activity,
     teams_test_client,
 )
 from tests.support.slack_api import (
@@ -82,6 +87,8 @@ users:
   ualice@example.com: [hr, engineering]
   ubob@example.com: [engineering]
   ucarol@example.com: [sales]
+aad_object_ids:
+  aad-alice: ualice@example.com
 """
 # Conversations whose members all belong to `hr` (permissions.channel_audiences).
 SLACK_HR_CHANNEL = "C0HRTEAM"
@@ -313,6 +320,40 @@ async def test_slack_share_in_channel_rechecks_against_the_channel(
         assert slack.api.calls_to("chat.postMessage") == []
 
 
+# Slack accounts that are not colleagues (users.info fields): they must see nothing at all,
+# not even the `everyone` document, wherever and however they ask.
+OUTSIDERS = {
+    "guest": {"is_restricted": True},
+    "single-channel guest": {"is_restricted": True, "is_ultra_restricted": True},
+    "slack connect stranger": {"team_id": "T0OTHERORG", "is_stranger": True},
+    "other workspace": {"team_id": "T0OTHERORG"},
+}
+
+
+@pytest.mark.parametrize("how", ["dm", "mention", "command"])
+@pytest.mark.parametrize("outsider", list(OUTSIDERS))
+async def test_slack_guests_and_other_organisations_get_no_content_not_even_everyones(
+    slack: Slack, outsider: str, how: str
+) -> None:
+    user = f"UOUT{uuid.uuid4().hex[:8].upper()}"
+    slack.api.users[user] = OUTSIDERS[outsider]
+    channel = f"D0OUT{user}" if how == "dm" else "C0GENERAL"
+    if how == "command":
+        await slack.sender.command(QUESTION, user, channel)
+    else:
+        event = message(QUESTION, user, channel, "im") if how == "dm" else mention(QUESTION, user, channel)
+        await slack.sender.event(event)
+
+    refusal = await slack.api.wait_until(
+        lambda: [m for m in slack.api.messages.values() if m.text.startswith("Sorry") and m.ephemeral_for in (user, None)]
+    )
+
+    await asyncio.sleep(0.5)  # anything else the bot was going to send
+    shown = "".join(m.text + json.dumps(m.blocks) for m in slack.api.messages.values()) + json.dumps(slack.api.responses)
+    assert phrases_in(shown) == set()
+    assert refusal and slack.services.answers.latest_for(user, channel) is None
+
+
 # ------------------------------------------------------------------------------------- Teams
 
 
@@ -372,6 +413,47 @@ async def test_teams_thread_follow_up_by_another_user_gets_only_their_own_share(
     stored = stack.answers.get(turn.answer_id)
     assert stored is not None and stored.user_id == second.teams.aad_object_id
     assert_logged(stored, expected)
+
+
+@pytest.mark.parametrize("place", list(TEAMS_PLACES))
+async def test_teams_users_of_another_tenant_get_no_content_not_even_everyones(stack: Services, place: str) -> None:
+    teams = stack.settings.teams.model_copy(update={"allowed_tenant_ids": [TENANT_ID]})
+    services = dataclasses.replace(stack, settings=stack.settings.model_copy(update={"teams": teams}))
+    visitor = TeamsUser(id="29:visitor", name="Vic Visitor", aad_object_id="aad-visitor", email="vic@example.com")
+    conversation = TEAMS_PLACES[place][0](STRANGER)
+    async with ConnectorMock() as connector:
+        connector.add_member(visitor)
+        client = await teams_test_client(services)
+        activity = message_activity(
+            QUESTION, service_url=connector.url, user=visitor, conversation=conversation, mention_bot=place != "personal"
+        )
+        activity["channelData"] = {"tenant": {"id": "0badc0de-0000-0000-0000-00000000beef"}}
+        activity["conversation"]["tenantId"] = "0badc0de-0000-0000-0000-00000000beef"
+        try:
+            assert (await post_activity(client, activity))[0] == 200
+            sent = await connector.wait_for(lambda sent: any(s.type == "message" for s in sent))
+            await asyncio.sleep(0.5)  # anything else the bot was going to send
+        finally:
+            await client.close()
+
+    assert phrases_in(json.dumps([s.body for s in connector.sent])) == set()
+    assert "only answer people" in sent[-1].body["text"]
+    assert stack.answers.latest_for(visitor.aad_object_id, conversation.id) is None
+
+
+async def test_teams_roster_email_of_someone_else_does_not_give_their_access(
+    teams: tuple[Any, ConnectorMock], stack: Services
+) -> None:
+    """Mallory's roster entry reads Alice's address, but the directory pins that address to
+    Alice's Azure AD object id: Mallory is answered as an unknown colleague."""
+    client, connector = teams
+    mallory = TeamsUser(id="29:mallory", name="Mallory", aad_object_id="aad-mallory", email=ALICE.email)
+
+    turn = await ask_via_teams(client, connector, QUESTION, mallory, TeamsConversation(id="a:personal-mallory"))
+
+    assert phrases_in(_teams_text(turn)) == PUBLIC_ONLY
+    assert turn.answer_id is not None
+    assert_logged(stack.answers.get(turn.answer_id), PUBLIC_ONLY)
 
 
 # ----------------------------------------------------------------------------- thread memory

@@ -246,3 +246,39 @@ def test_teams_email_prefers_the_email_then_the_upn() -> None:
     assert teams_email(Account("A@x.org", "b@x.org")) == "a@x.org"
     assert teams_email(Account(None, "B@x.org")) == "b@x.org"
     assert teams_email(Account("", "not-an-address")) is None
+
+
+PINNED_DIRECTORY = """
+users:
+  alice@example.com: [hr]
+aad_object_ids:
+  AAD-REAL-ALICE: alice@example.com   # object ids compare without case
+  aad-bob: carol@example.com
+"""
+
+
+async def test_a_teams_roster_email_pinned_to_another_aad_object_id_gives_no_access(
+    connector: tuple[TestServer, list[str]], tmp_path: Path
+) -> None:
+    """Someone whose roster e-mail or UPN reads alice@example.com, from an object id that is
+    not Alice's, is not Alice: identity rests on the object id where the directory pins it."""
+    server, _ = connector
+    (tmp_path / "directory.yaml").write_text(PINNED_DIRECTORY)
+    emails = TeamsEmails(directory=DirectoryFile(tmp_path / "directory.yaml"))
+
+    assert await emails.email_of(turn(server, "29:alice", "aad-alice")) is None
+    assert await emails.email_of(turn(server, "29:alice", "aad-real-alice")) == "alice@example.com"
+
+
+async def test_a_pinned_aad_object_id_is_its_person_whatever_the_roster_says(
+    connector: tuple[TestServer, list[str]], tmp_path: Path
+) -> None:
+    server, calls = connector
+    (tmp_path / "directory.yaml").write_text(PINNED_DIRECTORY)
+    emails = TeamsEmails(directory=DirectoryFile(tmp_path / "directory.yaml"))
+
+    assert await emails.email_of(turn(server, "29:bob", "aad-bob")) == "carol@example.com"
+    assert calls == []  # the roster is not even asked
+    # Not pinned (and its address is not): the roster decides, as before.
+    assert await emails.email_of(turn(server, "29:guest", "aad-unpinned")) is None
+    assert parse_directory("users: {a@x.org: [g]}").aad_object_ids == {}

@@ -79,6 +79,7 @@ class ConnectorMock:
         self.refuse_streaming = False
         # The roster (`GET .../members/{id}`), by Teams user id; others are 404 (not a member).
         self.members: dict[str, dict[str, Any]] = {}
+        self.member_lookups: list[str] = []  # Teams user ids the bot asked the roster about
         # Unique across mocks, as Teams' ids are: tests share one answer database.
         self._ids = _bot_activity_ids
         self._changed = asyncio.Condition()
@@ -109,6 +110,7 @@ class ConnectorMock:
         self.members[user.id] = user.member()
 
     async def _member(self, request: web.Request) -> web.Response:
+        self.member_lookups.append(request.match_info["member_id"])
         member = self.members.get(request.match_info["member_id"])
         if member is None:
             return web.json_response(

@@ -83,6 +83,10 @@ class MockSlackApi:
         self.messages: dict[tuple[str, str], Message] = {}
         self.responses: list[tuple[str, dict[str, Any]]] = []  # (response_url key, body)
         self.acks: dict[str, dict[str, Any]] = {}  # Socket Mode acks by envelope id
+        # users.info answers by user id (fields over a member of TEAM with <id>@example.com);
+        # conversations.info by channel id (fields over an unshared channel).
+        self.users: dict[str, dict[str, Any]] = {}
+        self.channels: dict[str, dict[str, Any]] = {}
         self._failures: list[tuple[str, str, Callable[[dict[str, Any]], bool]]] = []
         self._delays: dict[str, float] = {}
         self._ts = itertools.count(1)
@@ -266,10 +270,16 @@ class MockSlackApi:
                 "ok": True,
                 "user": {
                     "id": user,
+                    "team_id": TEAM,
                     "name": user.lower(),
                     "profile": {"email": f"{user.lower()}@example.com"},
+                    **self.users.get(user, {}),
                 },
             }
+        if method == "conversations.info":
+            channel = args["channel"]
+            flags = {"is_shared": False, "is_ext_shared": False, "is_org_shared": False}
+            return {"ok": True, "channel": {"id": channel, **flags, **self.channels.get(channel, {})}}
         self.violations.append(f"{method}: not a method this mock (or the bot) should use")
         return {"ok": False, "error": "unknown_method"}
 
@@ -571,6 +581,7 @@ def event_callback(event: dict[str, Any], event_id: str) -> dict[str, Any]:
         "event_time": int(time.time()),
         "event": event,
         "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
+        "is_ext_shared_channel": False,
     }
 
 

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
 from bot.core.types import Answer, Question
-from tests.support.bot_connector import ConnectorMock, teams_test_client
+from tests.support.bot_connector import TENANT_ID, ConnectorMock, teams_test_client
 from tests.support.stack import build_test_services
 
 
@@ -76,6 +76,8 @@ def production_services(services: object) -> object:
         update={
             "app_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
             "app_password": SecretStr("s3cret"),
+            # A MultiTenant bot answers only the tenants it is told (#14, route 3).
+            "allowed_tenant_ids": [TENANT_ID],
         }
     )
     settings = services.settings.model_copy(update={"teams": teams})

@@ -156,3 +156,44 @@ def test_single_tenant_settings_reach_botbuilder() -> None:
         "x",
     )
     assert config.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL is None  # the public cloud's own
+
+
+def deeply_nested(levels: int, service_url: str) -> bytes:
+    """An activity whose channelData nests `levels` lists deep."""
+    inner = "[" * levels + "]" * levels
+    return (
+        '{"type": "message", "id": "deep-1", "serviceUrl": "%s", "channelId": "msteams", '
+        '"from": {"id": "29:x"}, "recipient": {"id": "28:lore-bot"}, '
+        '"conversation": {"id": "a:deep"}, "channelData": %s}' % (service_url, inner)
+    ).encode()
+
+
+async def test_an_unauthenticated_body_is_not_even_parsed(
+    production_client: TestClient, production_services: object, connector: ConnectorMock
+) -> None:
+    """Without a valid token, whatever the body holds (garbage, nesting deep enough to
+    exhaust a recursive parser) gets 401, never a 400 that says it was read or a 500."""
+    for body in (b"{not json", deeply_nested(100_000, connector.url), deeply_nested(200, connector.url)):
+        for headers in ({}, {"Authorization": "Bearer garbage"}):
+            response = await production_client.post(
+                "/api/messages", data=body, headers={"Content-Type": "application/json", **headers}
+            )
+            assert response.status == 401, (body[:40], headers)
+    assert production_services.agent.questions == []
+
+
+async def test_deeply_nested_json_from_an_authenticated_sender_is_a_400_not_a_500(
+    production_client: TestClient,
+    production_services: object,
+    connector: ConnectorMock,
+    issuer: TokenIssuer,
+) -> None:
+    token = issuer.token(app_id(production_services), connector.url)
+    for levels in (100_000, 200):
+        response = await production_client.post(
+            "/api/messages",
+            data=deeply_nested(levels, connector.url),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+        assert response.status == 400, levels
+        assert "nested" in await response.text() or "not valid JSON" in await response.text()

@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters.rate_limit import RateLimiter
 from bot.adapters.slack.dedupe import RecentKeys
 from bot.adapters.slack.handlers import MESSAGE_EVENTS, SlackHandlers
+from bot.adapters.slack.membership import SlackMembership
 from bot.adapters.slack.rendering import (
     ACTION_HELPFUL,
     ACTION_NOT_HELPFUL,
@@ -140,8 +141,15 @@ def build_slack_bot(
         workload=workload,
         recent=RecentKeys(),
         limiter=RateLimiter(settings.rate_limit_per_minute),
-        emails=SlackEmails(
-            client, TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds)
+        membership=SlackMembership(
+            client,
+            SlackEmails(
+                client, TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds)
+            ),
+            allowed_team_ids=settings.allowed_team_ids,
+            allowed_enterprise_ids=settings.allowed_enterprise_ids,
+            guest_group=services.settings.permissions.slack_guest_group,
+            answer_in_shared_channels=settings.answer_in_shared_channels,
         ),
         access=services.access,
         command=COMMAND,

@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.rate_limit import RateLimiter, slow_down_text
 from bot.adapters.slack.dedupe import RecentKeys
+from bot.adapters.slack.membership import SlackMembership
 from bot.adapters.slack.questions import clean_text, mentions, place_of, slack_question
 from bot.adapters.slack.rendering import (
     INPUT_ACTION,
@@ -44,7 +45,6 @@ from bot.adapters.slack.responder import (
 from bot.adapters.slack.threads import AnsweredThreads
 from bot.core.access import AccessPolicy
 from bot.core.types import Citation, Evidence, Place
-from bot.identity.slack import SlackEmails
 from bot.server import Workload
 from bot.settings import SlackSettings
 from bot.store.answers import AnswerLog, StoredAnswer
@@ -82,12 +82,13 @@ class SlackHandlers:
         workload: Workload,
         recent: RecentKeys,
         limiter: RateLimiter,
-        emails: SlackEmails,
+        membership: SlackMembership,
         access: AccessPolicy,
         command: str = "/lore",
     ) -> None:
-        """`emails` finds each asker's e-mail (their permissions); `access` checks "Share in
-        channel" against the channel's audience."""
+        """`membership` admits askers (colleagues only, outside shared channels) and finds
+        their e-mail (their permissions); `access` checks "Share in channel" against the
+        channel's audience."""
         self._settings = settings
         self._responder = responder
         self._answers = answers
@@ -96,7 +97,7 @@ class SlackHandlers:
         self._workload = workload
         self._recent = recent
         self._limiter = limiter
-        self._emails = emails
+        self._membership = membership
         self._access = access
         self.command = command
 
@@ -124,6 +125,7 @@ class SlackHandlers:
             thread_ts,
             Delivery(channel, thread_ts),
             place_of(channel, in_thread),
+            body.get("is_ext_shared_channel"),
         )
 
     async def on_message(
@@ -164,7 +166,14 @@ class SlackHandlers:
             return
         text = clean_text(event.get("text", ""), context.bot_user_id)
         await self._ask(
-            client, text, user, channel, memory_thread, delivery, place_of(channel, in_thread)
+            client,
+            text,
+            user,
+            channel,
+            memory_thread,
+            delivery,
+            place_of(channel, in_thread),
+            body.get("is_ext_shared_channel"),
         )
 
     # --- /lore --------------------------------------------------------------------------
@@ -193,8 +202,15 @@ class SlackHandlers:
         async def answer() -> None:
             # Only the asker sees the reply, so their own permissions apply ("Share in
             # channel" re-checks against the channel).
-            email = await self._emails.email_of(user)
-            question = slack_question(text, user, channel, thread_id, "private", email)
+            admission = await self._membership.admit(user)
+            if not admission.allowed:
+                await post_ephemeral(
+                    client, respond, channel, user, render_notice(admission.refusal)
+                )
+                return
+            question = slack_question(
+                text, user, channel, thread_id, "private", admission.email, admission.groups
+            )
             await self._responder.answer_privately(question, user, respond)
 
         self._workload.spawn(answer(), name="slack-ephemeral")
@@ -238,8 +254,10 @@ class SlackHandlers:
         respond: Respond,
     ) -> None:
         await ack()
-        await self._rate(body, action, "helpful")
         where = _container(body)
+        if not await self._admitted_to_rate(body, client, respond):
+            return
+        await self._rate(body, action, "helpful")
         await post_ephemeral(
             client,
             respond,
@@ -250,10 +268,17 @@ class SlackHandlers:
         )
 
     async def on_not_helpful(
-        self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+        self,
+        ack: Any,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: AsyncWebClient,
+        respond: Respond,
     ) -> None:
         """Store the 👎 at once, then ask what was wrong (the modal may be dismissed)."""
         await ack()
+        if not await self._admitted_to_rate(body, client, respond):
+            return
         feedback_id = await self._rate(body, action, "not_helpful")
         await client.views_open(
             trigger_id=body["trigger_id"], view=feedback_modal(action["value"], feedback_id)
@@ -292,6 +317,12 @@ class SlackHandlers:
         await ack()
         user = body["user"]["id"]
         channel = _container(body)["channel"]
+        admission = await self._membership.admit_in_channel(user, channel)
+        if not admission.allowed:
+            await respond(
+                text=admission.refusal, response_type="ephemeral", replace_original=False
+            )
+            return
         stored = await asyncio.to_thread(self._answers.get, action["value"])
         if stored is None:
             await respond(
@@ -357,7 +388,9 @@ class SlackHandlers:
         thread_id: str,
         where: Delivery,
         place: Place,
+        ext_shared: bool | None = None,
     ) -> None:
+        """`ext_shared`: the event's `is_ext_shared_channel`, when it carried one."""
         if not text:
             await client.chat_postMessage(
                 channel=where.channel,
@@ -366,7 +399,29 @@ class SlackHandlers:
             )
             return
         if not self._limiter.allow(user):
-            notice = self._slow_down(user)
+            await self._tell(client, user, channel, where, self._slow_down(user))
+            return
+
+        async def answer() -> None:
+            # Refused before anything is retrieved; the asker's e-mail decides what they may
+            # read (users.info, cached).
+            admission = await self._membership.admit_in_channel(user, channel, ext_shared)
+            if not admission.allowed:
+                await self._tell(client, user, channel, where, render_notice(admission.refusal))
+                return
+            question = slack_question(
+                text, user, channel, thread_id, place, admission.email, admission.groups
+            )
+            await self._responder.answer_publicly(question, where)
+
+        self._workload.spawn(answer(), name="slack-answer")
+
+    @staticmethod
+    async def _tell(
+        client: AsyncWebClient, user: str, channel: str, where: Delivery, notice: SlackMessage
+    ) -> None:
+        """A notice only `user` sees: in their DM, or ephemeral in a channel."""
+        try:
             if channel.startswith("D"):
                 await client.chat_postMessage(
                     channel=channel, thread_ts=where.thread_ts, **notice.payload()
@@ -375,15 +430,26 @@ class SlackHandlers:
                 await client.chat_postEphemeral(
                     channel=channel, user=user, thread_ts=where.thread_ts, **notice.payload()
                 )
-            return
+        except SlackApiError as error:
+            log.warning("slack: could not tell user=%s: %s", user, error.response.get("error"))
 
-        async def answer() -> None:
-            # The asker's e-mail decides what they may read (users.info, cached).
-            email = await self._emails.email_of(user)
-            question = slack_question(text, user, channel, thread_id, place, email)
-            await self._responder.answer_publicly(question, where)
-
-        self._workload.spawn(answer(), name="slack-answer")
+    async def _admitted_to_rate(
+        self, body: dict[str, Any], client: AsyncWebClient, respond: Respond
+    ) -> bool:
+        """Only colleagues' ratings are recorded (they may become training data)."""
+        user = body["user"]["id"]
+        admission = await self._membership.admit(user)
+        if not admission.allowed:
+            where = _container(body)
+            await post_ephemeral(
+                client,
+                respond,
+                where["channel"],
+                user,
+                render_notice(admission.refusal),
+                where.get("thread_ts"),
+            )
+        return admission.allowed
 
     def _slow_down(self, user: str) -> SlackMessage:
         return render_notice(slow_down_text(self._limiter.retry_after(user)))

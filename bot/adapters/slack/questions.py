@@ -49,12 +49,13 @@ def slack_question(
     thread_id: str,
     place: Place,
     email: str | None = None,
+    groups: tuple[str, ...] = (),
 ) -> Question:
     """The core `Question`; `email` (from `users.info`) decides which documents the asker may
-    read — None holds only `everyone`."""
+    read — None holds only `everyone`; `groups` are granted by configuration (guests)."""
     return Question(
         text=text,
-        asker=Asker(user_id=user_id, email=email),
+        asker=Asker(user_id=user_id, email=email, groups=groups),
         conversation_id=channel_id,
         thread_id=thread_id,
         platform="slack",

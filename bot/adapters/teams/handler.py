@@ -40,6 +40,8 @@ from bot.adapters.teams.feedback_input import (
 )
 from bot.adapters.teams.sent_answers import SentAnswers
 from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS, TeamsStream
+from bot.adapters.teams.tenants import REFUSAL as OTHER_TENANT_REFUSAL
+from bot.adapters.teams.tenants import TenantAllowList
 from bot.core.types import Answer, Question
 from bot.errors import BusyError
 from bot.identity.teams import TeamsEmails
@@ -70,13 +72,14 @@ class LoreTeamsBot(ActivityHandler):
         workload: Workload,
         emails: TeamsEmails,
         limiter: RateLimiter,
+        tenants: TenantAllowList,
         *,
         typing_interval: float = TYPING_INTERVAL_SECONDS,
         stream_interval: float | None = UPDATE_INTERVAL_SECONDS,
     ) -> None:
-        """`emails` finds each asker's e-mail (their permissions); `stream_interval`: seconds
-        between streamed updates in personal chats; None turns streaming off (typing indicator
-        and one reply everywhere)."""
+        """`emails` finds each asker's e-mail (their permissions); `tenants` says whose users
+        are answered at all; `stream_interval`: seconds between streamed updates in personal
+        chats; None turns streaming off (typing indicator and one reply everywhere)."""
         self._agent = agent
         self._answers = answers
         self._feedback = feedback
@@ -84,10 +87,31 @@ class LoreTeamsBot(ActivityHandler):
         self._workload = workload
         self._emails = emails
         self._limiter = limiter
+        self._tenants = tenants
         self._typing_interval = typing_interval
         self._stream_interval = stream_interval
         self._in_flight: dict[asyncio.Task[None], str] = {}  # answer task → conversation id
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        """Users of other tenants get a polite refusal before anything is looked up or
+        retrieved; their feedback invokes a 403."""
+        activity = turn_context.activity
+        if self._tenants.admits(activity):
+            await super().on_turn(turn_context)
+            return
+        log.info(
+            "teams: refused %s activity %s from another tenant (conversation %s)",
+            activity.type,
+            activity.id,
+            activity.conversation.id,
+        )
+        if activity.type == ActivityTypes.message:
+            await turn_context.send_activity(text_activity(OTHER_TENANT_REFUSAL))
+        elif activity.type == ActivityTypes.invoke:
+            await turn_context.send_activity(
+                Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=403))
+            )
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity

@@ -12,6 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING
 
 import requests
@@ -29,9 +30,10 @@ from bot.adapters.teams.handler import TYPING_INTERVAL_SECONDS, LoreTeamsBot
 from bot.adapters.teams.replies import apology
 from bot.adapters.teams.sent_answers import SentAnswers
 from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS
+from bot.adapters.teams.tenants import tenant_allow_list
 from bot.identity.cache import TtlCache
 from bot.identity.teams import TeamsEmails
-from bot.server import WORKLOAD, Workload
+from bot.server import WORKLOAD, Workload, is_loopback
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 
 MESSAGES_PATH = "/api/messages"
 SHUTDOWN_GRACE_SECONDS = 60.0
+# Real activities (cards included) nest about ten levels; far deeper is an attack on parsers.
+MAX_JSON_DEPTH = 64
 
 
 def teams_routes(
@@ -57,6 +61,7 @@ def teams_routes(
     authentication = bot_framework_authentication(
         services.settings.teams, openid_metadata_url=openid_metadata_url
     )
+    tenants = tenant_allow_list(services.settings.teams)
 
     def add_routes(app: web.Application) -> None:
         workload = app.get(WORKLOAD)
@@ -71,12 +76,17 @@ def teams_routes(
             services.feedback,
             sent,
             workload,
-            TeamsEmails(TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds)),
+            TeamsEmails(
+                TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds),
+                services.directory,
+            ),
             RateLimiter(services.settings.teams.rate_limit_per_minute),
+            tenants,
             typing_interval=typing_interval,
             stream_interval=stream_interval,
         )
-        app.router.add_post(MESSAGES_PATH, MessagesEndpoint(authentication, bot).handle)
+        local = not services.settings.teams.app_id
+        app.router.add_post(MESSAGES_PATH, MessagesEndpoint(authentication, bot, local).handle)
 
     return add_routes
 
@@ -84,28 +94,47 @@ def teams_routes(
 class MessagesEndpoint:
     """Parses, authenticates and dispatches one Bot Framework request."""
 
-    def __init__(self, authentication: BotFrameworkAuthentication, bot: LoreTeamsBot) -> None:
+    def __init__(
+        self, authentication: BotFrameworkAuthentication, bot: LoreTeamsBot, local: bool = False
+    ) -> None:
+        """`local`: no app id, so no token is checked (the Bot Framework Emulator's mode)."""
         self._authentication = authentication
+        self._local = local
         self._adapter = CloudAdapter(authentication)
         self._adapter.on_turn_error = self._on_turn_error
         self.bot = bot
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Handle `POST /api/messages`."""
+        """Handle `POST /api/messages`: the token first (in production mode), then the body."""
+        header = request.headers.get("Authorization")
+        if not self._local:
+            refused = await self._check_token(header)
+            if refused is not None:
+                return refused
         if request.content_type != "application/json":
             return _error(415, "send the activity as application/json")
         try:
             body = json.loads(await request.read())
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             return _error(400, "the body is not valid JSON")
+        if _depth(body) > MAX_JSON_DEPTH:
+            return _error(400, f"the activity is nested more than {MAX_JSON_DEPTH} levels deep")
         activity, problem = _parse_activity(body)
         if activity is None:
             return _error(400, problem)
+        if self._local and not is_loopback(urlsplit(activity.service_url).hostname):
+            # Unauthenticated, the serviceUrl is whatever the sender wrote: the roster would be
+            # fetched from it and the answer posted to it (impersonation, request forgery).
+            log.warning("teams: local mode refused serviceUrl %s", activity.service_url)
+            return _error(
+                403,
+                "local mode (no MICROSOFT_APP_ID) only talks to a Bot Framework Emulator on "
+                "this machine: the serviceUrl must be a loopback address",
+            )
 
         try:
-            authenticated = await self._authentication.authenticate_request(
-                activity, request.headers.get("Authorization")
-            )
+            # Again with the activity: the token's serviceurl claim and channel endorsement.
+            authenticated = await self._authentication.authenticate_request(activity, header)
         except requests.RequestException as error:
             log.error("teams: cannot fetch the Bot Framework token signing keys: %s", error)
             return _error(503, "token signing keys unavailable")
@@ -123,6 +152,23 @@ class MessagesEndpoint:
             return _error(500, f"internal error {error_id}")
         return _invoke_response(invoke) if invoke is not None else web.Response(status=200)
 
+    async def _check_token(self, header: str | None) -> web.Response | None:
+        """A 401 (503 when the signing keys cannot be fetched) unless `header` holds a valid
+        Bot Framework token for this bot, checked before the body is even read."""
+        if not header:
+            return _error(401, "missing or invalid Bot Framework token")
+        try:
+            # The activity-free check botbuilder offers (signature, issuer, audience, expiry);
+            # an empty channel id skips only the endorsement check, done with the activity.
+            await self._authentication.authenticate_streaming_request(header, "")
+        except requests.RequestException as error:
+            log.error("teams: cannot fetch the Bot Framework token signing keys: %s", error)
+            return _error(503, "token signing keys unavailable")
+        except Exception as error:  # botbuilder signals a bad token with many exception types
+            log.warning("teams: rejected a request before reading it: %s", error)
+            return _error(401, "missing or invalid Bot Framework token")
+        return None
+
     async def _on_turn_error(self, turn_context: TurnContext, error: Exception) -> None:
         error_id = uuid.uuid4().hex[:8]
         log.error(
@@ -136,6 +182,21 @@ class MessagesEndpoint:
                 await turn_context.send_activity(text_activity(apology(error_id)))
             except Exception:
                 log.exception("teams: could not send the apology for error id %s", error_id)
+
+
+def _depth(value: object) -> int:
+    """How deeply JSON containers nest in `value` (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _parse_activity(body: object) -> tuple[Activity | None, str]:
