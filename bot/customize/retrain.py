@@ -38,6 +38,7 @@ from bot.customize.dataset import DatasetOptions, build_dataset
 from bot.customize.evaluate import HEADLINE, compare, evaluation_record, record_writing, test_questions
 from bot.customize.notify import AdminNotifier, admin_notifiers, notify
 from bot.customize.promotion import PromotionError, promote, store_evaluation
+from bot.store.feedback import may_train
 from bot.customize.teacher import open_teacher
 from bot.customize.training import StepReport, TrainingSettings, train_adapter
 from bot.model.adapters import BASE, AdapterRegistry
@@ -179,9 +180,16 @@ class RetrainJob:
 
     def _run(self, started: float) -> RetrainResult:
         state = _read_state(self._folder / STATE_FILE)
-        ids = [item.id for item in self._services.feedback.list() if item.id is not None]
-        newest = max(ids, default=state.feedback_id)
-        fresh = sum(1 for feedback_id in ids if feedback_id > state.feedback_id)
+        admins = frozenset(self._settings.customize.admins)
+        stored = [item for item in self._services.feedback.list() if item.id is not None]
+        newest = max((item.id for item in stored if item.id is not None), default=state.feedback_id)
+        # Only feedback that may train counts toward a run: strangers' ratings of other
+        # people's answers cannot start one.
+        fresh = sum(
+            1
+            for item in stored
+            if item.id is not None and item.id > state.feedback_id and may_train(item, admins)
+        )
         if fresh < self._min_feedback:
             return self._result(
                 "skipped",

@@ -173,6 +173,14 @@ class FeedbackStore:
         return [_from_row(row) for row in rows]
 
 
+def may_train(feedback: Feedback, admins: frozenset[str]) -> bool:
+    """True when `feedback` could become training data as stored: on an answer, given by its
+    asker (`asker_id`, recorded by the store) or by an admin; `may_teach` decides per answer."""
+    if feedback.answer_id is None:
+        return False
+    return feedback.user_id == feedback.asker_id or f"{feedback.platform}:{feedback.user_id}" in admins
+
+
 def may_teach(feedback: Feedback, answer: StoredAnswer, admins: frozenset[str]) -> bool:
     """True when `feedback` on `answer` may become training data: given by the person who
     asked (the answer log's asker, same platform) or by an admin ("platform:user id" in

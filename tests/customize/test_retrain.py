@@ -144,6 +144,15 @@ def give_feedback(services: Services, count: int, correction: str = "") -> None:
             services.feedback.decide(feedback_id, approved=True, reviewer="cli:admin")
 
 
+def stranger_ratings(services: Services, count: int) -> None:
+    """`count` 👎 by someone other than the asker, and as many general feedback items."""
+    for _ in range(count):
+        question = Question("On which day does the salary arrive?", Asker("U1"), "C1", uuid.uuid4().hex, platform="slack")
+        answer = services.agent.answer(question)
+        services.feedback.record(Feedback(answer.id, "slack", "U9", "not_helpful", "spam"))
+        services.feedback.record(Feedback(None, "slack", "U9", None, "retrain please"))
+
+
 def add_incumbent(services: Services, tiny: Path, stored_accuracy: float) -> AdapterRegistry:
     """An adapter promoted earlier, whose stored evaluation says `stored_accuracy`."""
     registry = AdapterRegistry(services.settings.adapters_dir)
@@ -190,7 +199,9 @@ async def test_retraining_follows_the_feedback_and_the_metric(
             assert [post["text"] for post in webhook.posts] == [t.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") for t in texts]
             return texts
 
-        # Below the threshold: nothing is built or trained.
+        # Below the threshold: nothing is built or trained. Other people's ratings of U1's
+        # answers and general feedback cannot train, so they do not count toward a run.
+        stranger_ratings(services, 4)
         give_feedback(services, 2, correction="Salaries are paid on the 25th of every month.")
         result = await asyncio.to_thread(job.run)
         assert (result.outcome, result.new_feedback) == ("skipped", 2)

@@ -204,6 +204,23 @@ async def test_a_stranger_clicking_the_feedback_buttons_records_nothing(
     assert rig.api.calls_to("views.open") == []
 
 
+async def test_a_stranger_typing_slash_lore_feedback_records_nothing(start_rig: Start, stack: Services) -> None:
+    # Free-text feedback is read by the team and weighs in retraining: colleagues only.
+    rig, _ = await recorded_rig(start_rig, stack)
+    stranger, guest, channel = fresh_id("U"), fresh_id("U"), fresh_id("C")
+    rig.api.users[stranger] = {"team_id": FOREIGN_TEAM, "is_stranger": True}
+    rig.api.users[guest] = {"is_restricted": True}
+    before = len(stack.feedback.list())
+
+    from_stranger = await rig.sender.command("feedback =HYPERLINK(\"https://x.example\")", stranger, channel)
+    from_guest = await rig.sender.command("feedback your answers are wrong", guest, channel)
+
+    assert from_stranger.status == from_guest.status == 200
+    assert NOT_A_MEMBER in json.dumps(from_stranger.json())
+    assert GUEST in json.dumps(from_guest.json())
+    assert len(stack.feedback.list()) == before
+
+
 async def test_allowed_team_ids_admit_a_second_workspace_and_no_third(start_rig: Start, stack: Services) -> None:
     rig, agent = await recorded_rig(start_rig, stack, allowed_team_ids=["T0TEST", "T0SISTER"])
     sister, third, dm = fresh_id("U"), fresh_id("U"), fresh_id("D")

@@ -218,6 +218,9 @@ class SlackHandlers:
     async def _general_feedback(self, user: str, channel: str, text: str) -> SlackMessage:
         if not text:
             return render_notice(f"Tell me what to pass on: {self.command} feedback <text>")
+        admission = await self._membership.admit(user)
+        if not admission.allowed:  # feedback is training signal: colleagues only
+            return render_notice(admission.refusal)
 
         def store() -> StoredAnswer | None:
             latest = self._answers.latest_for(user, channel)
