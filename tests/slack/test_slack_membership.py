@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.adapters.slack.rendering import ACTION_HELPFUL, ACTION_NOT_HELPFUL, ACTION_SHARE
 from bot.app import Services
-from bot.core.types import Answer, Question
 from tests.slack.conftest import SlackRig, fresh_id
 from tests.slack.test_slack_conversations import final_reply, is_final, settle
 from tests.support.slack_api import Message, event_callback, mention, message
+from tests.support.recording_agent import RecordingAgent
 
 QUESTION = "How many days of paid time off do employees get per year?"
 FOREIGN_TEAM = "T0OTHERORG"
@@ -27,25 +26,6 @@ GUEST = "don't answer guest accounts"
 SHARED_CHANNEL = "channels shared with other organisations"
 
 Start = Callable[..., Awaitable[SlackRig]]
-
-
-class RecordingAgent:
-    """The real agent, keeping every question it was asked (none: nothing was retrieved)."""
-
-    def __init__(self, agent: Any) -> None:
-        self._agent = agent
-        self._lock = threading.Lock()
-        self.questions: list[Question] = []
-
-    def answer(
-        self,
-        question: Question,
-        on_text: Callable[[str], None] | None = None,
-        on_draft: Callable[[Answer], None] | None = None,
-    ) -> Answer:
-        with self._lock:
-            self.questions.append(question)
-        return self._agent.answer(question, on_text, on_draft)
 
 
 async def recorded_rig(start_rig: Start, stack: Services, **slack: Any) -> tuple[SlackRig, RecordingAgent]:

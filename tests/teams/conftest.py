@@ -4,39 +4,15 @@ behind `/api/messages` on a loopback HTTP server, and the Bot Connector mock it 
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from bot.core.types import Answer, Question
 from tests.support.bot_connector import TENANT_ID, ConnectorMock, teams_test_client
+from tests.support.recording_agent import RecordingAgent
 from tests.support.stack import build_test_services
-
-
-class RecordingAgent:
-    """The real agent, with the questions it was asked kept for assertions."""
-
-    def __init__(self, agent: object) -> None:
-        self._agent = agent
-        self._lock = threading.Lock()
-        self.questions: list[Question] = []
-
-    def answer(
-        self,
-        question: Question,
-        on_text: Callable[[str], None] | None = None,
-        on_draft: Callable[[Answer], None] | None = None,
-    ) -> Answer:
-        with self._lock:
-            self.questions.append(question)
-        return self._agent.answer(question, on_text, on_draft)  # type: ignore[attr-defined]
-
-    def write_with_the_model(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Make the real agent have its model write every answer (for this test only)."""
-        monkeypatch.setattr(self._agent, "writes", None)
 
 
 @pytest.fixture(scope="session")
