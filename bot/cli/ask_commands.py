@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import getpass
 import json
 import time
@@ -236,7 +237,7 @@ def evaluate(
     from bot.model.writing import measured_writing
 
     questions = load_questions(questions_file)[:limit]
-    progress = click.progressbar(length=len(questions), label="Asking", file=click.get_text_stream("stderr"))
+    progress = click.progressbar(length=len(questions), label="Asking", file=sys.stderr)
     with _services(settings, adapter) as services, progress as bar:
         if generate:
             services.agent.writes = None  # the model writes every answer

@@ -5,6 +5,7 @@ service, `retrain` runs all of it once as `lore serve`'s schedule does."""
 
 from __future__ import annotations
 
+import sys
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -206,7 +207,7 @@ def evaluate(
     try:
         if services.knowledge.status().documents == 0:
             raise LoreError("The index is empty: run `lore index` first.")
-        with click.progressbar(length=2 * len(questions), label="Asking", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=2 * len(questions), label="Asking", file=sys.stderr) as bar:
             reports = compare(services.agent, name, questions, lambda side, result: bar.update(1))
         record_writing(measured_writing(settings.home), services.model.name, name, reports, len(questions))
     finally:

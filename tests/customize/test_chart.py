@@ -50,7 +50,7 @@ def pixels_like(path: Path, color: tuple[int, int, int], half: str) -> int:
     box = (0, 0, width // 2, height) if half == "left" else (width // 2, 0, width, height)
     return sum(
         1
-        for pixel in image.crop(box).getdata()
+        for pixel in image.crop(box).get_flattened_data()
         if all(abs(channel - wanted) <= 6 for channel, wanted in zip(pixel, color, strict=True))
     )
 

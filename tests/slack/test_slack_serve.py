@@ -198,6 +198,8 @@ async def test_lore_serve_exits_cleanly_on_sigterm_after_finishing_answers(
         if process.poll() is None:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
         await sender.close()
         await api.stop()
     api.assert_clean()
