@@ -122,8 +122,11 @@ class Embedder:
         self.text_view = text_view
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self.tokenizer = self._model.tokenizer
-        self.max_tokens: int = int(self._model.max_seq_length)
-        self.dimension: int = int(self._model.get_embedding_dimension())
+        max_tokens, dimension = self._model.max_seq_length, self._model.get_embedding_dimension()
+        if max_tokens is None or dimension is None:
+            raise ConfigurationError(f"{path} does not state its maximum sequence length or dimension: use a sentence-transformers model folder.")
+        self.max_tokens: int = int(max_tokens)
+        self.dimension: int = int(dimension)
         self.threads = max(1, threads or os.cpu_count() or 1)
         pooling = _onnx_pooling(self._model) if backend == "onnx" else None
         self.backend: Backend = "onnx" if pooling else "torch"
@@ -150,10 +153,12 @@ class Embedder:
         distinct = list(dict.fromkeys(views))
         vectors = self._encode(distinct, show_progress)
         row = {view: index for index, view in enumerate(distinct)}
-        return vectors[[row[view] for view in views]]
+        selected: np.ndarray = vectors[[row[view] for view in views]]
+        return selected
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
+        vector: np.ndarray = self.embed_documents([text])[0]
+        return vector
 
     def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
         if self._onnx is not None:
@@ -232,7 +237,8 @@ class _OnnxTransformer:
             weights = mask[..., None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        normalized: np.ndarray = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return normalized
 
 
 def _length_batches(lengths: list[int], max_texts: int, token_budget: int) -> Iterator[list[int]]:
@@ -290,7 +296,8 @@ def _export(transformer: Any, inputs: list[str], target: Path) -> None:
             self.model = model
 
         def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-            return self.model(**dict(zip(inputs, tensors, strict=True))).last_hidden_state
+            hidden: torch.Tensor = self.model(**dict(zip(inputs, tensors, strict=True))).last_hidden_state
+            return hidden
 
     previous = transformer.config._attn_implementation
     # The eager attention traces to plain ONNX ops that onnxruntime fuses; SDPA does not export.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from pathlib import Path
+from typing import Any
 
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import FileNotDecryptedError, PdfReadError
@@ -23,7 +24,7 @@ def _outline_starts(reader: PdfReader) -> list[tuple[int, tuple[str, ...]]]:
     """(first page index, heading path) for each outline entry, in page order."""
     starts: list[tuple[int, tuple[str, ...]]] = []
 
-    def visit(entries: list, parents: tuple[str, ...]) -> None:
+    def visit(entries: list[Any], parents: tuple[str, ...]) -> None:
         last: tuple[str, ...] = parents
         for entry in entries:
             if isinstance(entry, list):  # children of the entry just before

@@ -135,11 +135,11 @@ def _serve(connection: Connection, limits: ParseLimits) -> None:
         except MemoryError:
             out_of_memory = True  # answered below, once the failed parse's frames are freed
         if out_of_memory:
-            error = LimitExceededError(
+            refusal = LimitExceededError(
                 f"parsing it needs more than {limits.memory_bytes // MiB} MiB of memory "
                 "(index.parse_memory_mb); simplify the file or raise the limit"
             )
-            connection.send((error, False))
+            connection.send((refusal, False))
             return
         del path, data, outcome  # free this file before waiting for the next
 

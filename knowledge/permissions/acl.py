@@ -66,7 +66,7 @@ class AclRule:
     pattern: str  # normalised glob, relative to the source root
     grant: Grant
     # Compiled once: a refresh matches every file against every rule (3 µs, not 40 µs, each).
-    _matcher: glob.WcMatcher = field(init=False, repr=False, compare=False)
+    _matcher: glob.WcMatcher[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_matcher", glob.compile(self.pattern, flags=GLOB_FLAGS))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 from collections.abc import Iterator
 
 from botbuilder.schema import Activity, ActivityTypes, Attachment
@@ -45,8 +46,8 @@ def answer_activities(answer: Answer) -> list[Activity]:
     actions = _feedback_actions(answer.id)
     summary = _summary(answer.text)
 
-    messages: list[list[dict]] = []
-    current: list[dict] = []
+    messages: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
     for block in answer_blocks:
         if current and _card_bytes(current + [block], []) > MAX_MESSAGE_BYTES:
             messages.append(current)
@@ -104,7 +105,7 @@ def teams_markdown(text: str) -> str:
     return _INLINE_CODE.sub(r"\1", text)
 
 
-def _answer_blocks(text: str) -> Iterator[dict]:
+def _answer_blocks(text: str) -> Iterator[dict[str, Any]]:
     position = 0
     for fence in _FENCE.finditer(text):
         yield from _prose_blocks(text[position : fence.start()])
@@ -114,7 +115,7 @@ def _answer_blocks(text: str) -> Iterator[dict]:
     yield from _prose_blocks(text[position:])
 
 
-def _prose_blocks(text: str) -> Iterator[dict]:
+def _prose_blocks(text: str) -> Iterator[dict[str, Any]]:
     text = text.strip()
     if text:
         for piece in _pieces(teams_markdown(text), MAX_BLOCK_CHARS):
@@ -150,8 +151,8 @@ def _pieces(text: str, limit: int) -> Iterator[str]:
         yield text[start : start + limit]
 
 
-def _tail_blocks(answer: Answer) -> list[dict]:
-    blocks: list[dict] = []
+def _tail_blocks(answer: Answer) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
     for item in answer.evidence[:MAX_EVIDENCE]:
         blocks.append(_evidence_block(item))
     if answer.citations:
@@ -160,7 +161,7 @@ def _tail_blocks(answer: Answer) -> list[dict]:
     return blocks
 
 
-def _evidence_block(item: Evidence) -> dict:
+def _evidence_block(item: Evidence) -> dict[str, Any]:
     quote = item.quote if len(item.quote) <= MAX_BLOCK_CHARS else item.quote[:MAX_BLOCK_CHARS] + "…"
     origin = item.title or item.source
     return {
@@ -195,8 +196,8 @@ def _source_line(citation: Citation) -> str:
     return f"[{citation.number}] {label} ({citation.source})"
 
 
-def _feedback_actions(answer_id: str) -> list[dict]:
-    def data(rating: str) -> dict:
+def _feedback_actions(answer_id: str) -> list[dict[str, Any]]:
+    def data(rating: str) -> dict[str, Any]:
         return {"action": FEEDBACK_ACTION, "answerId": answer_id, "rating": rating}
 
     details = {
@@ -227,8 +228,8 @@ def _feedback_actions(answer_id: str) -> list[dict]:
     ]
 
 
-def _card(body: list[dict], actions: list[dict]) -> dict:
-    card: dict = {
+def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]]) -> dict[str, Any]:
+    card: dict[str, Any] = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "version": CARD_VERSION,
@@ -240,11 +241,11 @@ def _card(body: list[dict], actions: list[dict]) -> dict:
     return card
 
 
-def _card_bytes(body: list[dict], actions: list[dict]) -> int:
+def _card_bytes(body: list[dict[str, Any]], actions: list[dict[str, Any]]) -> int:
     return activity_bytes(_message(_card(body, actions), ""))
 
 
-def _message(card: dict, summary: str) -> Activity:
+def _message(card: dict[str, Any], summary: str) -> Activity:
     # `summary` is what Teams shows in notifications and the activity feed for a card; `text`
     # would be rendered above the card and repeat the answer.
     return Activity(
@@ -254,7 +255,7 @@ def _message(card: dict, summary: str) -> Activity:
     )
 
 
-def _text_block(text: str, **properties: object) -> dict:
+def _text_block(text: str, **properties: object) -> dict[str, Any]:
     return {"type": "TextBlock", "text": text, "wrap": True, **properties}
 
 
