@@ -31,11 +31,7 @@ def fill_manifest(template: Any, values: Mapping[str, str | None]) -> Any:
         return [
             fill_manifest(item, values)
             for item in template
-            if not (
-                isinstance(item, str)
-                and _only_placeholder(item)
-                and values.get(_only_placeholder(item)) is None
-            )
+            if not (isinstance(item, str) and _names_a_missing_value(item, values))
         ]
     if isinstance(template, str):
         return _PLACEHOLDER.sub(lambda match: _value(values, match.group(1)), template)
@@ -66,7 +62,7 @@ def manifest_values(
 
 def build_package(
     values: Mapping[str, str | None], out: Path, template_dir: Path = TEMPLATE_DIR
-) -> dict:
+) -> dict[str, Any]:
     """Write the app package zip to `out` and return the filled manifest."""
     missing = [name for name in PACKAGE_FILES if not (template_dir / name).is_file()]
     if missing:
@@ -75,7 +71,7 @@ def build_package(
             "run from a checkout of Lore or pass --template-dir."
         )
     template = json.loads((template_dir / "manifest.json").read_text(encoding="utf-8"))
-    manifest = fill_manifest(template, values)
+    manifest: dict[str, Any] = fill_manifest(template, values)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as package:
@@ -84,6 +80,12 @@ def build_package(
             package.write(template_dir / icon, arcname=icon)
     partial.replace(out)  # never leave a half-written package under the requested name
     return manifest
+
+
+def _names_a_missing_value(text: str, values: Mapping[str, str | None]) -> bool:
+    """True when `text` is a lone placeholder whose value is not given (the item is dropped)."""
+    name = _only_placeholder(text)
+    return name is not None and values.get(name) is None
 
 
 def _only_placeholder(text: str) -> str | None:
