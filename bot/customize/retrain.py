@@ -34,8 +34,8 @@ from apscheduler.job import Job
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.customize.dataset import DatasetOptions, build_dataset
 from bot.customize.evaluate import HEADLINE, compare, evaluation_record, record_writing, test_questions
+from bot.customize.inputs import DatasetChoices, dataset_inputs
 from bot.customize.notify import AdminNotifier, admin_notifiers, notify
 from bot.customize.promotion import PromotionError, promote, store_evaluation
 from bot.store.feedback import may_train
@@ -142,7 +142,7 @@ class RetrainJob:
         min_feedback: int,
         training: TrainingSettings,
         notifiers: Sequence[AdminNotifier] = (),
-        dataset_options: DatasetOptions | None = None,
+        dataset_choices: DatasetChoices = DatasetChoices(),
         evaluation_model: Callable[[], Model] | None = None,
     ) -> None:
         self._services = services
@@ -150,7 +150,7 @@ class RetrainJob:
         self._min_feedback = min_feedback
         self._training = training
         self._notifiers = list(notifiers)
-        self._dataset_options = dataset_options
+        self._dataset_choices = dataset_choices
         self._evaluation_model = evaluation_model
         self._registry = AdapterRegistry(self._settings.adapters_dir)
         self._folder = self._settings.home / "customize"
@@ -225,25 +225,14 @@ class RetrainJob:
         return self._result(outcome, reason, fresh, started, **progress)
 
     def _build_dataset(self) -> Path:
-        agent = self._services.agent
+        inputs = dataset_inputs(self._settings, self._dataset_choices)
         teacher = open_teacher(self._settings.customize, self._settings.model.request_timeout_seconds)
         try:
-            card = build_dataset(
+            card = inputs.build(
                 self._services.knowledge,
                 self._settings.home / "datasets",
-                retrieval=agent.retrieval,
-                persona=agent.settings.persona,
-                glossary=agent.glossary,
-                count_tokens=agent.model.count_tokens,
                 feedback=self._services.feedback,
                 answers=self._services.answers,
-                # The agent's own prompt budget: training prompts as long as those it answers.
-                options=self._dataset_options
-                or DatasetOptions(
-                    max_prompt_tokens=_agent_prompt_budget(agent),
-                    curated=tuple(self._settings.customize.curated_files),
-                    feedback_admins=tuple(self._settings.customize.admins),
-                ),
                 teacher=teacher,
             )
         finally:
@@ -434,12 +423,6 @@ def _agent_with_model(agent: Agent, model: Model) -> Agent:
     measuring = copy.copy(agent)
     measuring.model = model
     return measuring
-
-
-def _agent_prompt_budget(agent: Agent) -> int:
-    from bot.core.prompt import prompt_budget
-
-    return prompt_budget(agent.max_prompt_tokens, agent.model.context_window, agent.generation.max_new_tokens)
 
 
 def _num(value: object) -> str:
