@@ -8,7 +8,7 @@ argument that changes between transformers releases there.
 
 Runs live in `<runs_dir>/<key>/` (key: dataset, base model and hyperparameters), holding
 `checkpoint/` (the latest adapter weights and `trainer.pt`), `best/` (the weights with the
-lowest validation loss) and `state.json`. The finished adapter goes to the registry's folder.
+lowest validation loss) and `state.json` (see `bot.customize.checkpoints`). The finished adapter goes to the registry's folder.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import logging
 import math
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,23 +27,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.customize.checkpoints import (
+    RunState,
+    TrainingError,
+    load_weights,
+    publish_adapter,
+    restore_checkpoint,
+    save_checkpoint,
+    save_weights,
+    write_state,
+)
 from bot.customize.dataset import DatasetCard, load_examples
 from bot.customize.tokenize import IGNORE, ExampleTokenizer, TokenizedExample
-from bot.model.adapters import METADATA_FILE, AdapterRegistry
+from bot.model.adapters import AdapterRegistry
 from bot.model.weights import base_model_fingerprint
-from bot.private_files import make_private, private_folder
-from knowledge.errors import ConfigurationError, LoreError
+from bot.private_files import private_folder
+from knowledge.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state.json"
-TRAINER_FILE = "trainer.pt"
 TIME_PROBE_STEPS = 5  # steps timed before a time budget first plans the run
 TIME_BUDGET_MARGIN = 0.95  # share of the time left planned for steps (the pace includes validations)
-
-
-class TrainingError(LoreError):
-    """Training cannot start or continue."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ class _Session:
     trainable: list[Any]
     optimizer: Any
     scheduler: Any
-    state: _State
+    state: RunState
     resumed_from: int
     earlier: float  # seconds spent before an interruption
 
@@ -223,7 +226,7 @@ def _load_session(run: _Run, base_folder: Path, settings: TrainingSettings, resu
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings.warmup_steps, plan))
-    state = _restore(run.folder, model, optimizer, scheduler, device) if resume else _State()
+    state = restore_checkpoint(run.folder, model, optimizer, scheduler, device) if resume else RunState()
     return _Session(
         model=model,
         device=device,
@@ -282,14 +285,14 @@ def _train_loop(
                     state.validations.append([state.step, round(validation_loss, 5)])
                     if state.best_loss is None or validation_loss < state.best_loss - 1e-4:
                         state.best_loss, state.best_step, state.bad = validation_loss, state.step, 0
-                        _save_weights(model, run / "best")
+                        save_weights(model, run / "best")
                     else:
                         state.bad += 1
                         stopped_early = state.bad >= settings.patience
                 state.train_loss = sum(window) / len(window)
                 state.seconds = session.earlier + time.perf_counter() - started
                 window = []
-                _checkpoint(run, model, session.optimizer, session.scheduler, state)
+                save_checkpoint(run, model, session.optimizer, session.scheduler, state)
             advance(step_loss, validation_loss, plan.total_steps)
             if on_step is not None:
                 on_step(StepReport(state.step, plan.total_steps, step_loss, session.scheduler.get_last_lr()[0], validation_loss))
@@ -330,7 +333,7 @@ def _publish(
     marked done."""
     state = session.state
     if state.best_step is not None and (run.folder / "best").is_dir():
-        _load_weights(session.model, run.folder / "best", session.device)
+        load_weights(session.model, run.folder / "best", session.device)
     seconds = session.earlier + time.perf_counter() - started
     metadata = {
         "base_model": base_name,
@@ -356,9 +359,9 @@ def _publish(
         "validation_curve": state.validations,
         "device": str(session.device),
     }
-    path = _publish_adapter(session.model, registry.directory, run.name, metadata)
+    path = publish_adapter(session.model, registry.directory, run.name, metadata)
     state.done = True
-    _write_state(run.folder, state)
+    write_state(run.folder, state)
     log.info(
         "Trained adapter %s: %d steps, train loss %s, validation loss %s, %.0f s",
         run.name, state.step, _fmt(state.train_loss), _fmt(state.best_loss), seconds,
@@ -377,19 +380,6 @@ def _publish(
         skipped_too_long=session.skipped_too_long,
         metadata=metadata,
     )
-
-
-@dataclass
-class _State:
-    step: int = 0
-    best_loss: float | None = None
-    best_step: int | None = None
-    bad: int = 0
-    train_loss: float | None = None
-    losses: list[list[float]] = field(default_factory=list)
-    validations: list[list[float]] = field(default_factory=list)
-    seconds: float = 0.0  # spent up to the last checkpoint
-    done: bool = False
 
 
 def _load(base_folder: Path, settings: TrainingSettings, device: Any) -> tuple[Any, Any]:
@@ -538,87 +528,6 @@ def _device(choice: str) -> Any:
     if choice.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigurationError("--device cuda was asked for but no CUDA GPU is available: use auto or cpu.")
     return torch.device(choice)
-
-
-def _save_weights(model: Any, folder: Path) -> None:
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
-
-
-def _load_weights(model: Any, folder: Path, device: Any) -> None:
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    set_peft_model_state_dict(model, load_file(folder / "adapter_model.safetensors", device=str(device)))
-
-
-def _checkpoint(run: Path, model: Any, optimizer: Any, scheduler: Any, state: _State) -> None:
-    import torch
-
-    partial = run / "checkpoint.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    torch.save(
-        {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "python_rng": random.getstate(),
-            # Dropout on a GPU draws from the CUDA generators, not the CPU one.
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        },
-        partial / TRAINER_FILE,
-    )
-    shutil.rmtree(run / "checkpoint", ignore_errors=True)
-    partial.rename(run / "checkpoint")
-    _write_state(run, state)
-
-
-def _restore(run: Path, model: Any, optimizer: Any, scheduler: Any, device: Any) -> _State:
-    import torch
-
-    state_file = run / STATE_FILE
-    if not state_file.is_file() or not (run / "checkpoint" / TRAINER_FILE).is_file():
-        log.info("No checkpoint to resume in %s; starting from the first step", run)
-        return _State()
-    state = _State(**json.loads(state_file.read_text(encoding="utf-8")))
-    if state.done:
-        raise TrainingError(
-            f"The run in {run} already finished (its adapter is in the registry): "
-            "train again without --resume to start a new one."
-        )
-    _load_weights(model, run / "checkpoint", device)
-    saved = torch.load(run / "checkpoint" / TRAINER_FILE, map_location=device, weights_only=False)
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    torch.set_rng_state(saved["torch_rng"])
-    random.setstate(saved["python_rng"])
-    if saved.get("cuda_rng") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(saved["cuda_rng"])
-    log.info("Resuming %s at step %d", run, state.step)
-    return state
-
-
-def _write_state(run: Path, state: _State) -> None:
-    (run / STATE_FILE).write_text(json.dumps(asdict(state)), encoding="utf-8")
-
-
-def _publish_adapter(model: Any, adapters_dir: Path, name: str, metadata: dict[str, Any]) -> Path:
-    private_folder(adapters_dir)
-    # A dot-name is never listed by the registry; the rename makes the adapter appear whole.
-    partial = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=adapters_dir))
-    try:
-        model.save_pretrained(partial)
-        (partial / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
-        make_private(partial)  # the weights can repeat what they were trained on
-        target = adapters_dir / name
-        partial.rename(target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return target
 
 
 @contextmanager
