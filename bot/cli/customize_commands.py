@@ -137,17 +137,16 @@ def dataset(
 def train(settings: LoreSettings, dataset_dir: Path | None, name: str | None, resume: bool, target_modules: str, **hyper: object) -> None:
     """Train a LoRA adapter on the base model; it lands in LORE_HOME/adapters/ (not yet promoted)."""
     from bot.customize.dataset import latest_dataset
+    from bot.customize.inputs import base_weights
     from bot.customize.training import TrainingSettings, train_adapter
-    from bot.model.weights import base_model_name, resolve_base_model
+    from bot.model.weights import base_model_name
 
-    if settings.model.backend != "local" and settings.model.base_model is None:
-        raise LoreError("Training needs the base model's weights: set model.base_model to its Hugging Face folder.")
     training = TrainingSettings(
         target_modules=tuple(m.strip() for m in target_modules.split(",") if m.strip()), **hyper  # type: ignore[arg-type]
     )
     result = train_adapter(
         dataset_dir or latest_dataset(settings.home / "datasets"),
-        resolve_base_model(settings.model, settings.home),
+        base_weights(settings),
         base_model_name(settings.model),
         _registry(settings),
         settings.home / "customize" / "runs",
@@ -300,7 +299,8 @@ def _num(value: object) -> str:
 def retrain_command(settings: LoreSettings, min_feedback: int | None, as_json: bool) -> None:
     """What `lore serve` runs on customize.retrain_cron, once: dataset, train, eval, and promote if it beats the active model; the result also goes to the admin channel."""
     from bot.app import build_services
-    from bot.customize.retrain import build_retrain_job, evaluation_model
+    from bot.customize.inputs import evaluation_model
+    from bot.customize.retrain import build_retrain_job
 
     # The measuring model is the services' own: this process answers nobody else.
     services = build_services(settings, model=evaluation_model(settings))

@@ -1,6 +1,6 @@
 """What customization is built from, assembled in one place from the settings: the agent's
-prompt recipe (retrieval, persona, glossary, token counter, prompt budget) and the dataset
-options. `lore customize dataset` and the retraining job both take their inputs from
+prompt recipe (retrieval, persona, glossary, token counter, prompt budget), the dataset
+options, the base weights adapters are trained on and the model that measures them. `lore customize dataset` and the retraining job both take their inputs from
 `dataset_inputs`, so "the training prompts are the agent's prompts" holds by construction,
 not by two code paths kept in sync.
 
@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.customize.dataset import DatasetCard, DatasetOptions, build_dataset
+from bot.model.adapters import BASE
 from knowledge.config import RetrievalSettings
+from knowledge.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from bot.core.glossary import Glossary
     from bot.customize.teacher import Teacher
-    from bot.model.base import ChatMessage
+    from bot.model.base import ChatMessage, Model
     from bot.settings import LoreSettings
     from bot.store.answers import AnswerLog
     from bot.store.feedback import FeedbackStore
@@ -140,3 +142,25 @@ def token_counter(settings: LoreSettings) -> TokenCounter:
 
     tokenizer = ChatTokenizer.from_folder(resolve_base_model(settings.model, settings.home))
     return lambda messages: len(tokenizer.encode_chat(messages))
+
+
+def evaluation_model(settings: LoreSettings) -> Model:
+    """A model of its own for measuring candidates: the base weights loaded here, with no
+    adapter, whichever backend answers users (an endpoint does not serve a fresh adapter)."""
+    from bot.model import load_model
+
+    base_weights(settings)  # the same check and message as training
+    local = settings.model.model_copy(update={"backend": "local", "adapter": BASE})
+    return load_model(local, settings.home)
+
+
+def base_weights(settings: LoreSettings) -> Path:
+    """The base model's folder that adapters are trained on and measured with."""
+    from bot.model.weights import resolve_base_model
+
+    if settings.model.backend != "local" and settings.model.base_model is None:
+        raise ConfigurationError(
+            "Training and measuring adapters need the base model's weights: set model.base_model "
+            "to the Hugging Face folder of the model the endpoint serves."
+        )
+    return resolve_base_model(settings.model, settings.home)

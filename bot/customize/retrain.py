@@ -35,15 +35,15 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.customize.evaluate import HEADLINE, compare, evaluation_record, record_writing, test_questions
-from bot.customize.inputs import DatasetChoices, dataset_inputs
+from bot.customize.inputs import DatasetChoices, base_weights, dataset_inputs
 from bot.customize.notify import AdminNotifier, admin_notifiers, notify
 from bot.customize.promotion import PromotionError, promote, store_evaluation
 from bot.store.feedback import may_train
 from bot.customize.teacher import open_teacher
 from bot.customize.training import StepReport, TrainingSettings, train_adapter
-from bot.model.adapters import BASE, AdapterRegistry
+from bot.model.adapters import AdapterRegistry
 from bot.model.writing import measured_writing
-from bot.settings import CustomizeSettings, LoreSettings
+from bot.settings import CustomizeSettings
 from knowledge.errors import ConfigurationError, LoreError
 from knowledge.lock import RefreshLock
 
@@ -330,28 +330,6 @@ def build_retrain_job(
         notifiers=admin_notifiers(settings),
         evaluation_model=evaluation_model,
     )
-
-
-def evaluation_model(settings: LoreSettings) -> Model:
-    """A model of its own for measuring candidates: the base weights loaded here, with no
-    adapter, whichever backend answers users (an endpoint does not serve a fresh adapter)."""
-    from bot.model import load_model
-
-    base_weights(settings)  # the same check and message as training
-    local = settings.model.model_copy(update={"backend": "local", "adapter": BASE})
-    return load_model(local, settings.home)
-
-
-def base_weights(settings: LoreSettings) -> Path:
-    """The base model's folder that adapters are trained on and measured with."""
-    from bot.model.weights import resolve_base_model
-
-    if settings.model.backend != "local" and settings.model.base_model is None:
-        raise ConfigurationError(
-            "Retraining needs the base model's weights: set model.base_model to the Hugging Face "
-            "folder of the model the endpoint serves."
-        )
-    return resolve_base_model(settings.model, settings.home)
 
 
 def retrain_trigger(settings: CustomizeSettings) -> CronTrigger:

@@ -28,6 +28,7 @@ from bot.cli.main import cli
 from bot.cli.serve_command import SCHEDULER, _add_schedules
 from bot.core.types import Asker, Question
 from bot.customize.dataset import DatasetCard
+from bot.customize.inputs import evaluation_model
 from bot.customize.notify import (
     SlackChannelNotifier,
     TeamsWebhookNotifier,
@@ -39,7 +40,6 @@ from bot.customize.retrain import (
     JOB_ID,
     LOCK_FILE,
     RetrainJob,
-    evaluation_model,
     retrain_lock,
 )
 from bot.customize.training import TrainingSettings
