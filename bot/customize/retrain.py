@@ -35,7 +35,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.customize.evaluate import HEADLINE, compare, evaluation_record, record_writing, test_questions
-from bot.customize.inputs import DatasetChoices, base_weights, dataset_inputs
+from bot.customize.inputs import base_weights, dataset_inputs
 from bot.customize.notify import AdminNotifier, admin_notifiers, notify
 from bot.customize.promotion import PromotionError, promote, store_evaluation
 from bot.store.feedback import may_train
@@ -142,7 +142,6 @@ class RetrainJob:
         min_feedback: int,
         training: TrainingSettings,
         notifiers: Sequence[AdminNotifier] = (),
-        dataset_choices: DatasetChoices = DatasetChoices(),
         evaluation_model: Callable[[], Model] | None = None,
     ) -> None:
         self._services = services
@@ -150,7 +149,6 @@ class RetrainJob:
         self._min_feedback = min_feedback
         self._training = training
         self._notifiers = list(notifiers)
-        self._dataset_choices = dataset_choices
         self._evaluation_model = evaluation_model
         self._registry = AdapterRegistry(self._settings.adapters_dir)
         self._folder = self._settings.home / "customize"
@@ -225,7 +223,8 @@ class RetrainJob:
         return self._result(outcome, reason, fresh, started, **progress)
 
     def _build_dataset(self) -> Path:
-        inputs = dataset_inputs(self._settings, self._dataset_choices)
+        # The same inputs as `lore customize dataset` with no flags: one builder makes both.
+        inputs = dataset_inputs(self._settings)
         teacher = open_teacher(self._settings.customize, self._settings.model.request_timeout_seconds)
         try:
             card = inputs.build(
