@@ -1,8 +1,10 @@
 """What customization is built from, assembled in one place from the settings: the agent's
 prompt recipe (retrieval, persona, glossary, token counter, prompt budget), the dataset
-options, the base weights adapters are trained on and the model that measures them. `lore customize dataset` and the retraining job both take their inputs from
-`dataset_inputs`, so "the training prompts are the agent's prompts" holds by construction,
-not by two code paths kept in sync.
+options, the base weights adapters are trained on and the model that measures them.
+
+`lore customize dataset|train|retrain` and the scheduled retraining job all take their inputs
+from here, so "the training prompts are the agent's prompts" holds by construction, not by
+two code paths kept in sync.
 
 Nothing here loads the answering model's weights: the token counter is the base model's
 tokenizer (or the estimate when none is at hand), the context window its config's (or the
