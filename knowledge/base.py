@@ -22,7 +22,7 @@ from knowledge.retrieval import Reranker, Retriever
 from knowledge.sources.base import Source
 from knowledge.sources.filesystem import FilesystemSource
 from knowledge.sync import PERSISTENT_FAILURE_REFRESHES, PermissionResolver, Progress, RefreshReport, Synchronizer
-from knowledge.types import SourceFile
+from knowledge.types import Passage, SourceFile
 
 # MiniLM-style models count [CLS] and [SEP] inside their maximum sequence length.
 _SPECIAL_TOKENS = 2
@@ -114,6 +114,30 @@ class KnowledgeBase:
         """Indexed documents a reader holding `principals` may read; `{"everyone"}` gives
         the documents anyone may see (what a shared adapter may be trained on)."""
         return self.catalog.files_readable_by(principals)
+
+    def documents(self) -> list[FileRecord]:
+        """Every indexed document, whoever may read it."""
+        return list(self.catalog.files().values())
+
+    def document_passages(self, source: str, path: str) -> list[Passage]:
+        """The chunks of one indexed document in reading order, as passages with their readers
+        (score 0: nothing was searched); [] for a document not in the index."""
+        chunks = self.catalog.chunks(self.catalog.file_chunk_ids(source, path))
+        readers = self.catalog.principals_of(chunk.acl for chunk in chunks.values())
+        return [
+            Passage(
+                chunk_id=chunk.chunk_id,
+                source=chunk.source,
+                path=chunk.path,
+                title=chunk.title,
+                heading=chunk.heading,
+                url=chunk.url,
+                text=chunk.text,
+                score=0.0,
+                principals=readers.get(chunk.acl, frozenset()),
+            )
+            for chunk in sorted(chunks.values(), key=lambda c: c.ordinal)
+        ]
 
     def close(self) -> None:
         self.catalog.close()

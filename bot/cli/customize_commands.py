@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import json
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,6 @@ from knowledge.errors import LoreError
 
 if TYPE_CHECKING:
     from bot.model.adapters import AdapterRegistry
-    from bot.model.base import ChatMessage
 
 
 @click.group("customize")
@@ -50,8 +48,8 @@ def dataset(
     """Build a training set under LORE_HOME/datasets/ from the indexed documents, curated files and feedback.
 
     With customize.teacher_base_url set, a teacher model also writes questions about every chunk used."""
-    from bot.app import build_knowledge, glossary_for
-    from bot.customize.dataset import DatasetOptions, build_dataset
+    from bot.app import build_knowledge
+    from bot.customize.inputs import DatasetChoices, dataset_inputs
     from bot.customize.teacher import open_teacher
     from bot.store.answers import AnswerLog
     from bot.store.database import Database
@@ -65,15 +63,17 @@ def dataset(
             bold=True,
             err=True,
         )
-    options = DatasetOptions(
-        include_restricted=include_restricted,
-        redact_emails=redact_emails,
-        redact_phones=redact_phones,
-        distractor_share=distractor_share,
-        max_prompt_tokens=max_prompt_tokens or _prompt_budget(settings),
-        curated=tuple(dict.fromkeys([*settings.customize.curated_files, *curated])),
-        use_feedback=not no_feedback,
-        feedback_admins=tuple(settings.customize.admins),
+    inputs = dataset_inputs(
+        settings,
+        DatasetChoices(
+            include_restricted=include_restricted,
+            redact_emails=redact_emails,
+            redact_phones=redact_phones,
+            distractor_share=distractor_share,
+            max_prompt_tokens=max_prompt_tokens,
+            curated=curated,
+            use_feedback=not no_feedback,
+        ),
     )
     teacher = open_teacher(settings.customize, settings.model.request_timeout_seconds)
     if include_restricted and teacher is not None:
@@ -87,16 +87,11 @@ def dataset(
     knowledge = build_knowledge(settings)
     database = Database(settings.database)
     try:
-        card = build_dataset(
+        card = inputs.build(
             knowledge,
             settings.home / "datasets",
-            retrieval=settings.retrieval,
-            persona=settings.agent.persona,
-            glossary=glossary_for(settings),
-            count_tokens=_token_counter(settings),
             feedback=FeedbackStore(database),
             answers=AnswerLog(database),
-            options=options,
             teacher=teacher,
         )
     finally:
@@ -142,17 +137,16 @@ def dataset(
 def train(settings: LoreSettings, dataset_dir: Path | None, name: str | None, resume: bool, target_modules: str, **hyper: object) -> None:
     """Train a LoRA adapter on the base model; it lands in LORE_HOME/adapters/ (not yet promoted)."""
     from bot.customize.dataset import latest_dataset
+    from bot.customize.inputs import base_weights
     from bot.customize.training import TrainingSettings, train_adapter
-    from bot.model.weights import base_model_name, resolve_base_model
+    from bot.model.weights import base_model_name
 
-    if settings.model.backend != "local" and settings.model.base_model is None:
-        raise LoreError("Training needs the base model's weights: set model.base_model to its Hugging Face folder.")
     training = TrainingSettings(
         target_modules=tuple(m.strip() for m in target_modules.split(",") if m.strip()), **hyper  # type: ignore[arg-type]
     )
     result = train_adapter(
         dataset_dir or latest_dataset(settings.home / "datasets"),
-        resolve_base_model(settings.model, settings.home),
+        base_weights(settings),
         base_model_name(settings.model),
         _registry(settings),
         settings.home / "customize" / "runs",
@@ -290,46 +284,6 @@ def _newest(registry: AdapterRegistry) -> str:
     return names[-1]
 
 
-def _prompt_budget(settings: LoreSettings) -> int:
-    """The prompt budget the agent will answer with (`Agent.answer`): training examples get
-    the same, so the model learns on prompts as long as the ones it is asked with."""
-    from bot.core.agent import MAX_PROMPT_TOKENS
-    from bot.core.prompt import prompt_budget
-
-    return prompt_budget(MAX_PROMPT_TOKENS, _context_window(settings), settings.model.max_new_tokens)
-
-
-def _context_window(settings: LoreSettings) -> int:
-    """The configured model's context window as the loaded model reports it, without loading
-    weights: the endpoint's for the openai backend, the base model's config for local."""
-    if settings.model.backend == "openai":
-        from bot.model import load_model
-
-        model = load_model(settings.model, settings.home)
-        try:
-            return model.context_window
-        finally:
-            model.close()  # type: ignore[attr-defined]
-    from transformers import AutoConfig
-
-    from bot.model.weights import resolve_base_model
-
-    config = AutoConfig.from_pretrained(resolve_base_model(settings.model, settings.home))
-    return int(getattr(config, "max_position_embeddings", 2048))  # as `LocalModel` reads it
-
-
-def _token_counter(settings: LoreSettings) -> Callable[[Sequence[ChatMessage]], int]:
-    """The model's own token count when its tokenizer is at hand, else the estimate."""
-    from bot.model.tokens import ChatTokenizer, estimate_tokens
-
-    if settings.model.backend == "openai" and settings.model.base_model is None:
-        return estimate_tokens
-    from bot.model.weights import resolve_base_model
-
-    tokenizer = ChatTokenizer.from_folder(resolve_base_model(settings.model, settings.home))
-    return lambda messages: len(tokenizer.encode_chat(messages))
-
-
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{key} {value}" for key, value in sorted(counts.items()))
 
@@ -345,7 +299,8 @@ def _num(value: object) -> str:
 def retrain_command(settings: LoreSettings, min_feedback: int | None, as_json: bool) -> None:
     """What `lore serve` runs on customize.retrain_cron, once: dataset, train, eval, and promote if it beats the active model; the result also goes to the admin channel."""
     from bot.app import build_services
-    from bot.customize.retrain import build_retrain_job, evaluation_model
+    from bot.customize.inputs import evaluation_model
+    from bot.customize.retrain import build_retrain_job
 
     # The measuring model is the services' own: this process answers nobody else.
     services = build_services(settings, model=evaluation_model(settings))

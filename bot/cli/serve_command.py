@@ -164,11 +164,8 @@ def _retraining(services: Services) -> tuple[RetrainJob, CronTrigger] | None:
     if settings.customize.retrain_min_feedback <= 0:
         return None
     # Imported here: `lore` imports this module for every command.
-    from bot.customize.retrain import (
-        build_retrain_job,
-        evaluation_model,
-        retrain_trigger,
-    )
+    from bot.customize.inputs import evaluation_model
+    from bot.customize.retrain import build_retrain_job, retrain_trigger
 
     trigger = retrain_trigger(settings.customize)
     return build_retrain_job(services, evaluation_model=lambda: evaluation_model(settings)), trigger

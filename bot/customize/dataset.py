@@ -33,8 +33,7 @@ from bot.store.feedback import FeedbackStore
 from knowledge.base import KnowledgeBase
 from knowledge.config import RetrievalSettings
 from knowledge.errors import LoreError
-from knowledge.permissions.public import public_documents
-from knowledge.types import EVERYONE, Passage, SearchFilters
+from knowledge.types import EVERYONE, SearchFilters
 
 if TYPE_CHECKING:
     from bot.customize.teacher import Teacher
@@ -130,10 +129,14 @@ def build_dataset(
     when both stores are given); returns its card. `retrieval`, `persona`, `glossary` and
     `count_tokens` must be the agent's, so the prompts are the ones it builds at answer time.
     `teacher`: also ask it for questions about every chunk that goes in."""
-    files = knowledge.catalog.files()
-    if not files:
+    documents = {(record.source, record.path) for record in knowledge.documents()}
+    if not documents:
         raise DatasetError("The index is empty: run `lore index` first.")
-    readable = set(files) if options.include_restricted else public_documents(knowledge)
+    readable = (
+        documents
+        if options.include_restricted
+        else {(record.source, record.path) for record in knowledge.readable_documents(frozenset({EVERYONE}))}
+    )
     if options.include_restricted:
         log.warning(
             "!!! --include-restricted: documents NOT readable by everyone go into this dataset. "
@@ -185,7 +188,7 @@ def build_dataset(
         "by_origin": dict(Counter(e.origin for e in unique)),
         "by_folder": dict(Counter(_folder(e.document) for e in unique)),
         "not_covered": sum(not e.covered for e in unique),
-        "documents": {"used": len(readable), "excluded_restricted": len(files) - len(readable)},
+        "documents": {"used": len(readable), "excluded_restricted": len(documents) - len(readable)},
         "redactions": dict(ledger.counts),
         "gaps": gaps,
         "skipped": {reason: count for reason, count in skipped.items() if count},
@@ -235,25 +238,13 @@ def latest_dataset(datasets_dir: Path) -> Path:
 def _document_seeds(
     knowledge: KnowledgeBase, documents: Sequence[tuple[str, str]], teacher: Teacher | None = None
 ) -> Iterator[Seed]:
-    catalog = knowledge.catalog
     for source, path in documents:
-        chunks = catalog.chunks(catalog.file_chunk_ids(source, path))
-        for record in sorted(chunks.values(), key=lambda c: c.ordinal):
-            golden = Passage(
-                chunk_id=record.chunk_id,
-                source=record.source,
-                path=record.path,
-                title=record.title,
-                heading=record.heading,
-                url=record.url,
-                text=record.text,
-                score=0.0,
-            )
-            pairs = derive_pairs(record.title, record.heading, record.text)
+        for golden in knowledge.document_passages(source, path):
+            pairs = derive_pairs(golden.title, golden.heading, golden.text)
             if teacher is not None:
                 # Origin `document`: the teacher's questions are about a document, and like the
                 # derived ones a share of them is taught with distractors only.
-                pairs = [*pairs, *teacher.pairs(record.title, record.heading, record.text)]
+                pairs = [*pairs, *teacher.pairs(golden.title, golden.heading, golden.text)]
             for pair in pairs:
                 yield Seed(pair.question, pair.answer, pair.kind, "document", f"{source}:{path}", golden)
 

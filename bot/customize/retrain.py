@@ -34,16 +34,16 @@ from apscheduler.job import Job
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.customize.dataset import DatasetOptions, build_dataset
 from bot.customize.evaluate import HEADLINE, compare, evaluation_record, record_writing, test_questions
+from bot.customize.inputs import base_weights, dataset_inputs
 from bot.customize.notify import AdminNotifier, admin_notifiers, notify
 from bot.customize.promotion import PromotionError, promote, store_evaluation
 from bot.store.feedback import may_train
 from bot.customize.teacher import open_teacher
 from bot.customize.training import StepReport, TrainingSettings, train_adapter
-from bot.model.adapters import BASE, AdapterRegistry
+from bot.model.adapters import AdapterRegistry
 from bot.model.writing import measured_writing
-from bot.settings import CustomizeSettings, LoreSettings
+from bot.settings import CustomizeSettings
 from knowledge.errors import ConfigurationError, LoreError
 from knowledge.lock import RefreshLock
 
@@ -142,7 +142,6 @@ class RetrainJob:
         min_feedback: int,
         training: TrainingSettings,
         notifiers: Sequence[AdminNotifier] = (),
-        dataset_options: DatasetOptions | None = None,
         evaluation_model: Callable[[], Model] | None = None,
     ) -> None:
         self._services = services
@@ -150,7 +149,6 @@ class RetrainJob:
         self._min_feedback = min_feedback
         self._training = training
         self._notifiers = list(notifiers)
-        self._dataset_options = dataset_options
         self._evaluation_model = evaluation_model
         self._registry = AdapterRegistry(self._settings.adapters_dir)
         self._folder = self._settings.home / "customize"
@@ -225,25 +223,15 @@ class RetrainJob:
         return self._result(outcome, reason, fresh, started, **progress)
 
     def _build_dataset(self) -> Path:
-        agent = self._services.agent
+        # The same inputs as `lore customize dataset` with no flags: one builder makes both.
+        inputs = dataset_inputs(self._settings)
         teacher = open_teacher(self._settings.customize, self._settings.model.request_timeout_seconds)
         try:
-            card = build_dataset(
+            card = inputs.build(
                 self._services.knowledge,
                 self._settings.home / "datasets",
-                retrieval=agent.retrieval,
-                persona=agent.settings.persona,
-                glossary=agent.glossary,
-                count_tokens=agent.model.count_tokens,
                 feedback=self._services.feedback,
                 answers=self._services.answers,
-                # The agent's own prompt budget: training prompts as long as those it answers.
-                options=self._dataset_options
-                or DatasetOptions(
-                    max_prompt_tokens=_agent_prompt_budget(agent),
-                    curated=tuple(self._settings.customize.curated_files),
-                    feedback_admins=tuple(self._settings.customize.admins),
-                ),
                 teacher=teacher,
             )
         finally:
@@ -343,28 +331,6 @@ def build_retrain_job(
     )
 
 
-def evaluation_model(settings: LoreSettings) -> Model:
-    """A model of its own for measuring candidates: the base weights loaded here, with no
-    adapter, whichever backend answers users (an endpoint does not serve a fresh adapter)."""
-    from bot.model import load_model
-
-    base_weights(settings)  # the same check and message as training
-    local = settings.model.model_copy(update={"backend": "local", "adapter": BASE})
-    return load_model(local, settings.home)
-
-
-def base_weights(settings: LoreSettings) -> Path:
-    """The base model's folder that adapters are trained on and measured with."""
-    from bot.model.weights import resolve_base_model
-
-    if settings.model.backend != "local" and settings.model.base_model is None:
-        raise ConfigurationError(
-            "Retraining needs the base model's weights: set model.base_model to the Hugging Face "
-            "folder of the model the endpoint serves."
-        )
-    return resolve_base_model(settings.model, settings.home)
-
-
 def retrain_trigger(settings: CustomizeSettings) -> CronTrigger:
     """The cron trigger of `customize.retrain_cron` (local time); ConfigurationError if invalid."""
     try:
@@ -434,12 +400,6 @@ def _agent_with_model(agent: Agent, model: Model) -> Agent:
     measuring = copy.copy(agent)
     measuring.model = model
     return measuring
-
-
-def _agent_prompt_budget(agent: Agent) -> int:
-    from bot.core.prompt import prompt_budget
-
-    return prompt_budget(agent.max_prompt_tokens, agent.model.context_window, agent.generation.max_new_tokens)
 
 
 def _num(value: object) -> str:

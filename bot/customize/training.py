@@ -8,7 +8,7 @@ argument that changes between transformers releases there.
 
 Runs live in `<runs_dir>/<key>/` (key: dataset, base model and hyperparameters), holding
 `checkpoint/` (the latest adapter weights and `trainer.pt`), `best/` (the weights with the
-lowest validation loss) and `state.json`. The finished adapter goes to the registry's folder.
+lowest validation loss) and `state.json` (see `bot.customize.checkpoints`). The finished adapter goes to the registry's folder.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import logging
 import math
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,23 +27,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.customize.checkpoints import (
+    RunState,
+    TrainingError,
+    load_weights,
+    publish_adapter,
+    restore_checkpoint,
+    save_checkpoint,
+    save_weights,
+    write_state,
+)
 from bot.customize.dataset import DatasetCard, load_examples
 from bot.customize.tokenize import IGNORE, ExampleTokenizer, TokenizedExample
-from bot.model.adapters import METADATA_FILE, AdapterRegistry
+from bot.model.adapters import AdapterRegistry
 from bot.model.weights import base_model_fingerprint
-from bot.private_files import make_private, private_folder
-from knowledge.errors import ConfigurationError, LoreError
+from bot.private_files import private_folder
+from knowledge.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state.json"
-TRAINER_FILE = "trainer.pt"
 TIME_PROBE_STEPS = 5  # steps timed before a time budget first plans the run
 TIME_BUDGET_MARGIN = 0.95  # share of the time left planned for steps (the pace includes validations)
-
-
-class TrainingError(LoreError):
-    """Training cannot start or continue."""
 
 
 @dataclass(frozen=True)
@@ -128,164 +131,255 @@ def train_adapter(
     """Train a LoRA adapter for the model in `base_folder` on the dataset in `dataset` and add it
     to `registry` as `name` (default `lore-<UTC time>`). With `resume`, continue the matching
     interrupted run from its last checkpoint; without, such a run starts over."""
-    import torch
-
     started = time.perf_counter()
+    run = _plan_run(dataset, base_folder, registry, runs_dir, settings, name, resume, now or datetime.now(UTC))
+    session = _load_session(run, base_folder, settings, resume)
+    ending = _train_loop(session, run.folder, settings, started, on_step, show_progress)
+    return _publish(run, session, ending, base_name, base_folder, registry, settings, started)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Where a run lives and what it publishes, decided before any weights are loaded."""
+
+    dataset: Path
+    card: DatasetCard
+    fingerprint: str  # the base model's
+    folder: Path  # <runs_dir>/<key>: checkpoints, best weights, state
+    name: str  # the adapter's
+    created: datetime
+
+
+@dataclass
+class _Session:
+    """A loaded run: the model, its data, optimizer and progress."""
+
+    model: Any
+    device: Any
+    train: list[TokenizedExample]
+    validation: list[TokenizedExample]
+    skipped_too_long: int
+    pad: int
+    schedule: list[list[int]]  # micro-batches of every epoch, in order
+    planned_steps: int  # before any time budget
+    plan: _Plan
+    trainable: list[Any]
+    optimizer: Any
+    scheduler: Any
+    state: RunState
+    resumed_from: int
+    earlier: float  # seconds spent before an interruption
+
+
+@dataclass(frozen=True)
+class _Ending:
+    stopped_early: bool
+    out_of_time: bool
+
+
+def _plan_run(
+    dataset: Path,
+    base_folder: Path,
+    registry: AdapterRegistry,
+    runs_dir: Path,
+    settings: TrainingSettings,
+    name: str | None,
+    resume: bool,
+    created: datetime,
+) -> _Run:
+    """The run's folder (emptied unless resuming) and the adapter's name (free in `registry`)."""
     card = DatasetCard.read(dataset)
     fingerprint = base_model_fingerprint(base_folder)
-    run = runs_dir / f"{card.hash[:12]}-{fingerprint[:8]}-{settings.key()}"
-    if not resume and run.exists():
-        shutil.rmtree(run)
-    private_folder(run)  # checkpoints are adapters too
-    created = now or datetime.now(UTC)
+    folder = runs_dir / f"{card.hash[:12]}-{fingerprint[:8]}-{settings.key()}"
+    if not resume and folder.exists():
+        shutil.rmtree(folder)
+    private_folder(folder)  # checkpoints are adapters too
     if name is None:  # two runs within one second (tests, a quick retry) get -2, -3, ...
         stamp = f"lore-{created.strftime('%Y%m%d-%H%M%S')}"
         name = next(n for n in (stamp, *(f"{stamp}-{i}" for i in range(2, 1000))) if not (registry.directory / n).exists())
     if (registry.directory / name).exists():
         raise ConfigurationError(f"An adapter named {name!r} already exists: choose another --name.")
+    return _Run(dataset, card, fingerprint, folder, name, created)
+
+
+def _load_session(run: _Run, base_folder: Path, settings: TrainingSettings, resume: bool) -> _Session:
+    """The base model with fresh LoRA weights (or the checkpoint's, resuming), the tokenized
+    splits, the step plan, optimizer and schedule."""
+    import torch
 
     _seed_everything(settings.seed)
     device = _device(settings.device)
     tokenizer, model = _load(base_folder, settings, device)
     encoder = ExampleTokenizer(tokenizer)
-    train, skipped = _encode(encoder, load_examples(dataset, "train"), settings.max_length)
-    validation, _ = _encode(encoder, load_examples(dataset, "validation"), settings.max_length)
-    validation = validation[: settings.max_validation_examples]
+    train, skipped = _encode(encoder, load_examples(run.dataset, "train"), settings.max_length)
+    validation, _ = _encode(encoder, load_examples(run.dataset, "validation"), settings.max_length)
     if not train:
         raise TrainingError(
-            f"The train split of {dataset} has no example within {settings.max_length} tokens: "
+            f"The train split of {run.dataset} has no example within {settings.max_length} tokens: "
             "raise --max-length or build the dataset with a smaller prompt budget."
         )
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     schedule = _micro_batches(len(train), settings)
-    total_steps = math.ceil(len(schedule) / settings.gradient_accumulation)
+    planned_steps = math.ceil(len(schedule) / settings.gradient_accumulation)
     if settings.max_steps is not None:
-        total_steps = min(total_steps, settings.max_steps)
-
-    plan = _Plan(total_steps)
+        planned_steps = min(planned_steps, settings.max_steps)
+    plan = _Plan(planned_steps)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings.warmup_steps, plan))
-    state = _State()
-    if resume:
-        state = _restore(run, model, optimizer, scheduler, device)
-    resumed_from = state.step
-    earlier = state.seconds  # spent before an interruption
+    state = restore_checkpoint(run.folder, model, optimizer, scheduler, device) if resume else RunState()
+    return _Session(
+        model=model,
+        device=device,
+        train=train,
+        validation=validation[: settings.max_validation_examples],
+        skipped_too_long=skipped,
+        pad=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        schedule=schedule,
+        planned_steps=planned_steps,
+        plan=plan,
+        trainable=trainable,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        state=state,
+        resumed_from=state.step,
+        earlier=state.seconds,
+    )
 
+
+def _train_loop(
+    session: _Session,
+    run: Path,
+    settings: TrainingSettings,
+    started: float,
+    on_step: Callable[[StepReport], None] | None,
+    show_progress: bool,
+) -> _Ending:
+    """Optimizer steps until the plan, early stopping or the time budget ends the run;
+    validates and checkpoints every `checkpoint_every` steps and at the end."""
+    model, state, plan = session.model, session.state, session.plan
     model.train()
     window: list[float] = []
     stopped_early = out_of_time = False
     validation_seconds = 0.0
     budget = settings.max_minutes * 60 if settings.max_minutes is not None else None
-    with _progress_bar(show_progress, total_steps, state.step) as advance:
+    with _progress_bar(show_progress, plan.total_steps, state.step) as advance:
         while state.step < plan.total_steps and not stopped_early and not out_of_time:
-            first = state.step * settings.gradient_accumulation
-            batches = schedule[first : first + settings.gradient_accumulation]
-            optimizer.zero_grad(set_to_none=True)
-            losses = []
-            for indices in batches:
-                inputs = _collate([train[i] for i in indices], pad, device)
-                loss = _answer_loss(model, inputs) / len(batches)
-                loss.backward()
-                losses.append(loss.item() * len(batches))
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
-            scheduler.step()
-            state.step += 1
-            step_loss = sum(losses) / len(losses)
+            step_loss = _optimizer_step(session, settings)
             window.append(step_loss)
             state.losses.append([state.step, round(step_loss, 5)])
             if budget is not None:
                 spent = time.perf_counter() - started
                 # The last validation's length is kept in hand for the one that ends the run.
                 out_of_time = spent + validation_seconds >= budget
-                done_here = state.step - resumed_from
+                done_here = state.step - session.resumed_from
                 if done_here == TIME_PROBE_STEPS or (done_here > TIME_PROBE_STEPS and state.step % settings.checkpoint_every == 0):
                     # The pace so far (validations included) decides how many steps fit; the
                     # first estimate is refined at every checkpoint, in either direction.
                     plan.fit(state.step, spent / done_here, budget - spent)
             validation_loss = None
             if state.step % settings.checkpoint_every == 0 or state.step == plan.total_steps or out_of_time:
-                if validation:
+                if session.validation:
                     validating = time.perf_counter()
-                    validation_loss = _validation_loss(model, validation, pad, device, settings.batch_size)
+                    validation_loss = _validation_loss(model, session.validation, session.pad, session.device, settings.batch_size)
                     validation_seconds = time.perf_counter() - validating
                     state.validations.append([state.step, round(validation_loss, 5)])
                     if state.best_loss is None or validation_loss < state.best_loss - 1e-4:
                         state.best_loss, state.best_step, state.bad = validation_loss, state.step, 0
-                        _save_weights(model, run / "best")
+                        save_weights(model, run / "best")
                     else:
                         state.bad += 1
                         stopped_early = state.bad >= settings.patience
                 state.train_loss = sum(window) / len(window)
-                state.seconds = earlier + time.perf_counter() - started
+                state.seconds = session.earlier + time.perf_counter() - started
                 window = []
-                _checkpoint(run, model, optimizer, scheduler, state)
+                save_checkpoint(run, model, session.optimizer, session.scheduler, state)
             advance(step_loss, validation_loss, plan.total_steps)
             if on_step is not None:
-                on_step(StepReport(state.step, plan.total_steps, step_loss, scheduler.get_last_lr()[0], validation_loss))
+                on_step(StepReport(state.step, plan.total_steps, step_loss, session.scheduler.get_last_lr()[0], validation_loss))
+    return _Ending(stopped_early, out_of_time)
 
-    if state.best_step is not None and (run / "best").is_dir():
-        _load_weights(model, run / "best", device)
-    seconds = earlier + time.perf_counter() - started
+
+def _optimizer_step(session: _Session, settings: TrainingSettings) -> float:
+    """One optimizer step over the next `gradient_accumulation` micro-batches; its mean loss."""
+    import torch
+
+    first = session.state.step * settings.gradient_accumulation
+    batches = session.schedule[first : first + settings.gradient_accumulation]
+    session.optimizer.zero_grad(set_to_none=True)
+    losses = []
+    for indices in batches:
+        inputs = _collate([session.train[i] for i in indices], session.pad, session.device)
+        loss = _answer_loss(session.model, inputs) / len(batches)
+        loss.backward()
+        losses.append(loss.item() * len(batches))
+    torch.nn.utils.clip_grad_norm_(session.trainable, 1.0)
+    session.optimizer.step()
+    session.scheduler.step()
+    session.state.step += 1
+    return sum(losses) / len(losses)
+
+
+def _publish(
+    run: _Run,
+    session: _Session,
+    ending: _Ending,
+    base_name: str,
+    base_folder: Path,
+    registry: AdapterRegistry,
+    settings: TrainingSettings,
+    started: float,
+) -> TrainingResult:
+    """The best weights, with Lore's metadata, into the registry as `run.name`; the run is
+    marked done."""
+    state = session.state
+    if state.best_step is not None and (run.folder / "best").is_dir():
+        load_weights(session.model, run.folder / "best", session.device)
+    seconds = session.earlier + time.perf_counter() - started
     metadata = {
         "base_model": base_name,
         "base_model_path": str(base_folder),
-        "base_model_hash": fingerprint,
-        "created": created.isoformat(),
-        "dataset": {"path": str(dataset.resolve()), "hash": card.hash, "splits": card.splits},
+        "base_model_hash": run.fingerprint,
+        "created": run.created.isoformat(),
+        "dataset": {"path": str(run.dataset.resolve()), "hash": run.card.hash, "splits": run.card.splits},
         "hyperparameters": {**asdict(settings), "target_modules": list(settings.target_modules)},
         "metrics": {
             "train_loss": state.train_loss,
             "validation_loss": state.best_loss,
             "best_step": state.best_step,
             "steps": state.step,
-            "total_steps": plan.total_steps,
-            "planned_steps": total_steps,
-            "stopped_early": stopped_early,
-            "stopped_for_time": out_of_time,
-            "train_examples": len(train),
-            "skipped_too_long": skipped,
+            "total_steps": session.plan.total_steps,
+            "planned_steps": session.planned_steps,
+            "stopped_early": ending.stopped_early,
+            "stopped_for_time": ending.out_of_time,
+            "train_examples": len(session.train),
+            "skipped_too_long": session.skipped_too_long,
             "seconds": round(seconds, 2),
         },
         "loss_curve": state.losses,
         "validation_curve": state.validations,
-        "device": str(device),
+        "device": str(session.device),
     }
-    path = _publish_adapter(model, registry.directory, name, metadata)
+    path = publish_adapter(session.model, registry.directory, run.name, metadata)
     state.done = True
-    _write_state(run, state)
+    write_state(run.folder, state)
     log.info(
         "Trained adapter %s: %d steps, train loss %s, validation loss %s, %.0f s",
-        name, state.step, _fmt(state.train_loss), _fmt(state.best_loss), seconds,
+        run.name, state.step, _fmt(state.train_loss), _fmt(state.best_loss), seconds,
     )
     return TrainingResult(
-        adapter=name,
+        adapter=run.name,
         path=path,
         steps=state.step,
-        total_steps=plan.total_steps,
+        total_steps=session.plan.total_steps,
         train_loss=state.train_loss,
         validation_loss=state.best_loss,
-        stopped_early=stopped_early,
-        resumed_from=resumed_from,
+        stopped_early=ending.stopped_early,
+        resumed_from=session.resumed_from,
         seconds=seconds,
-        examples=len(train),
-        skipped_too_long=skipped,
+        examples=len(session.train),
+        skipped_too_long=session.skipped_too_long,
         metadata=metadata,
     )
-
-
-@dataclass
-class _State:
-    step: int = 0
-    best_loss: float | None = None
-    best_step: int | None = None
-    bad: int = 0
-    train_loss: float | None = None
-    losses: list[list[float]] = field(default_factory=list)
-    validations: list[list[float]] = field(default_factory=list)
-    seconds: float = 0.0  # spent up to the last checkpoint
-    done: bool = False
 
 
 def _load(base_folder: Path, settings: TrainingSettings, device: Any) -> tuple[Any, Any]:
@@ -434,87 +528,6 @@ def _device(choice: str) -> Any:
     if choice.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigurationError("--device cuda was asked for but no CUDA GPU is available: use auto or cpu.")
     return torch.device(choice)
-
-
-def _save_weights(model: Any, folder: Path) -> None:
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
-
-
-def _load_weights(model: Any, folder: Path, device: Any) -> None:
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    set_peft_model_state_dict(model, load_file(folder / "adapter_model.safetensors", device=str(device)))
-
-
-def _checkpoint(run: Path, model: Any, optimizer: Any, scheduler: Any, state: _State) -> None:
-    import torch
-
-    partial = run / "checkpoint.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    torch.save(
-        {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "python_rng": random.getstate(),
-            # Dropout on a GPU draws from the CUDA generators, not the CPU one.
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        },
-        partial / TRAINER_FILE,
-    )
-    shutil.rmtree(run / "checkpoint", ignore_errors=True)
-    partial.rename(run / "checkpoint")
-    _write_state(run, state)
-
-
-def _restore(run: Path, model: Any, optimizer: Any, scheduler: Any, device: Any) -> _State:
-    import torch
-
-    state_file = run / STATE_FILE
-    if not state_file.is_file() or not (run / "checkpoint" / TRAINER_FILE).is_file():
-        log.info("No checkpoint to resume in %s; starting from the first step", run)
-        return _State()
-    state = _State(**json.loads(state_file.read_text(encoding="utf-8")))
-    if state.done:
-        raise TrainingError(
-            f"The run in {run} already finished (its adapter is in the registry): "
-            "train again without --resume to start a new one."
-        )
-    _load_weights(model, run / "checkpoint", device)
-    saved = torch.load(run / "checkpoint" / TRAINER_FILE, map_location=device, weights_only=False)
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    torch.set_rng_state(saved["torch_rng"])
-    random.setstate(saved["python_rng"])
-    if saved.get("cuda_rng") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(saved["cuda_rng"])
-    log.info("Resuming %s at step %d", run, state.step)
-    return state
-
-
-def _write_state(run: Path, state: _State) -> None:
-    (run / STATE_FILE).write_text(json.dumps(asdict(state)), encoding="utf-8")
-
-
-def _publish_adapter(model: Any, adapters_dir: Path, name: str, metadata: dict[str, Any]) -> Path:
-    private_folder(adapters_dir)
-    # A dot-name is never listed by the registry; the rename makes the adapter appear whole.
-    partial = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=adapters_dir))
-    try:
-        model.save_pretrained(partial)
-        (partial / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
-        make_private(partial)  # the weights can repeat what they were trained on
-        target = adapters_dir / name
-        partial.rename(target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return target
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from bot.cli.main import cli
 from bot.cli.serve_command import SCHEDULER, _add_schedules
 from bot.core.types import Asker, Question
 from bot.customize.dataset import DatasetCard
+from bot.customize.inputs import evaluation_model
 from bot.customize.notify import (
     SlackChannelNotifier,
     TeamsWebhookNotifier,
@@ -39,7 +40,6 @@ from bot.customize.retrain import (
     JOB_ID,
     LOCK_FILE,
     RetrainJob,
-    evaluation_model,
     retrain_lock,
 )
 from bot.customize.training import TrainingSettings
@@ -368,3 +368,28 @@ def test_candidates_are_measured_on_local_base_weights_whatever_serves_users(tmp
         model.close()
     with pytest.raises(ConfigurationError, match="set model.base_model"):
         evaluation_model(settings.model_copy(update={"model": endpoint.model_copy(update={"base_model": None})}))
+
+
+def test_the_dataset_command_and_the_retraining_job_build_the_same_dataset(
+    make_services: Any, tmp_path: Path
+) -> None:
+    """Same settings, same dataset: the curated files (one listed twice), the admins' feedback
+    rights, the prompt budget and the token counts all come from one builder."""
+    faq = tmp_path / "faq.yaml"
+    faq.write_text("- question: Where do I find the wifi password?\n  answer: Ask reception for the guest code.\n", encoding="utf-8")
+    services = make_services(curated_files=[faq, faq], admins=["slack:U7"], retrain_min_feedback=1)
+    give_feedback(services, 1, correction="Salaries are paid on the 25th of every month.")
+
+    built = CliRunner().invoke(cli.commands["customize"], ["dataset", "--json"], obj=services.settings, catch_exceptions=False)
+    assert built.exit_code == 0, built.output
+    by_command = json.loads(built.stdout)
+    # Training is made to fail at once: the dataset the job built is what this test compares.
+    job = RetrainJob(services, min_feedback=1, training=TrainingSettings(target_modules=("no_such_proj",)))
+    result = job.run()
+    assert result.reason.startswith("training failed") and result.dataset is not None
+    by_job = DatasetCard.read(Path(result.dataset)).to_dict()
+
+    assert by_job["options"] == by_command["options"]
+    assert by_job["options"]["curated"] == [str(faq)] and by_job["options"]["feedback_admins"] == ["slack:U7"]
+    assert by_job["by_origin"] == by_command["by_origin"] and by_job["by_origin"]["feedback"] == 1
+    assert by_job["hash"] == by_command["hash"]

@@ -270,3 +270,22 @@ def test_documents_readable_by_a_reader(tmp_path: Path, docs: Path, embedder: Co
     assert public == {"handbook/leave.md", "handbook/expenses.txt"}
     assert len(kb.readable_documents(frozenset({"group:it"}))) == 3
     kb.close()
+
+
+def test_a_documents_passages_come_in_reading_order_with_their_readers(
+    tmp_path: Path, docs: Path, embedder: CountingEmbedder
+) -> None:
+    def resolver(file: SourceFile) -> frozenset[str]:
+        return frozenset({"group:it"}) if file.relative_path.startswith("it/") else frozenset({EVERYONE})
+
+    kb = make_knowledge(tmp_path / "home", {"docs": docs}, embedder, permissions=resolver)
+    kb.refresh()
+    assert {(record.source, record.path) for record in kb.documents()} == {
+        ("docs", "handbook/leave.md"), ("docs", "handbook/expenses.txt"), ("docs", "it/laptops.html"),
+    }
+    passages = kb.document_passages("docs", "it/laptops.html")
+    assert [p.chunk_id for p in passages] == kb.catalog.file_chunk_ids("docs", "it/laptops.html") != []
+    assert {p.principals for p in passages} == {frozenset({"group:it"})}
+    assert all(p.path == "it/laptops.html" and p.text for p in passages)
+    assert kb.document_passages("docs", "it/nothing-here.md") == []
+    kb.close()
