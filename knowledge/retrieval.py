@@ -25,6 +25,9 @@ from knowledge.types import Passage, SearchFilters
 Mode = Literal["hybrid", "dense", "keyword"]
 Reranker = Callable[[str, list[Passage]], list[Passage]]
 
+# `max_per_document` value meaning "every matching chunk of a document".
+NO_DOCUMENT_CAP = 0
+
 # Dense candidates asked of Chroma per candidate wanted: spare room for vectors that are
 # not (yet, or any more) live in the catalog.
 _OVERFETCH = 2
@@ -55,14 +58,17 @@ class Retriever:
     def search(
         self,
         query: str,
-        k: int = 5,
+        k: int | None = None,
         filters: SearchFilters | None = None,
         *,
         mode: Mode = "hybrid",
         max_per_document: int | None = None,
     ) -> list[Passage]:
-        """The `k` best passages for `query`, best first, at most `max_per_document`
-        (default: settings) per document, all passing `filters`."""
+        """The `k` best passages for `query` (default: `settings.k`), best first, at most
+        `max_per_document` (default: `settings.max_per_document`; NO_DOCUMENT_CAP: no cap) per document,
+        all passing `filters`."""
+        if k is None:
+            k = self.settings.k
         if mode not in ("hybrid", "dense", "keyword"):
             raise ValueError(f"mode must be hybrid, dense or keyword, not {mode!r}")
         if k <= 0 or not query.strip():
@@ -227,8 +233,8 @@ def _document(record: ChunkRecord) -> tuple[str, str]:
 def _cap_per_document(
     ranked: list[tuple[str, float]], records: dict[str, ChunkRecord], per_document: int
 ) -> list[tuple[str, float]]:
-    """Keep at most `per_document` chunks of each document (0 or less: no cap)."""
-    if per_document <= 0:
+    """Keep at most `per_document` chunks of each document (NO_DOCUMENT_CAP or less: no cap)."""
+    if per_document <= NO_DOCUMENT_CAP:
         return ranked
     counts: dict[tuple[str, str], int] = {}
     capped: list[tuple[str, float]] = []

@@ -11,7 +11,7 @@ import click
 from bot.settings import LoreSettings
 from knowledge.config import PermissionSource, SourceSettings
 from knowledge.errors import ConfigurationError
-from knowledge.retrieval import Mode
+from knowledge.retrieval import NO_DOCUMENT_CAP, Mode
 from knowledge.types import Passage, SearchFilters
 
 if TYPE_CHECKING:
@@ -161,9 +161,15 @@ def _print_report(report: RefreshReport) -> None:
 
 @click.command("search")
 @click.argument("query")
-@click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Number of results.")
+@click.option(
+    "-k", "k", type=click.IntRange(min=1), default=None,
+    help="Number of results (default: the configured retrieval.k, as the bot uses).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
-@click.option("--chunks", is_flag=True, help="Show every matching chunk, not one result per document.")
+@click.option(
+    "--chunks", is_flag=True,
+    help="Show every matching chunk, not at most retrieval.max_per_document per document.",
+)
 @click.option(
     "--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True,
     help="Retrieval mode.",
@@ -174,14 +180,14 @@ def _print_report(report: RefreshReport) -> None:
 )
 @click.pass_obj
 def search(
-    settings: LoreSettings, query: str, k: int, as_json: bool, chunks: bool, mode: Mode, as_email: str | None
+    settings: LoreSettings, query: str, k: int | None, as_json: bool, chunks: bool, mode: Mode, as_email: str | None
 ) -> None:
     """Show the passages the bot would answer QUERY from, best first."""
     filters = reader_filters(settings, as_email, query) if as_email is not None else None
     knowledge = _knowledge(settings)
     try:
         passages = knowledge.retriever.search(
-            query, k, filters, mode=mode, max_per_document=None if chunks else 1
+            query, k, filters, mode=mode, max_per_document=NO_DOCUMENT_CAP if chunks else None
         )
     finally:
         knowledge.close()

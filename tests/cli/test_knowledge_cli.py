@@ -66,8 +66,13 @@ def test_second_index_is_unchanged_and_human_output_summarises(first_index: dict
     assert "failed: " in result.stdout and "encrypted.pdf" in result.stdout
 
 
+def configured(env: dict[str, str], **retrieval: int) -> dict[str, str]:
+    """`env` with retrieval settings set the way an operator sets them (LORE_RETRIEVAL__*)."""
+    return {**env, **{f"LORE_RETRIEVAL__{name.upper()}": str(value) for name, value in retrieval.items()}}
+
+
 def test_search_json_one_result_per_document(first_index: dict[str, object], env: dict[str, str]) -> None:
-    result = run(env, "search", "when do we close the books", "-k", "5", "--json")
+    result = run(configured(env, max_per_document=1), "search", "when do we close the books", "-k", "5", "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["query"] == "when do we close the books"
@@ -83,10 +88,27 @@ def test_search_json_one_result_per_document(first_index: dict[str, object], env
 
 def test_search_chunks_shows_several_chunks_of_a_document(first_index: dict[str, object], env: dict[str, str]) -> None:
     query = "finance closing the books and travel trains"
-    per_document = json.loads(run(env, "search", query, "--json").stdout)["results"]
+    per_document = json.loads(run(configured(env, max_per_document=1), "search", query, "--json").stdout)["results"]
     chunks = json.loads(run(env, "search", query, "--json", "--chunks", "-k", "10").stdout)["results"]
     assert [r["source"] for r in per_document].count("finance/closing.md") == 1
     assert [r["source"] for r in chunks].count("finance/closing.md") >= 2
+
+
+def test_search_returns_the_configured_number_of_passages_and_per_document_cap(
+    first_index: dict[str, object], env: dict[str, str]
+) -> None:
+    query = "finance closing the books and travel trains"
+    results = json.loads(run(configured(env, k=3, max_per_document=2), "search", query, "--json").stdout)["results"]
+    sources = [r["source"] for r in results]
+    assert len(results) == 3
+    assert sources.count("finance/closing.md") == 2  # the configured cap, not one per document
+    assert max(sources.count(source) for source in sources) <= 2
+
+
+def test_search_k_option_wins_over_the_configured_k(first_index: dict[str, object], env: dict[str, str]) -> None:
+    query = "finance closing the books and travel trains"
+    results = json.loads(run(configured(env, k=3), "search", query, "--json", "-k", "1").stdout)["results"]
+    assert len(results) == 1
 
 
 @pytest.mark.parametrize("mode", ["dense", "keyword"])
