@@ -1,4 +1,21 @@
-"""Errors the knowledge layer raises; each message says what to do about it."""
+"""Errors the knowledge layer raises; each message says what to do about it.
+
+`LoreError` is the root of every error Lore raises on purpose, in `knowledge` and in `bot`
+alike. It lives here, in the lowest layer, because `knowledge` never imports `bot`;
+`bot.errors` re-exports it with the bot's own branches. The tree:
+
+    LoreError
+    ├── ConfigurationError          a setting is missing or wrong (any layer)
+    ├── KnowledgeError              the knowledge layer (this module)
+    │   ├── SourceError ── AccessDeniedError
+    │   ├── LoaderError
+    │   │   ├── LimitExceededError ── FileTooLargeError
+    │   │   ├── EncryptedDocumentError
+    │   │   └── UnsupportedFormatError
+    │   ├── IndexBusyError
+    │   └── IndexUnavailableError
+    └── ...                         the bot's branches (bot/errors.py)
+"""
 
 from __future__ import annotations
 
@@ -11,7 +28,11 @@ class ConfigurationError(LoreError):
     """A setting is missing or wrong."""
 
 
-class SourceError(LoreError):
+class KnowledgeError(LoreError):
+    """Base of the errors the knowledge layer (sources, loaders, index) raises."""
+
+
+class SourceError(KnowledgeError):
     """A source folder cannot be read."""
 
 
@@ -21,7 +42,7 @@ class AccessDeniedError(SourceError):
     unmounted folder, which keeps its documents until it comes back."""
 
 
-class LoaderError(LoreError):
+class LoaderError(KnowledgeError):
     """One file cannot be parsed (corrupt, encrypted, unsupported). Sync skips and reports it."""
 
 
@@ -46,11 +67,11 @@ class EncryptedDocumentError(LoaderError):
     readers, so sync withdraws what it had indexed from it."""
 
 
-class IndexBusyError(LoreError):
+class IndexBusyError(KnowledgeError):
     """Another refresh holds the index lock."""
 
 
-class IndexUnavailableError(LoreError):
+class IndexUnavailableError(KnowledgeError):
     """The vector store (embedded Chroma or a Chroma server) cannot be reached or opened."""
 
 

@@ -27,7 +27,7 @@ from transformers import (
 )
 from transformers.generation.streamers import BaseStreamer
 
-from bot.errors import AdapterMismatchError, ConfigurationError, LoreError, ModelNotFoundError
+from bot.errors import AdapterMismatchError, ConfigurationError, ModelError, ModelNotFoundError
 from bot.model.adapters import AdapterRegistry, check_adapter_base, normalize_adapter
 from bot.model.admission import RequestGate
 from bot.model.base import ChatMessage, GenerationSettings
@@ -176,7 +176,7 @@ class LocalModel:
         Abandoning the iterator stops the generation.
         """
         if self._closed:
-            raise LoreError("this model has been closed; start a new one")
+            raise ModelError("this model has been closed; start a new one")
         if not messages:
             raise ValueError("a prompt needs at least one message")
         job = _Job(tuple(messages), settings or self._defaults)
@@ -240,7 +240,7 @@ class LocalModel:
         prompt = self._tokenizer.encode_chat(job.messages)
         room = self._context_window - len(prompt)
         if room <= 0:
-            raise LoreError(
+            raise ModelError(
                 f"the prompt takes {len(prompt)} tokens, more than the model's context window of "
                 f"{self._context_window}: send fewer passages or less history"
             )
