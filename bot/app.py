@@ -67,12 +67,10 @@ class Services:
         return purged + sum(purge(days) for purge in self.housekeeping)
 
     def close(self) -> None:
-        """Release the index, the database and the model (when it holds resources)."""
+        """Release the index, the database and the model."""
         self.knowledge.close()
         self.database.close()
-        close_model = getattr(self.model, "close", None)
-        if callable(close_model):
-            close_model()
+        self.model.close()
 
 
 def build_services(settings: LoreSettings, model: Model | None = None) -> Services:

@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import click
@@ -72,26 +75,47 @@ def serving_services(settings: LoreSettings) -> Services:
         following = follow_promotions(model, settings.model, AdapterRegistry(settings.adapters_dir))
         return build_services(settings, model=following)
     except BaseException:
-        close = getattr(model, "close", None)
-        if callable(close):
-            close()
+        model.close()
         raise
 
 
+@dataclass(frozen=True)
+class Platform:
+    """A chat platform `lore serve` can carry."""
+
+    # Whether `settings` configure it (the flag: --teams-emulator).
+    configured: Callable[[LoreSettings, bool], bool]
+    # Its routes; imports the platform's SDK, so it runs only for configured platforms.
+    routes: Callable[[Services], Routes]
+
+
+def _slack_routes(services: Services) -> Routes:
+    from bot.adapters.slack import slack_routes
+
+    return slack_routes(services)
+
+
+def _teams_routes(services: Services) -> Routes:
+    from bot.adapters.teams import teams_routes  # botbuilder is slow to import
+
+    return teams_routes(services)
+
+
+# Every platform, by name: Slack when it has a bot token, Teams when it has an app id (or
+# when the emulator mode is asked for explicitly). A new platform is one more row.
+PLATFORMS: Mapping[str, Platform] = MappingProxyType({
+    "slack": Platform(lambda settings, _emulator: settings.slack.enabled, _slack_routes),
+    "teams": Platform(lambda settings, emulator: bool(settings.teams.app_id) or emulator, _teams_routes),
+})
+
+
 def platform_routes(services: Services, teams_emulator: bool) -> list[Routes]:
-    """The platforms configured in `services.settings`: Slack when it has a bot token, Teams
-    when it has an app id (or when the emulator mode is asked for explicitly)."""
-    routes: list[Routes] = []
-    if services.settings.slack.enabled:
-        from bot.adapters.slack import slack_routes
-
-        routes.append(slack_routes(services))
-    if services.settings.teams.app_id or teams_emulator:
-        # Imported only when used: botbuilder is slow to import.
-        from bot.adapters.teams import teams_routes
-
-        routes.append(teams_routes(services))
-    return routes
+    """The routes of the platforms configured in `services.settings` (see `PLATFORMS`)."""
+    return [
+        platform.routes(services)
+        for platform in PLATFORMS.values()
+        if platform.configured(services.settings, teams_emulator)
+    ]
 
 
 async def _serve(services: Services, host: str, port: int, teams_emulator: bool) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from bot.model.adapters import AdapterRegistry
 from bot.model.base import ChatMessage, GenerationSettings, Model
@@ -10,7 +13,9 @@ from bot.model.lazy import LazyModel
 from bot.settings import ModelSettings
 
 __all__ = [
+    "BACKENDS",
     "AdapterRegistry",
+    "Backend",
     "ChatMessage",
     "GenerationSettings",
     "Model",
@@ -29,36 +34,20 @@ def generation_defaults(settings: ModelSettings) -> GenerationSettings:
     )
 
 
-def load_model(settings: ModelSettings, home: Path) -> Model:
-    """Start the configured backend; call once per process and share the result.
+@dataclass(frozen=True)
+class Backend:
+    """One way to run the model (`model.backend`)."""
 
-    `local`: the base model (`settings.base_model` or the bundled SmolLM2, cached under
+    load: Callable[[ModelSettings, Path], Model]
+    # Whether its adapters come from Lore's registry (`<home>/adapters/`, promoted with
+    # `lore customize promote`), rather than being model names on a server.
+    uses_adapter_registry: bool
+
+
+def _load_local(settings: ModelSettings, home: Path) -> Model:
+    """The base model (`settings.base_model` or the bundled SmolLM2, cached under
     `<home>/models/` on first use) with `settings.adapter`, else the promoted adapter in
-    `<home>/adapters/`. `openai`: the endpoint `settings.openai_base_url`, answering as
-    `settings.adapter` when set, else `settings.openai_model`.
-    """
-    # Imported here so that choosing the openai backend never imports torch.
-    if settings.backend == "openai":
-        from bot.model.openai_backend import OpenAIModel
-        from bot.model.tokens import ChatTokenizer
-        from bot.model.weights import check_model_folder
-
-        tokenizer = (
-            ChatTokenizer.from_folder(check_model_folder(settings.base_model))
-            if settings.base_model is not None
-            else None
-        )
-        return OpenAIModel(
-            settings.openai_base_url,
-            settings.openai_model,
-            api_key=settings.openai_api_key,
-            adapter=settings.adapter,
-            timeout_seconds=settings.request_timeout_seconds,
-            queue_size=settings.queue_size,
-            defaults=generation_defaults(settings),
-            tokenizer=tokenizer,
-        )
-
+    `<home>/adapters/`."""
     from bot.model.local import LocalModel
     from bot.model.weights import base_model_name, resolve_base_model
 
@@ -74,11 +63,48 @@ def load_model(settings: ModelSettings, home: Path) -> Model:
     )
 
 
+def _load_openai(settings: ModelSettings, home: Path) -> Model:
+    """The endpoint `settings.openai_base_url`, answering as `settings.adapter` when set,
+    else `settings.openai_model`."""
+    from bot.model.openai_backend import OpenAIModel
+    from bot.model.tokens import ChatTokenizer
+    from bot.model.weights import check_model_folder
+
+    tokenizer = (
+        ChatTokenizer.from_folder(check_model_folder(settings.base_model))
+        if settings.base_model is not None
+        else None
+    )
+    return OpenAIModel(
+        settings.openai_base_url,
+        settings.openai_model,
+        api_key=settings.openai_api_key,
+        adapter=settings.adapter,
+        timeout_seconds=settings.request_timeout_seconds,
+        queue_size=settings.queue_size,
+        defaults=generation_defaults(settings),
+        tokenizer=tokenizer,
+    )
+
+
+# Every `model.backend`, by name. Each loader imports its libraries itself, so that choosing
+# the openai backend never imports torch.
+BACKENDS: Mapping[str, Backend] = MappingProxyType({
+    "local": Backend(_load_local, uses_adapter_registry=True),
+    "openai": Backend(_load_openai, uses_adapter_registry=False),
+})
+
+
+def load_model(settings: ModelSettings, home: Path) -> Model:
+    """Start the configured backend (see `BACKENDS`); call once per process and share the result."""
+    return BACKENDS[settings.backend].load(settings, home)
+
+
 def lazy_model(settings: ModelSettings, home: Path) -> LazyModel:
     """The configured model as `load_model` would start it, loaded on first use."""
     from bot.model.weights import base_model_name
 
-    if settings.adapter is not None or settings.backend == "openai":
+    if settings.adapter is not None or not BACKENDS[settings.backend].uses_adapter_registry:
         adapter = settings.adapter
     else:
         adapter = AdapterRegistry(home / "adapters").active()

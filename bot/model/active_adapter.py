@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from bot.errors import LoreError
+from bot.model import BACKENDS
 from bot.model.adapters import AdapterRegistry
 from bot.model.base import ChatMessage, GenerationSettings, Model
 from bot.settings import ModelSettings
@@ -118,10 +119,8 @@ class FollowActiveAdapter:
         self._model.use_adapter(name)
 
     def close(self) -> None:
-        """Close the wrapped model, when it holds resources."""
-        close = getattr(self._model, "close", None)
-        if callable(close):
-            close()
+        """Close the wrapped model."""
+        self._model.close()
 
 
 def follow_promotions(model: Model, settings: ModelSettings, registry: AdapterRegistry) -> Model:
@@ -133,7 +132,7 @@ def follow_promotions(model: Model, settings: ModelSettings, registry: AdapterRe
             settings.adapter,
         )
         return model
-    if settings.backend != "local":
+    if not BACKENDS[settings.backend].uses_adapter_registry:
         log.info(
             "The %s backend answers as %s: after a promotion, serve the adapter on the endpoint "
             "(vLLM: --enable-lora --lora-modules NAME=PATH) and set model.adapter to its name",

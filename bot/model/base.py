@@ -48,3 +48,6 @@ class Model(Protocol):
 
     def use_adapter(self, name: str | None) -> None:
         """Answer with adapter `name` from now on (None = base model), without a restart."""
+
+    def close(self) -> None:
+        """Release what the model holds (worker thread, connections); safe to call twice."""

@@ -66,6 +66,6 @@ class LazyModel:
             return self._model
 
     def close(self) -> None:
-        close = getattr(self._model, "close", None)
-        if callable(close):
-            close()
+        """Close the loaded model; a model never loaded holds nothing."""
+        if self._model is not None:
+            self._model.close()

@@ -47,6 +47,9 @@ class ScriptedModel:
     def use_adapter(self, name: str | None) -> None:
         self._adapter = name
 
+    def close(self) -> None:
+        """Nothing to release."""
+
 
 class ListRetriever:
     """Returns its passages (at most k) for every query, recording what it was asked."""

@@ -50,6 +50,9 @@ class RecordingModel:
     def use_adapter(self, name: str | None) -> None:
         raise AssertionError("not used")
 
+    def close(self) -> None:
+        pass
+
 
 def _build(share: Share, out: Path, **options: object) -> DatasetCard:
     return build_dataset(

@@ -38,6 +38,9 @@ class WrappedModel:
     def use_adapter(self, name: str | None) -> None:
         self.inner.use_adapter(name)
 
+    def close(self) -> None:
+        """Nothing: `inner` belongs to whoever made it (often a model shared by many tests)."""
+
 
 class PuppetModel(WrappedModel):
     """Writes like `inner`, but `delay` seconds before each piece (a big model on a small
