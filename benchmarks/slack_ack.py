@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bot.adapters.slack import slack_routes  # noqa: E402
+from bot.adapters.slack.routes import slack_routes  # noqa: E402
 from bot.adapters.slack.rendering import ACTION_HELPFUL  # noqa: E402
 from bot.app import Services  # noqa: E402
 from bot.server import create_web_app  # noqa: E402

@@ -10,13 +10,14 @@ from pathlib import Path
 import click
 
 from bot.core.access import build_access_policy, build_permission_policy
-from bot.core.types import Asker
 from bot.settings import LoreSettings
+from bot.types import Asker
 from knowledge.config import SourceSettings
 from knowledge.errors import ConfigurationError, SourceError
 from knowledge.loaders import is_supported
 from knowledge.sources.filesystem import FilesystemSource, is_hidden_or_temporary
 from knowledge.types import SourceFile
+
 
 @click.group()
 def acl() -> None:

@@ -39,7 +39,7 @@ def reader_filters(settings: LoreSettings, email: str, text: str) -> SearchFilte
     """What `email` may read in a private reply (DM, personal chat, `lore ask --as`): the
     search filters their principals (their e-mail and directory groups) give."""
     from bot.core.access import build_access_policy
-    from bot.core.types import Asker, Question
+    from bot.types import Asker, Question
 
     email = email.strip()
     if "@" not in email:

@@ -90,13 +90,13 @@ class Platform:
 
 
 def _slack_routes(services: Services) -> Routes:
-    from bot.adapters.slack import slack_routes
+    from bot.adapters.slack.routes import slack_routes
 
     return slack_routes(services)
 
 
 def _teams_routes(services: Services) -> Routes:
-    from bot.adapters.teams import teams_routes  # botbuilder is slow to import
+    from bot.adapters.teams.routes import teams_routes  # botbuilder is slow to import
 
     return teams_routes(services)
 

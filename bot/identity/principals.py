@@ -9,8 +9,8 @@ the directory's entry for their chat account. Someone with no known e-mail holds
 
 from __future__ import annotations
 
-from bot.core.types import Asker
 from bot.identity.directory import Directory
+from bot.types import Asker
 from knowledge.errors import ConfigurationError
 from knowledge.permissions.principals import group, user
 from knowledge.types import EVERYONE

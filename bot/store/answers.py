@@ -8,51 +8,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    DateTime,
-    String,
-    Table,
-    Text,
-    delete,
-    insert,
-    select,
-)
+from sqlalchemy import delete, insert, select
 
-from bot.core.types import Answer
-from bot.store.database import Database, as_utc, metadata
+from bot.store.database import Database, as_utc
+from bot.store.tables import answers_table
+from bot.types import Answer
 from knowledge.types import Passage
-
-answers_table = Table(
-    "answers",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("platform", String(16), nullable=False),
-    Column("user_id", String(256), nullable=False),
-    Column("display_name", String(256), nullable=False, default=""),
-    Column("email", String(320), nullable=True),
-    Column("conversation_id", String(512), nullable=True),
-    Column("thread_id", String(512), nullable=True),
-    Column("place", String(16), nullable=False, default="private"),
-    Column("question", Text, nullable=False),
-    Column("answer", Text, nullable=False),
-    # What the model wrote, when the quoted evidence replaced it as the answer too (audits).
-    Column("generated", Text, nullable=True),
-    Column("confident", Boolean, nullable=False),
-    Column("citations", JSON, nullable=False),
-    Column("evidence", JSON, nullable=False),
-    # Every retrieved passage (not only the ones given to the model): path, score, principals.
-    Column("passages", JSON, nullable=False),
-    # The principals retrieval was filtered by (the asker's, narrowed to what everyone in a
-    # shared place may read); null when unfiltered.
-    Column("readers", JSON, nullable=True),
-    Column("model", String(256), nullable=False),
-    Column("adapter", String(256), nullable=True),
-    Column("timings", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The answer-log database (SQLite under LORE_HOME by default, PostgreSQL via a SQLAlchemy URL).
 
-Every table lives on the one `metadata` below; each store module defines its own table on it.
+Every table lives on the one `metadata` of `bot.store.tables`; the store modules use them.
 """
 
 from __future__ import annotations
@@ -9,12 +9,11 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from bot.store.schema import create_schema
-
-metadata = MetaData()
+from bot.store.tables import metadata
 
 
 class Database:
@@ -28,9 +27,6 @@ class Database:
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        # Import the store modules so their tables are registered on `metadata`.
-        from bot.store import tables  # noqa: F401
-
         create_schema(self.engine, metadata, sqlite_file)
 
     def close(self) -> None:

@@ -12,47 +12,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Integer,
-    String,
-    Table,
-    Text,
-    delete,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import delete, insert, select, update
 
-from bot.store.answers import StoredAnswer, answers_table
-from bot.store.database import Database, as_utc, metadata
+from bot.store.answers import StoredAnswer
+from bot.store.database import Database, as_utc
+from bot.store.tables import answers_table, feedback_table
 
 Rating = Literal["helpful", "not_helpful"]
 RATINGS: tuple[Rating, ...] = ("helpful", "not_helpful")
 Review = Literal["pending", "approved", "rejected"]
 PENDING: Review = "pending"
-
-feedback_table = Table(
-    "feedback",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    # No foreign key: general feedback has no answer, and answers are purged on their own schedule.
-    Column("answer_id", String(64), nullable=True, index=True),
-    Column("platform", String(16), nullable=False),
-    Column("user_id", String(256), nullable=False),
-    Column("rating", String(16), nullable=True),
-    Column("text", Text, nullable=False, default=""),
-    Column("correction", Text, nullable=False, default=""),
-    Column("conversation_id", String(512), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-    # Added later (see bot/store/schema.py): who asked the rated question, and the review of a
-    # correction (null when there is none).
-    Column("asker_id", String(256), nullable=True),
-    Column("review", String(16), nullable=True),
-    Column("reviewed_by", String(256), nullable=True),
-    Column("reviewed_at", DateTime(timezone=True), nullable=True),
-)
 
 
 @dataclass(frozen=True)

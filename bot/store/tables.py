@@ -1,6 +1,104 @@
-"""Imports every module that defines a table, so `Database` creates them all."""
-import bot.adapters.teams.sent_answers  # noqa: F401  (teams_sent_answers)
-import bot.store.feedback  # noqa: F401  (feedback)
-import bot.adapters.slack.threads  # noqa: F401  (slack_threads)
-import bot.store.answers  # noqa: F401  (answers)
-import bot.store.threads  # noqa: F401  (thread_turns)
+"""Every table of the answer-log database, on one `metadata`: the schema in one place, so that
+`Database` creates them all without importing the modules that use them (which import
+`Database`). `bot.store.schema` adds the columns a table gained since an older release."""
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+
+answers_table = Table(
+    "answers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("platform", String(16), nullable=False),
+    Column("user_id", String(256), nullable=False),
+    Column("display_name", String(256), nullable=False, default=""),
+    Column("email", String(320), nullable=True),
+    Column("conversation_id", String(512), nullable=True),
+    Column("thread_id", String(512), nullable=True),
+    Column("place", String(16), nullable=False, default="private"),
+    Column("question", Text, nullable=False),
+    Column("answer", Text, nullable=False),
+    # What the model wrote, when the quoted evidence replaced it as the answer too (audits).
+    Column("generated", Text, nullable=True),
+    Column("confident", Boolean, nullable=False),
+    Column("citations", JSON, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    # Every retrieved passage (not only the ones given to the model): path, score, principals.
+    Column("passages", JSON, nullable=False),
+    # The principals retrieval was filtered by (the asker's, narrowed to what everyone in a
+    # shared place may read); null when unfiltered.
+    Column("readers", JSON, nullable=True),
+    Column("model", String(256), nullable=False),
+    Column("adapter", String(256), nullable=True),
+    Column("timings", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+
+feedback_table = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # No foreign key: general feedback has no answer, and answers are purged on their own schedule.
+    Column("answer_id", String(64), nullable=True, index=True),
+    Column("platform", String(16), nullable=False),
+    Column("user_id", String(256), nullable=False),
+    Column("rating", String(16), nullable=True),
+    Column("text", Text, nullable=False, default=""),
+    Column("correction", Text, nullable=False, default=""),
+    Column("conversation_id", String(512), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    # Added later (see bot/store/schema.py): who asked the rated question, and the review of a
+    # correction (null when there is none).
+    Column("asker_id", String(256), nullable=True),
+    Column("review", String(16), nullable=True),
+    Column("reviewed_by", String(256), nullable=True),
+    Column("reviewed_at", DateTime(timezone=True), nullable=True),
+)
+
+
+thread_turns = Table(
+    "thread_turns",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("platform", String(16), nullable=False),
+    Column("conversation_id", String(512), nullable=False),
+    Column("thread_id", String(512), nullable=False),
+    Column("user_id", String(256), nullable=False),
+    Column("question", Text, nullable=False),
+    Column("answer", Text, nullable=False),
+    # Paths of the passages the answer cited, so a later turn can re-check who may see them.
+    Column("sources", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+
+slack_threads = Table(
+    "slack_threads",
+    metadata,
+    Column("channel_id", String(64), primary_key=True),
+    Column("thread_ts", String(32), primary_key=True),
+    Column("answered_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+
+teams_sent_answers = Table(
+    "teams_sent_answers",
+    metadata,
+    Column("conversation_id", String(512), primary_key=True),
+    Column("activity_id", String(256), primary_key=True),
+    Column("answer_id", String(64), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False, index=True),
+)

@@ -6,35 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import (
-    JSON,
-    Column,
-    DateTime,
-    Integer,
-    String,
-    Table,
-    Text,
-    delete,
-    insert,
-    select,
-)
+from sqlalchemy import delete, insert, select
 
-from bot.store.database import Database, metadata
-
-thread_turns = Table(
-    "thread_turns",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("platform", String(16), nullable=False),
-    Column("conversation_id", String(512), nullable=False),
-    Column("thread_id", String(512), nullable=False),
-    Column("user_id", String(256), nullable=False),
-    Column("question", Text, nullable=False),
-    Column("answer", Text, nullable=False),
-    # Paths of the passages the answer cited, so a later turn can re-check who may see them.
-    Column("sources", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-)
+from bot.store.database import Database
+from bot.store.tables import thread_turns
 
 
 @dataclass(frozen=True)

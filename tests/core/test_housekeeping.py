@@ -12,11 +12,11 @@ from pydantic import SecretStr
 from sqlalchemy import insert
 
 from bot.adapters.slack.app import build_slack_bot
-from bot.adapters.slack.threads import AnsweredThreads, slack_threads
-from bot.adapters.teams import teams_routes
-from bot.adapters.teams.sent_answers import SentAnswers, teams_sent_answers
+from bot.adapters.teams.routes import teams_routes
 from bot.server import Workload
 from bot.settings import SlackSettings
+from bot.store.slack_threads import AnsweredThreads, slack_threads
+from bot.store.teams_sent_answers import SentAnswers, teams_sent_answers
 from tests.support.stack import build_test_services
 
 

@@ -27,7 +27,7 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 
-from bot.adapters.slack import slack_routes
+from bot.adapters.slack.routes import slack_routes
 from bot.adapters.slack.rendering import ACTION_HELPFUL, ACTION_SHARE
 from bot.app import Services
 from bot.cli.main import cli

@@ -16,12 +16,12 @@ from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import MicrosoftAppCredentials
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.types import Asker
 from bot.errors import ConfigurationError
 from bot.identity import DirectoryFile, PrincipalsResolver, parse_directory
 from bot.identity.cache import TtlCache
 from bot.identity.slack import SlackEmails
 from bot.identity.teams import TeamsEmails, teams_email
+from bot.types import Asker
 
 DIRECTORY = """
 users:

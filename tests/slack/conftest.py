@@ -18,7 +18,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from bot.adapters.slack import slack_routes
+from bot.adapters.slack.routes import slack_routes
 from bot.adapters.slack.scopes import METHOD_SCOPES
 from bot.app import Services
 from bot.server import create_web_app

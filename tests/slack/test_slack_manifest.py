@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bot.adapters.slack import build_slack_bot
+from bot.adapters.slack.app import build_slack_bot
 from bot.adapters.slack.app import SlackBot
 from bot.adapters.slack.scopes import EVENT_SCOPES, METHOD_SCOPES, required_scopes
 from bot.app import Services

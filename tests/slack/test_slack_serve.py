@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.adapters.slack import slack_routes
+from bot.adapters.slack.routes import slack_routes
 from bot.adapters.slack.rendering import ACTION_HELPFUL
 from bot.app import Services
 from bot.server import WORKLOAD, create_web_app, run_server

@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import text, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.core.types import Answer, Asker, Citation, Evidence, Question
 from bot.store.answers import AnswerLog, answers_table
 from bot.store.database import Database
 from bot.store.threads import ThreadMemory, Turn, thread_turns
+from bot.types import Answer, Asker, Citation, Evidence, Question
 from tests.core.passages import EXPENSES, VACATION
 
 

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.adapters.teams import teams_routes
+from bot.adapters.teams.routes import teams_routes
 from bot.adapters.teams.cards import FEEDBACK_ACTION, teams_markdown
 from bot.errors import BusyError
 from tests.support.bot_connector import (

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from bot.adapters.teams.sent_answers import SentAnswers, teams_sent_answers
 from bot.store.database import Database
+from bot.store.teams_sent_answers import SentAnswers, teams_sent_answers
 
 
 def test_remember_look_up_and_purge(tmp_path: Path) -> None:

@@ -24,11 +24,11 @@ from bot.adapters.slack.rendering import (
     FEEDBACK_MODAL,
 )
 from bot.adapters.slack.responder import Responder, new_error_id
-from bot.adapters.slack.threads import AnsweredThreads
 from bot.errors import ConfigurationError
 from bot.identity.cache import TtlCache
 from bot.identity.slack import SlackEmails
 from bot.server import Workload
+from bot.store.slack_threads import AnsweredThreads
 
 if TYPE_CHECKING:
     from bot.app import Services

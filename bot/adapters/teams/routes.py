@@ -12,8 +12,8 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from urllib.parse import urlsplit
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import requests
 from aiohttp import web
@@ -28,12 +28,12 @@ from bot.adapters.teams.auth import bot_framework_authentication
 from bot.adapters.teams.cards import text_activity
 from bot.adapters.teams.handler import TYPING_INTERVAL_SECONDS, LoreTeamsBot
 from bot.adapters.teams.replies import apology
-from bot.adapters.teams.sent_answers import SentAnswers
 from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS
 from bot.adapters.teams.tenants import tenant_allow_list
 from bot.identity.cache import TtlCache
 from bot.identity.teams import TeamsEmails
 from bot.server import WORKLOAD, Workload, is_loopback
+from bot.store.teams_sent_answers import SentAnswers
 
 if TYPE_CHECKING:
     from bot.app import Services
