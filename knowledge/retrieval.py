@@ -65,8 +65,8 @@ class Retriever:
         max_per_document: int | None = None,
     ) -> list[Passage]:
         """The `k` best passages for `query` (default: `settings.k`), best first, at most
-        `max_per_document` (default: `settings.max_per_document`; NO_DOCUMENT_CAP: no cap) per document,
-        all passing `filters`."""
+        `max_per_document` per document (default: `settings.max_per_document`; NO_DOCUMENT_CAP:
+        no cap), all passing `filters`."""
         if k is None:
             k = self.settings.k
         if mode not in ("hybrid", "dense", "keyword"):
@@ -214,8 +214,8 @@ def _fuse(
     for ranking in rankings:
         chunk_rank = {chunk_id: rank for rank, (chunk_id, _) in enumerate(ranking, start=1)}
         document_rank: dict[tuple[str, str], int] = {}
-        for chunk_id, rank in chunk_rank.items():
-            document_rank.setdefault(_document(records[chunk_id]), rank)
+        for chunk_id, first in chunk_rank.items():
+            document_rank.setdefault(_document(records[chunk_id]), first)
         for chunk_id in candidates:
             rank = chunk_rank.get(chunk_id)
             if rank is None and _document(records[chunk_id]) in document_rank:

@@ -39,7 +39,7 @@ class SentAnswers:
         with self._engine.connect() as connection:
             return connection.execute(query).scalar_one_or_none()
 
-    def purge_older_than(self, days: int) -> int:
+    def purge_older_than(self, days: float) -> int:
         """Forget messages older than `days` (kept as long as the answers they show)."""
         cutoff = datetime.now(UTC) - timedelta(days=days)
         with self._engine.begin() as connection:
