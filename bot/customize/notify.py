@@ -18,6 +18,7 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from bot.adapters.slack.mrkdwn import escape
+from bot.errors import LoreError
 from bot.settings import LoreSettings
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 15.0
 
 
-class NoticeError(Exception):
+class NoticeError(LoreError):
     """A notice was not delivered; the message is safe to log."""
 
 
