@@ -35,7 +35,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.app import Services, build_services
-from bot.core.evaluation import EvalQuestion, EvalResult, details, load_questions, percentile, result_for, same_path, summarize
+from bot.core.evaluation import (
+    EvalQuestion,
+    EvalResult,
+    details,
+    load_questions,
+    percentile,
+    result_for,
+    same_path,
+    summarize,
+)
 from bot.core.evidence import select_evidence
 from bot.core.excerpt import ExcerptRules, select_excerpts
 from bot.core.types import Asker, Question
@@ -126,7 +135,7 @@ def _run(services: Services, asked: list[Asked], details_file: Path | None) -> d
     results: list[EvalResult] = []
     baseline: list[dict[str, bool]] = []
     for number, item in enumerate(asked):
-        answer = agent.answer(_question(item, number))
+        answer = agent.answer(_question(item, number), ())
         results.append(result_for(item.question, answer))
         baseline.append(_baseline(services, item.question))
     if details_file is not None:
@@ -166,7 +175,7 @@ def _baseline(services: Services, question: EvalQuestion) -> dict[str, bool]:
     the same judge, one to three single sentences quoted."""
     agent = services.agent
     passages = agent.retriever.search(question.question, k=5, max_per_document=2)
-    covered = agent.is_covered(question.question, passages)
+    covered = agent.judge.is_covered(question.question, passages)
     quotes = select_evidence(question.question, list(enumerate(passages, start=1)), scorer=agent.scorer)
     shown = "\n".join(quote.sentence for quote in quotes)
     return {
@@ -198,7 +207,7 @@ def _time_generation(services: Services, asked: list[Asked], count: int) -> dict
     step = max(1, len(asked) // count)
     totals, shown = [], []
     for number, item in list(enumerate(asked))[::step][:count]:
-        answer = agent.answer(_question(item, 10_000 + number))
+        answer = agent.answer(_question(item, 10_000 + number), ())
         totals.append(answer.timings["total"])
         shown.append(bool(answer.generated) and answer.text == answer.generated)
     figures = {"questions": len(totals), "total_p50": percentile(totals, 50), "total_p95": percentile(totals, 95),
@@ -252,22 +261,22 @@ def _sweep(services: Services, asked: list[Asked]) -> None:
 
 def _sweep_judge(services: Services, asked: list[Asked], found: list[list[Passage]]) -> None:
     agent = services.agent
-    original = agent.settings
+    original = agent.judge.settings
     print(f"  {'judge (min score, rare-word verdict)':58} "
           + "".join(f"{half + ' ans ref':>13}{half + ' unans ref':>13}" for half in HALVES))
     try:
         for threshold, verdict in itertools.product(THRESHOLDS, RARE_WORD_VERDICTS):
-            agent.settings = replace_settings(original, min_evidence_score=threshold, rare_word_verdict=verdict)
+            agent.judge.settings = replace_settings(original, min_evidence_score=threshold, rare_word_verdict=verdict)
             cells = []
             for half in HALVES:
-                decided = [(item.question, agent.is_covered(item.question.question, passages))
+                decided = [(item.question, agent.judge.is_covered(item.question.question, passages))
                            for item, passages in zip(asked, found, strict=True) if item.half == half]
                 answerable = _share([not covered for q, covered in decided if q.answerable])
                 unanswerable = _share([not covered for q, covered in decided if not q.answerable])
                 cells.append(f"{_fmt(answerable):>13}{_fmt(unanswerable):>13}")
             print(f"  {f'{threshold}, {verdict}':58} " + "".join(cells))
     finally:
-        agent.settings = original
+        agent.judge.settings = original
 
 
 def replace_settings(settings: AgentSettings, **changes: Any) -> AgentSettings:

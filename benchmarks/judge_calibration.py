@@ -27,7 +27,7 @@ from answer_quality import HALVES, SETS, _fmt, _question, _share, corpus_service
 
 from bot.customize.derivation import derive_pairs  # noqa: E402
 
-JUDGED = 5  # passages the judge reads (bot.core.agent.COVERAGE_PASSAGES)
+JUDGED = 5  # passages the judge reads (bot.core.judge.COVERAGE_PASSAGES)
 
 
 def main() -> int:
@@ -57,9 +57,9 @@ def main() -> int:
         covered, uncovered = [], []
         for question, path in derived:
             found = agent.retriever.search(question, k=4 * JUDGED, max_per_document=2)
-            covered.append(agent.best_sentence_similarity(question, found[:JUDGED]))
+            covered.append(agent.judge.best_sentence_similarity(question, found[:JUDGED]))
             others = [p for p in found if p.path != path]
-            uncovered.append(agent.best_sentence_similarity(question, others[:JUDGED]))
+            uncovered.append(agent.judge.best_sentence_similarity(question, others[:JUDGED]))
         ordered = sorted(covered)
         calibrated = ordered[int(args.refuse * len(ordered))]
         print(f"\n{args.corpus}: {len(derived)} derived questions")
@@ -71,14 +71,14 @@ def main() -> int:
         print(f"  calibrated min_evidence_score (refuses {args.refuse:.0%} of covered): {calibrated:.3f}; "
               f"it refuses {_share([u < calibrated for u in uncovered]) or 0:.2f} of those without their document")
 
-        shipped = agent.settings.min_evidence_score
+        shipped = agent.judge.settings.min_evidence_score
         found = [agent.retrieve(_question(item, n)) for n, item in enumerate(asked)]
         print(f"  real questions, refused     {'':14}" + "".join(f"{h + ' ans':>12}{h + ' unans':>12}" for h in HALVES))
         for label, threshold in ((f"shipped {shipped:.2f}", shipped), (f"calibrated {calibrated:.2f}", calibrated)):
-            agent.settings = agent.settings.model_copy(update={"min_evidence_score": threshold})
+            agent.judge.settings = agent.judge.settings.model_copy(update={"min_evidence_score": threshold})
             cells = []
             for half in HALVES:
-                decided = [(item.question.answerable, agent.is_covered(item.question.question, passages))
+                decided = [(item.question.answerable, agent.judge.is_covered(item.question.question, passages))
                            for item, passages in zip(asked, found, strict=True) if item.half == half]
                 cells.append(f"{_fmt(_share([not c for a, c in decided if a])):>12}"
                              f"{_fmt(_share([not c for a, c in decided if not a])):>12}")

@@ -51,7 +51,7 @@ async def main(corpus: str, home: Path | None, count: int) -> int:
     try:
         in_process = []
         for number, text in enumerate(questions):
-            answer = services.agent.answer(Question(text, Asker("bench"), "bench", f"t{number}"))
+            answer = services.agent.answer(Question(text, Asker("bench"), "bench", f"t{number}"), ())
             in_process.append(answer.timings.get("first", answer.timings["total"]))
         places = {
             "personal chat (streamed)": TeamsConversation("a:bench-personal"),

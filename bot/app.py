@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.conversation.memory import ConversationMemory
 from bot.core.access import (
     AccessPolicy,
     build_access_policy,
@@ -54,6 +55,11 @@ class Services:
     # Who belongs to which groups, and which chat accounts are whom (None: no directory file).
     directory: Directory | None = None
 
+    @property
+    def memory(self) -> ConversationMemory:
+        """The answer log and thread memory, as the conversation layer reads and writes them."""
+        return ConversationMemory(self.answers, self.threads)
+
     def purge_expired(self) -> int:
         """Delete answers, thread turns and what the platform adapters keep about them, older
         than `agent.answer_retention_days`; feedback older than `agent.feedback_retention_days`;
@@ -90,8 +96,6 @@ def build_services(settings: LoreSettings, model: Model | None = None) -> Servic
         agent = Agent(
             knowledge.retriever,
             model,
-            answers,
-            threads,
             settings.agent,
             settings.retrieval,
             glossary=glossary_for(settings),

@@ -12,7 +12,14 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,7 +28,12 @@ from pydantic_settings import (
 )
 
 import knowledge
-from knowledge.config import IndexSettings, RefreshSettings, RetrievalSettings, SourceSettings
+from knowledge.config import (
+    IndexSettings,
+    RefreshSettings,
+    RetrievalSettings,
+    SourceSettings,
+)
 
 SAMPLE_DOCS = Path(knowledge.__file__).resolve().parent / "sample_docs"
 
@@ -49,7 +61,7 @@ class AgentSettings(BaseModel):
         "Please ask in #help or contact the team that owns the topic."
     )
     # Cosine similarity of the question and the closest sentence of the top passages below
-    # which the knowledge base is taken not to cover the question (see `Agent.is_covered`).
+    # which the knowledge base is taken not to cover the question (see `EvidenceJudge.is_covered` in bot/core/judge.py).
     min_evidence_score: float = 0.46
     # At or above: covered whatever words are missing; between the two, `rare_word_verdict`
     # decides for a question naming something the index barely mentions.

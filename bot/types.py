@@ -79,3 +79,16 @@ class Answer:
     hedged: bool = False
     # The judge's measure of the evidence (best sentence similarity), None when not measured.
     evidence_score: float | None = None
+    # The principals retrieval was filtered by (None: unfiltered), so the answer log can show
+    # admins who could have seen what.
+    readers: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier question in a thread and the answer it got."""
+
+    user_id: str
+    question: str
+    answer: str
+    sources: tuple[str, ...] = ()  # paths the answer cited, re-checked by later turns

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bot.conversation.memory import answer_and_remember
 from bot.core.types import Answer, Asker, Question
 from bot.settings import LoreSettings
 from knowledge.errors import LoreError
@@ -123,8 +124,8 @@ def ask(
     started = time.perf_counter()
     with _services(settings, adapter) as services:
         ready = time.perf_counter()
-        answer = services.agent.answer(
-            Question(question, asker, CONVERSATION, thread_id or uuid.uuid4().hex)
+        answer = answer_and_remember(
+            services.agent, services.memory, Question(question, asker, CONVERSATION, thread_id or uuid.uuid4().hex)
         )
     if as_json:
         # Start-up (opening the index, the database and, when it writes, the model) apart.
@@ -194,7 +195,7 @@ def _chat_turn(services: Services, question: Question) -> Answer:
         click.echo(text[len("".join(shown)) :], nl=False)
         shown.append(text[len("".join(shown)) :])
 
-    answer = services.agent.answer(question, on_text=on_text)
+    answer = answer_and_remember(services.agent, services.memory, question, on_text=on_text)
     if "".join(shown).strip() != answer.text.strip():
         if shown:
             click.echo("\n(That text did not check out against the documents; here is what they say:)")

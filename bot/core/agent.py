@@ -2,20 +2,24 @@
 
 retrieve (the follow-up resolved against the thread) → judge the evidence → prompt (fitted to
 the context window) → stream the model's text → keep only real citations → quote the best
-sentences → check the text against the passages → log the answer and remember the turn.
+sentences → check the text against the passages. No side effects: the caller passes the
+thread's earlier turns in, and records the answer and remembers the turn (`bot.conversation`).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol
+from dataclasses import replace
+from typing import Any
 
-from bot.core.citations import cited_numbers, drop_invalid_citations, drop_unsupported_citations
+from bot.core.citations import (
+    cited_numbers,
+    drop_invalid_citations,
+    drop_unsupported_citations,
+)
 from bot.core.evidence import (
     EmbeddingScorer,
     OverlapScorer,
@@ -23,21 +27,19 @@ from bot.core.evidence import (
     RecentSentenceVectors,
     SentenceScorer,
     TextEmbedder,
-    keyword_coverage,
     select_evidence,
 )
 from bot.core.excerpt import ExcerptRules, excerpts_text, select_excerpts
 from bot.core.followup import resolve_followup
 from bot.core.glossary import Glossary
 from bot.core.grounding import is_degenerate, ungrounded_terms, unsupported_share
+from bot.core.judge import EvidenceJudge, PassageSearch, Verdict, searchable_text
 from bot.core.links import LinkPolicy, defuse_links, foreign_links, without_urls
 from bot.core.prompt import NOT_COVERED, Prompt, fit_prompt, prompt_budget
-from bot.core.text import content_terms, content_words, split_sentences, stem
-from bot.core.types import Answer, Citation, Evidence, Question
+from bot.core.text import content_terms
 from bot.model.base import ChatMessage, GenerationSettings, Model
 from bot.settings import AgentSettings
-from bot.store.answers import AnswerLog
-from bot.store.threads import ThreadMemory, Turn
+from bot.types import Answer, Citation, Evidence, Question, Turn
 from knowledge.config import RetrievalSettings
 from knowledge.types import Passage, SearchFilters
 
@@ -48,25 +50,6 @@ DraftCallback = Callable[[Answer], None]
 # Whether the model (name, adapter) writes answers; see bot.model.writing.WritingPolicy.
 WritesPolicy = Callable[[str, str | None], bool]
 FiltersFor = Callable[[Question], SearchFilters | None]
-# Evidence strength (`Agent.judge`). The rules were first chosen on the old handbook
-# benchmark; `agent.min_evidence_score` was re-chosen (0.48 → 0.46) with the rest kept, on the
-# tuning half of benchmarks/questions/sourcegraph_employees.jsonl, and reported on its report
-# half and on the 18F handbook (benchmarks/README.md). The sample folder's paraphrases
-# ("vacation" for PTO) are tested to stay covered.
-COVERAGE_PASSAGES = 5  # the best sentence is sought in this many of the top passages
-MIN_SENTENCE_WORDS = 3  # shorter sentences ("See below.") match anything a little
-RARE_WORD_MAX_PASSAGES = (
-    2  # a question word in at most this many passages names a topic
-)
-UNKNOWN_WORD_MIN_LENGTH = 4  # shorter words are too often chat shorthand ("ack", "row")
-_ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]{1,}\b")  # ...but "HQ" or "ESPP" names a thing
-# Words that shape a question rather than name its topic: never "rare".
-QUESTION_SHAPING_WORDS = frozenset(
-    ["much", "many", "long", "often", "soon", "far", "ever", "anyone", "someone", "something", "anything", "every"]
-)
-# Without an embedder: a passage holding at least this share of the question's content words.
-MIN_KEYWORD_COVERAGE = 0.5
-STRENGTH_PASSAGES = 3
 # Generated text with more than this share of content words that no passage (nor the question)
 # contains has drifted from the evidence: the quotes are shown instead.
 MAX_UNSUPPORTED_SHARE = 0.25
@@ -76,38 +59,14 @@ MAX_UNSUPPORTED_SHARE = 0.25
 MAX_PROMPT_TOKENS = 1024
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The judge's view of the evidence: answer, answer with a hedge, or refuse."""
-
-    level: Literal["covered", "hedged", "not covered"]
-    score: float | None  # the best sentence's similarity to the question (None: not measured)
-
-
-class PassageSearch(Protocol):
-    """What the agent needs of `knowledge.Retriever`."""
-
-    def search(
-        self,
-        query: str,
-        k: int = 5,
-        filters: SearchFilters | None = None,
-        *,
-        mode: Literal["hybrid", "dense", "keyword"] = "hybrid",
-        max_per_document: int | None = None,
-    ) -> list[Passage]: ...
-
-
 class Agent:
     """Answers questions from the knowledge base. Thread-safe: `answer` keeps no state on the
-    agent, and the stores and model are safe to share between threads."""
+    agent and writes nowhere; the model is safe to share between threads."""
 
     def __init__(
         self,
         retriever: PassageSearch,
         model: Model,
-        answers: AnswerLog,
-        threads: ThreadMemory,
         settings: AgentSettings,
         retrieval: RetrievalSettings,
         glossary: Glossary | None = None,
@@ -127,8 +86,6 @@ class Agent:
         links (None: none do; citations carry their own links)."""
         self.retriever = retriever
         self.model = model
-        self.answers = answers
-        self.threads = threads
         self.settings = settings
         self.retrieval = retrieval
         self.glossary = glossary
@@ -143,33 +100,26 @@ class Agent:
         self.scorer = scorer or (
             EmbeddingScorer(self.embedder) if self.embedder is not None else OverlapScorer()
         )
+        self.judge = EvidenceJudge(retriever, settings, glossary, self.embedder)
 
     def answer(
         self,
         question: Question,
+        history: Sequence[Turn],
         on_text: TextCallback | None = None,
         on_draft: DraftCallback | None = None,
     ) -> Answer:
-        """Answer `question`. The evidence answer (excerpts of the passages that answer, with
-        their sources) is ready within a second; when the active model is trusted to write
+        """Answer `question` after the thread's earlier `history` (oldest first, already
+        limited to the turns this asker may see: `bot.conversation.memory`). Writes nowhere.
+
+        The evidence answer (excerpts of the passages that answer, with their sources) is
+        ready within a second; when the active model is trusted to write
         (`writes`), `on_draft` receives it at once and `on_text` the model's growing text, and
         the returned answer is the model's when its text passes the grounding check.
 
         Blocking (seconds on CPU when the model writes): call it from a worker thread in async
         code."""
         started = time.perf_counter()
-        history = self.threads.history(
-            question.platform, question.conversation_id, question.thread_id
-        )
-        if question.place == "private":
-            # A private reply may draw on what only this asker may read, and only their own
-            # earlier turns may shape it: a thread id reused by someone else (`lore ask --as
-            # … --thread`) never carries another person's private answer into this prompt.
-            # Turns in a shared place were themselves answered for everyone there (each turn
-            # re-checks), so everyone's turns stay.
-            history = [
-                turn for turn in history if turn.user_id == question.asker.user_id
-            ]
         query = resolve_followup(question.text, history)
         filters = self.filters_for(question) if self.filters_for is not None else None
         retrieved = self.retrieve(question, query, filters)
@@ -253,130 +203,6 @@ class Agent:
                 max_per_document=self.retrieval.max_per_document,
             )
         )
-
-    def is_covered(
-        self,
-        query: str,
-        passages: Sequence[Passage],
-        filters: SearchFilters | None = None,
-    ) -> bool:
-        """Whether the passages are evidence enough to answer from (confidently or hedged)."""
-        return self.judge(query, passages, filters).level != "not covered"
-
-    def judge(
-        self,
-        query: str,
-        passages: Sequence[Passage],
-        filters: SearchFilters | None = None,
-    ) -> Verdict:
-        """How strongly the passages answer `query`.
-
-        Retrieval's fused score is rank-based and says nothing about fit. With the embedder,
-        the judge is the best single sentence of the top passages: a question a document
-        answers has one sentence close to it, while a question it does not answer only finds
-        passages on the same topic. Glossary terms in the question are spelled out first ("PTO
-        (paid time off)"). Below `min_evidence_score`: not covered. At or above
-        `confident_evidence_score`: covered. Between them, when the question names something
-        the knowledge base barely mentions (at most `RARE_WORD_MAX_PASSAGES` passages) and none
-        of the top passages contain it ("pet insurance" finds the insurance section, which
-        never says "pet"), `rare_word_verdict` decides (hedged: "the closest I found").
-
-        Without an embedder (tests with scripted passages): covered when retrieval measured a
-        passage as very similar, or when one of the best passages holds most of the question's
-        content words and none of them is unknown."""
-        if not passages:
-            return Verdict("not covered", None)
-        if self.embedder is not None:
-            return self._judge_by_sentences(query, passages[:COVERAGE_PASSAGES], filters)
-        best = list(passages[:STRENGTH_PASSAGES])
-        similarity = max((p.similarity or 0.0 for p in best), default=0.0)
-        if similarity >= self.settings.confident_evidence_score:
-            return Verdict("covered", similarity)
-        if self.unknown_words(query, filters):
-            return Verdict("not covered", similarity)
-        coverage = max(keyword_coverage(query, _searchable(p)) for p in best)
-        return Verdict("covered" if coverage >= MIN_KEYWORD_COVERAGE else "not covered", similarity)
-
-    def best_sentence_similarity(
-        self, query: str, passages: Sequence[Passage]
-    ) -> float:
-        """The cosine similarity of `query` and the closest sentence of `passages` (or of a
-        passage's title and heading), 0.0 when there is none."""
-        assert self.embedder is not None
-        candidates = [
-            sentence
-            for passage in passages
-            for sentence in dict.fromkeys(
-                [_context(passage), *split_sentences(passage.text)]
-            )
-            if len(content_words(sentence)) >= MIN_SENTENCE_WORDS
-        ]
-        if not candidates:
-            return 0.0
-        found = self.embedder.embed_documents(candidates) @ self.embedder.embed_query(
-            query
-        )
-        return float(found.max())  # unit vectors: dot = cosine
-
-    def rare_words(
-        self,
-        query: str,
-        passages: Sequence[Passage] = (),
-        filters: SearchFilters | None = None,
-    ) -> dict[str, int]:
-        """Words of `query` (content words of `UNKNOWN_WORD_MIN_LENGTH`+ letters, and
-        acronyms) that neither `passages` nor the glossary contains and at most `RARE_WORD_MAX_PASSAGES`
-        indexed passages (readable under `filters`) contain, with that count (0: unknown). The
-        keyword index stems, so plurals match."""
-        acronyms = {word.lower() for word in _ACRONYM.findall(query)}
-        present = {
-            term for passage in passages for term in content_terms(_searchable(passage))
-        }
-        if self.glossary is not None:  # the glossary defines its terms: they are known
-            present |= set(content_terms(" ".join(self.glossary.words())))
-        candidates = [
-            word
-            for word in dict.fromkeys(content_words(query))
-            if (len(word) >= UNKNOWN_WORD_MIN_LENGTH or word in acronyms)
-            and word not in QUESTION_SHAPING_WORDS
-            and stem(word) not in present
-        ]
-        counts = {
-            word: len(
-                self.retriever.search(
-                    word, k=RARE_WORD_MAX_PASSAGES + 1, filters=filters, mode="keyword"
-                )
-            )
-            for word in candidates
-        }
-        return {
-            word: count
-            for word, count in counts.items()
-            if count <= RARE_WORD_MAX_PASSAGES
-        }
-
-    def unknown_words(
-        self, query: str, filters: SearchFilters | None = None
-    ) -> list[str]:
-        """Words of `query` that no indexed passage (readable under `filters`) contains."""
-        return [
-            word
-            for word, count in self.rare_words(query, (), filters).items()
-            if count == 0
-        ]
-
-    def _judge_by_sentences(
-        self, query: str, passages: Sequence[Passage], filters: SearchFilters | None
-    ) -> Verdict:
-        expanded = self.glossary.expand(query) if self.glossary is not None else query
-        similarity = self.best_sentence_similarity(expanded, passages)
-        if similarity < self.settings.min_evidence_score:
-            return Verdict("not covered", similarity)
-        if similarity >= self.settings.confident_evidence_score:
-            return Verdict("covered", similarity)
-        if self.settings.rare_word_verdict != "covered" and self.rare_words(query, passages, filters):
-            return Verdict(self.settings.rare_word_verdict, similarity)
-        return Verdict("covered", similarity)
 
     def model_writes(self) -> bool:
         """Whether the active model writes answers now (else the excerpts are the answer)."""
@@ -471,7 +297,7 @@ class Agent:
         given = prompt.passages
         text = drop_unsupported_citations(
             generated,
-            {number: _searchable(p) for number, p in enumerate(given, start=1)},
+            {number: searchable_text(p) for number, p in enumerate(given, start=1)},
             asked=f"{question.text}\n{focus}",
         )
         cited = cited_numbers(text) or list(range(1, len(given) + 1))
@@ -530,43 +356,8 @@ class Agent:
         )
 
     def _finish(self, answer: Answer, filters: SearchFilters | None) -> Answer:
-        question = answer.question
         # The principals the answer was filtered by, so admins can audit who saw what.
-        self.answers.record(
-            answer, readers=filters.principals if filters is not None else None
-        )
-        self.threads.append(
-            question.platform,
-            question.conversation_id,
-            question.thread_id,
-            Turn(
-                user_id=question.asker.user_id,
-                question=question.text,
-                answer=answer.text,
-                sources=tuple(citation.source for citation in answer.citations),
-            ),
-        )
-        log.info(
-            "answer %s confident=%s citations=%s retrieval=%.2fs generation=%.2fs total=%.2fs",
-            answer.id,
-            answer.confident,
-            [c.source for c in answer.citations],
-            answer.timings.get("retrieval", 0.0),
-            answer.timings.get("generation", 0.0),
-            answer.timings.get("total", 0.0),
-        )
-        return answer
-
-
-def _context(passage: Passage) -> str:
-    """The passage's title and heading path."""
-    return " > ".join(part for part in (passage.title, passage.heading) if part)
-
-
-def _searchable(passage: Passage) -> str:
-    """The passage as the index embedded it (title and heading path give it context)."""
-    context = _context(passage)
-    return f"{context}\n{passage.text}" if context else passage.text
+        return replace(answer, readers=filters.principals if filters is not None else None)
 
 
 def _citation(number: int, passage: Passage) -> Citation:

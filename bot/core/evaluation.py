@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.citations import cited_numbers
-from bot.core.types import Answer, Asker, Question
+from bot.types import Answer, Asker, Question, Turn
 from knowledge.errors import LoreError
 
 STAGES = ("retrieval", "first", "prompt", "generation", "first_token", "total")
@@ -178,16 +178,18 @@ def _parse(data: object) -> EvalQuestion:
 
 
 def run_questions(
-    answer: Callable[[Question], Answer],
+    answer: Callable[[Question, Sequence[Turn]], Answer],
     questions: Iterable[EvalQuestion],
     on_result: Callable[[EvalResult], None] | None = None,
 ) -> list[EvalResult]:
-    """Ask every question in a thread of its own (no history carries over) and collect results."""
+    """Ask every question in a thread of its own (no history carries over) and collect results.
+    Nothing is recorded: test questions stay out of the answer log and thread memory."""
     results: list[EvalResult] = []
     asker = Asker(user_id="lore-eval", display_name="lore eval")
     for question in questions:
         got = answer(
-            Question(question.question, asker, conversation_id="eval", thread_id=uuid.uuid4().hex)
+            Question(question.question, asker, conversation_id="eval", thread_id=uuid.uuid4().hex),
+            (),
         )
         result = result_for(question, got)
         results.append(result)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.core.text import content_terms, words
-from bot.store.threads import Turn
+from bot.types import Turn
 
 SHORT_QUESTION_TERMS = 2  # this many content words or fewer: too little to search on its own
 _OPENERS = ("and ", "also ", "what about", "how about", "same for", "or ", "but ", "then ")

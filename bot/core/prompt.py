@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from bot.core.glossary import Glossary
 from bot.model.base import ChatMessage
-from bot.store.threads import Turn
+from bot.types import Turn
 from knowledge.types import Passage
 
 NOT_COVERED = "not covered"

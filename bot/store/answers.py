@@ -45,9 +45,9 @@ class AnswerLog:
     def __init__(self, db: Database) -> None:
         self._engine = db.engine
 
-    def record(self, answer: Answer, readers: frozenset[str] | None = None) -> None:
-        """Store `answer` (called by the agent once per answer); `readers`: the principals
-        retrieval was filtered by, kept for audits."""
+    def record(self, answer: Answer) -> None:
+        """Store `answer` (called by the conversation layer once per answer), with the
+        principals retrieval was filtered by (`answer.readers`), kept for audits."""
         question = answer.question
         given = {passage.chunk_id for passage in answer.passages}
         with self._engine.begin() as connection:
@@ -86,7 +86,7 @@ class AnswerLog:
                     model=answer.model,
                     adapter=answer.adapter,
                     timings=dict(answer.timings),
-                    readers=sorted(readers) if readers is not None else None,
+                    readers=sorted(answer.readers) if answer.readers is not None else None,
                     created_at=datetime.now(UTC),
                 )
             )

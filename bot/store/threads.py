@@ -3,23 +3,13 @@ Bounded: only the newest `max_turns` turns of each thread are kept."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert, select
 
 from bot.store.database import Database
 from bot.store.tables import thread_turns
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One question and the answer it got."""
-
-    user_id: str
-    question: str
-    answer: str
-    sources: tuple[str, ...] = ()
+from bot.types import Turn
 
 
 class ThreadMemory:

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import func, select
 
 from bot.cli.main import cli
 from bot.model.writing import measured_writing
 from bot.settings import LoreSettings
+from bot.store.answers import answers_table
 from bot.store.database import Database
 from bot.store.feedback import FeedbackStore
+from bot.store.threads import thread_turns
 from tests.support.tiny_model import build_tiny_model
 
 ANSWER_KEYS = {
@@ -139,6 +142,28 @@ def test_eval_reports_metrics_as_json(env: dict[str, str], tmp_path: Path) -> No
     assert report["latency_p50"] > 0
     limited = json.loads(CliRunner().invoke(cli, ["eval", "--json", "--limit", "1", str(questions)], env=env).stdout)
     assert limited["count"] == 1
+
+
+def test_eval_leaves_the_answer_log_and_thread_memory_untouched(env: dict[str, str], tmp_path: Path) -> None:
+    run(env, "ask", "--thread", "th-kept", "What is the VPN called?")  # a real user's turn stays
+    before = _logged(env)
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"question": "What is the VPN called?", "source": "policies/it-and-security.md"}) + "\n")
+    assert run(env, "eval", "--json", str(questions)).exit_code == 0
+    assert _logged(env) == before and before[0] > 0 and before[1] > 0
+
+
+def _logged(env: dict[str, str]) -> tuple[int, int]:
+    """Rows in the answer log and in thread memory."""
+    database = Database(LoreSettings(home=Path(env["LORE_HOME"])).database)
+    try:
+        with database.engine.connect() as connection:
+            return (
+                connection.execute(select(func.count()).select_from(answers_table)).scalar_one(),
+                connection.execute(select(func.count()).select_from(thread_turns)).scalar_one(),
+            )
+    finally:
+        database.close()
 
 
 def test_eval_details_trace_each_question_and_generate_measures_the_model(

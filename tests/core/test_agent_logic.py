@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.conversation.memory import ConversationMemory, answer_and_remember
 from bot.core.agent import Agent
 from bot.core.glossary import Glossary
 from bot.core.prompt import build_messages
-from bot.core.types import Asker, Question
+from bot.core.types import Answer, Asker, Question
 from bot.model.base import GenerationSettings
 from bot.settings import AgentSettings
 from bot.store.answers import AnswerLog
@@ -18,7 +19,13 @@ from knowledge.embeddings import Embedder
 from knowledge.types import SearchFilters
 from tests.core.doubles import ListRetriever, ScriptedModel
 from tests.core.passages import EXPENSES, LAPTOPS, VACATION, passage
-from tests.support.injection import ATTACK_REPLY, ATTACKER_HOST, SOURCES_PREFIX, STOLEN, attacked_answer
+from tests.support.injection import (
+    ATTACK_REPLY,
+    ATTACKER_HOST,
+    SOURCES_PREFIX,
+    STOLEN,
+    attacked_answer,
+)
 
 # What stands in for failed text when the vacation passage answers: its label, its citation,
 # and the answering sentence with its neighbours.
@@ -37,16 +44,32 @@ def db(tmp_path: Path) -> Database:
     database.close()
 
 
-def make_agent(db: Database, reply: str, passages=(VACATION, EXPENSES), **options) -> Agent:
-    return Agent(
+class RememberingAgent:
+    """The agent paired with the conversation memory, as the conversation layer uses it: the
+    thread's history in, the answer logged and the turn remembered out."""
+
+    def __init__(self, agent: Agent, memory: ConversationMemory) -> None:
+        self.agent = agent
+        self.memory = memory
+        self.answers = memory.answers
+        self.threads = memory.threads
+
+    def answer(self, question: Question, on_text=None, on_draft=None) -> Answer:
+        return answer_and_remember(self.agent, self.memory, question, on_text, on_draft)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.agent, name)
+
+
+def make_agent(db: Database, reply: str, passages=(VACATION, EXPENSES), **options) -> RememberingAgent:
+    agent = Agent(
         retriever=ListRetriever(passages),
         model=options.pop("model", None) or ScriptedModel(reply),
-        answers=AnswerLog(db),
-        threads=ThreadMemory(db, max_turns=4),
         settings=AgentSettings(fallback_text=FALLBACK),
         retrieval=RetrievalSettings(k=5),
         **options,
     )
+    return RememberingAgent(agent, ConversationMemory(AnswerLog(db), ThreadMemory(db, max_turns=4)))
 
 
 def ask(text: str, thread: str = "T1", user: str = "U1") -> Question:
@@ -257,9 +280,9 @@ def test_a_failing_on_text_callback_does_not_lose_the_answer(db: Database) -> No
 )
 def test_without_an_embedder_evidence_strength_is_shared_words(db: Database, question: str, covered: bool) -> None:
     agent = make_agent(db, "x", passages=[replace(VACATION, similarity=None)])
-    assert agent.is_covered(question, agent.retriever.passages) is covered
+    assert agent.judge.is_covered(question, agent.retriever.passages) is covered
     very_similar = [replace(VACATION, similarity=0.6)]
-    assert agent.is_covered(question, very_similar)
+    assert agent.judge.is_covered(question, very_similar)
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +317,7 @@ def test_with_an_embedder_the_best_sentence_judges_evidence_strength(
     glossary = Glossary((("PTO", "paid time off"),))
     agent = make_agent(db, "x", passages=[VACATION, EXPENSES, PETS], embedder=embedder, glossary=glossary)
     retrieved = [VACATION, EXPENSES]
-    assert agent.is_covered(question, retrieved) is covered, agent.best_sentence_similarity(question, retrieved)
+    assert agent.judge.is_covered(question, retrieved) is covered, agent.judge.best_sentence_similarity(question, retrieved)
 
 
 def test_an_answer_embeds_each_sentence_once(db: Database, embedder: Embedder) -> None:
@@ -331,8 +354,8 @@ def test_glossary_spells_out_the_terms_a_text_names() -> None:
     )
 
 
-def test_an_exfiltration_link_written_by_the_model_is_neither_shown_nor_streamed(tmp_path: Path) -> None:
-    attacked = attacked_answer(tmp_path)
+def test_an_exfiltration_link_written_by_the_model_is_neither_shown_nor_streamed() -> None:
+    attacked = attacked_answer()
     assert attacked.answer.generated == ATTACK_REPLY  # the model obeyed the document
     shown = [attacked.answer.text, *(e.quote for e in attacked.answer.evidence)]
     shown += attacked.streamed + [draft.text for draft in attacked.drafts]
@@ -343,11 +366,11 @@ def test_an_exfiltration_link_written_by_the_model_is_neither_shown_nor_streamed
     assert attacked.streamed[-1] == "Reset your password at the IT portal [1]."
 
 
-def test_a_link_to_the_sources_own_host_stays_a_link(tmp_path: Path) -> None:
+def test_a_link_to_the_sources_own_host_stays_a_link() -> None:
     from bot.core.links import LinkPolicy
 
     reply = "Reset your password at [the IT portal](https://drive.example.com/handbook/it/portal.md) [1]."
-    attacked = attacked_answer(tmp_path, reply, links=LinkPolicy.for_prefixes([SOURCES_PREFIX]))
+    attacked = attacked_answer(reply, links=LinkPolicy.for_prefixes([SOURCES_PREFIX]))
     assert attacked.answer.text == reply
 
 

@@ -7,7 +7,7 @@ import pytest
 from bot.core.glossary import SAMPLE_GLOSSARY, Glossary, load_glossary
 from bot.core.prompt import build_messages, fit_prompt, format_passage
 from bot.model.base import ChatMessage
-from bot.store.threads import Turn
+from bot.types import Turn
 from knowledge.errors import ConfigurationError
 from tests.core.passages import EXPENSES, LAPTOPS, VACATION, passage
 

@@ -1,7 +1,7 @@
 from bot.core.citations import cited_numbers, drop_invalid_citations
 from bot.core.followup import resolve_followup
 from bot.core.text import content_terms, split_sentences, stem
-from bot.store.threads import Turn
+from bot.types import Turn
 
 
 def test_split_sentences_keeps_verbatim_substrings_and_drops_bullets() -> None:

@@ -23,7 +23,6 @@ from bot.customize.feedback_seeds import harvest_feedback
 from bot.model.base import ChatMessage, GenerationSettings
 from bot.model.tokens import estimate_tokens
 from bot.store.feedback import Feedback
-from bot.store.threads import ThreadMemory
 from knowledge.types import EVERYONE, Passage, SearchFilters
 from tests.customize.conftest import Share
 
@@ -114,8 +113,6 @@ def test_examples_are_the_prompt_the_agent_builds(share: Share, card: DatasetCar
     agent = Agent(
         share.knowledge.retriever,
         model,
-        share.answers,
-        ThreadMemory(share.database, max_turns=4),
         share.agent,
         share.retrieval,
         filters_for=lambda question: SearchFilters(principals=frozenset({EVERYONE})),
@@ -125,7 +122,7 @@ def test_examples_are_the_prompt_the_agent_builds(share: Share, card: DatasetCar
     matches = 0
     for example in covered:
         model.prompts.clear()
-        agent.answer(Question(example.question, Asker("eval"), "C", "T-" + example.question))
+        agent.answer(Question(example.question, Asker("eval"), "C", "T-" + example.question), ())
         if model.prompts:
             assert model.prompts[-1][0] == example.messages[0]  # the same system prompt
             matches += model.prompts[-1] == example.messages

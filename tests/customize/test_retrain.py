@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from bot.app import Services, build_services
 from bot.cli.main import cli
 from bot.cli.serve_command import SCHEDULER, _add_schedules
+from bot.conversation.memory import answer_and_remember
 from bot.core.types import Asker, Question
 from bot.customize.dataset import DatasetCard
 from bot.customize.inputs import evaluation_model
@@ -138,7 +139,7 @@ def give_feedback(services: Services, count: int, correction: str = "") -> None:
     `correction` (approved by an admin), or without one (a gap)."""
     for _ in range(count):
         question = Question("On which day does the salary arrive?", Asker("U1"), "C1", uuid.uuid4().hex, platform="slack")
-        answer = services.agent.answer(question)
+        answer = answer_and_remember(services.agent, services.memory, question)
         feedback_id = services.feedback.record(Feedback(answer.id, "slack", "U1", "not_helpful", "wrong day", correction))
         if correction:
             services.feedback.decide(feedback_id, approved=True, reviewer="cli:admin")
@@ -148,7 +149,7 @@ def stranger_ratings(services: Services, count: int) -> None:
     """`count` 👎 by someone other than the asker, and as many general feedback items."""
     for _ in range(count):
         question = Question("On which day does the salary arrive?", Asker("U1"), "C1", uuid.uuid4().hex, platform="slack")
-        answer = services.agent.answer(question)
+        answer = answer_and_remember(services.agent, services.memory, question)
         services.feedback.record(Feedback(answer.id, "slack", "U9", "not_helpful", "spam"))
         services.feedback.record(Feedback(None, "slack", "U9", None, "retrain please"))
 

@@ -15,6 +15,7 @@ import pytest
 
 from bot.app import Services
 from bot.cli.serve_command import serving_services
+from bot.conversation.memory import answer_and_remember
 from bot.core.types import Asker, Question
 from bot.customize.promotion import promote, rollback, store_evaluation
 from bot.model.active_adapter import FollowActiveAdapter, follow_promotions
@@ -74,7 +75,7 @@ def registry(served: Services, adapters: AdapterRegistry) -> Iterator[AdapterReg
 
 def ask(services: Services) -> str | None:
     """Ask the bot; the adapter its answer and the answer log report (which must agree)."""
-    answer = services.agent.answer(Question(QUESTION, Asker("U1"), "C1", uuid.uuid4().hex))
+    answer = answer_and_remember(services.agent, services.memory, Question(QUESTION, Asker("U1"), "C1", uuid.uuid4().hex))
     assert answer.confident  # the model wrote it (an uncovered question never reaches the model)
     stored = services.answers.get(answer.id)
     assert stored is not None and stored.adapter == answer.adapter

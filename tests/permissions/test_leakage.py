@@ -31,6 +31,7 @@ from bot.adapters.slack.routes import slack_routes
 from bot.adapters.slack.rendering import ACTION_HELPFUL, ACTION_SHARE
 from bot.app import Services
 from bot.cli.main import cli
+from bot.conversation.memory import answer_and_remember
 from bot.core.agent import Agent
 from bot.core.types import Asker, Question
 from bot.model.base import ChatMessage, GenerationSettings
@@ -476,8 +477,6 @@ def test_a_private_thread_reused_by_someone_else_never_carries_the_first_answer(
     agent = Agent(
         stack.knowledge.retriever,
         model,
-        stack.answers,
-        stack.threads,
         stack.settings.agent,
         stack.settings.retrieval,
         filters_for=stack.access.filters_for,
@@ -488,7 +487,7 @@ def test_a_private_thread_reused_by_someone_else_never_carries_the_first_answer(
     def ask(person: Person) -> None:
         # `lore ask --as EMAIL --thread shared`: the same thread id for two people.
         asker = Asker(person.email, email=person.email)
-        agent.answer(Question(QUESTION, asker, "cli", "shared-thread", "cli", "private"))
+        answer_and_remember(agent, stack.memory, Question(QUESTION, asker, "cli", "shared-thread", "cli", "private"))
 
     ask(ALICE)
     assert phrases_in(model.prompts[-1]) == ALICE.may_read

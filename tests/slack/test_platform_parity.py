@@ -7,10 +7,12 @@ model); the Teams side runs on that same stack through `/api/messages`."""
 from __future__ import annotations
 
 import uuid
+
 import pytest
 
 from bot.adapters.slack.rendering import ACTION_HELPFUL
 from bot.app import Services
+from bot.conversation.memory import answer_and_remember
 from bot.core.types import Asker, Question
 from tests.slack.conftest import SlackRig, fresh_id
 from tests.support.bot_connector import (
@@ -71,7 +73,7 @@ def _direct_turns(services: Services) -> list[Turn]:
     asker = Asker(user_id=f"U{uuid.uuid4().hex}")
     turns: list[Turn] = []
     for text in SCRIPT:
-        answer = services.agent.answer(
+        answer = answer_and_remember(services.agent, services.memory,
             Question(text=text, asker=asker, conversation_id=thread, thread_id=thread)
         )
         turns.append((answer.text, tuple(c.source for c in answer.citations)))

@@ -217,8 +217,8 @@ def mrkdwn_objects(blocks) -> list[dict]:
     return found
 
 
-def test_an_exfiltration_link_from_the_model_is_not_clickable_in_slack(tmp_path) -> None:
-    attacked = attacked_answer(tmp_path)
+def test_an_exfiltration_link_from_the_model_is_not_clickable_in_slack() -> None:
+    attacked = attacked_answer()
     final = render_answer(AnswerContent.of(attacked.answer))
     draft = render_answer(AnswerContent.of(attacked.drafts[0]))[0]
     progress = [render_progress(text, draft) for text in attacked.streamed]

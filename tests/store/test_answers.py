@@ -8,8 +8,8 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.store.answers import AnswerLog, answers_table
 from bot.store.database import Database
-from bot.store.threads import ThreadMemory, Turn, thread_turns
-from bot.types import Answer, Asker, Citation, Evidence, Question
+from bot.store.threads import ThreadMemory, thread_turns
+from bot.types import Answer, Asker, Citation, Evidence, Question, Turn
 from tests.core.passages import EXPENSES, VACATION
 
 
@@ -146,7 +146,7 @@ def test_readers_and_the_models_text_are_kept_and_an_older_log_gets_the_columns(
     log = AnswerLog(reopened)
 
     hidden = replace(make_answer("a1"), generated="Contractors get 40 days [1].")  # quotes shown instead
-    log.record(hidden, readers=frozenset({"everyone", "group:hr"}))
+    log.record(replace(hidden, readers=frozenset({"everyone", "group:hr"})))
     log.record(make_answer("a2"))
 
     assert log.get("a1").readers == ["everyone", "group:hr"]

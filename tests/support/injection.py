@@ -6,16 +6,11 @@ the model is a scripted double that obeys the document."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 from typing import Any
 
 from bot.core.agent import Agent
 from bot.core.types import Answer, Asker, Question
 from bot.settings import AgentSettings
-from bot.store.answers import AnswerLog
-from bot.store.database import Database
-from bot.store.threads import ThreadMemory
 from knowledge.config import RetrievalSettings
 from tests.core.doubles import ListRetriever, ScriptedModel
 from tests.core.passages import passage
@@ -49,30 +44,24 @@ class Attacked:
     drafts: list[Answer]
 
 
-def attacked_answer(tmp_path: Path, reply: str = ATTACK_REPLY, **options: Any) -> Attacked:
+def attacked_answer(reply: str = ATTACK_REPLY, **options: Any) -> Attacked:
     """The HR reader's answer to "How do I reset my password?" when the model obeys the
     IT portal document and writes `reply`. `options` go to the `Agent` (e.g. `links`)."""
-    database = Database(f"sqlite:///{tmp_path / 'lore.db'}")
-    try:
-        agent = Agent(
-            retriever=ListRetriever([IT_PORTAL, SALARIES]),
-            model=ScriptedModel(reply),
-            answers=AnswerLog(database),
-            threads=ThreadMemory(database, max_turns=4),
-            settings=AgentSettings(),
-            retrieval=RetrievalSettings(k=5),
-            **options,
-        )
-        streamed: list[str] = []
-        drafts: list[Answer] = []
-        question = Question(
-            "How do I reset my password at the IT portal?",
-            Asker("U-HR", "Hana"),
-            conversation_id="D1",
-            thread_id="D1",
-            platform="slack",
-        )
-        answer = agent.answer(question, on_text=streamed.append, on_draft=drafts.append)
-        return Attacked(answer, streamed, drafts)
-    finally:
-        database.close()
+    agent = Agent(
+        retriever=ListRetriever([IT_PORTAL, SALARIES]),
+        model=ScriptedModel(reply),
+        settings=AgentSettings(),
+        retrieval=RetrievalSettings(k=5),
+        **options,
+    )
+    streamed: list[str] = []
+    drafts: list[Answer] = []
+    question = Question(
+        "How do I reset my password at the IT portal?",
+        Asker("U-HR", "Hana"),
+        conversation_id="D1",
+        thread_id="D1",
+        platform="slack",
+    )
+    answer = agent.answer(question, (), on_text=streamed.append, on_draft=drafts.append)
+    return Attacked(answer, streamed, drafts)

@@ -4,12 +4,12 @@ refusal must come before any retrieval)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
-from bot.core.types import Answer, Question
+from bot.types import Answer, Question, Turn
 
 
 class RecordingAgent:
@@ -23,12 +23,13 @@ class RecordingAgent:
     def answer(
         self,
         question: Question,
+        history: Sequence[Turn],
         on_text: Callable[[str], None] | None = None,
         on_draft: Callable[[Answer], None] | None = None,
     ) -> Answer:
         with self._lock:
             self.questions.append(question)
-        result: Answer = self._agent.answer(question, on_text, on_draft)
+        result: Answer = self._agent.answer(question, history, on_text, on_draft)
         return result
 
     def write_with_the_model(self, monkeypatch: pytest.MonkeyPatch) -> None:

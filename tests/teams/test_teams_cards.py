@@ -170,8 +170,8 @@ def test_streamed_final_message_is_trimmed_to_fit() -> None:
     assert len(activity.text) > 10_000  # trimmed, not emptied
 
 
-def test_an_exfiltration_link_from_the_model_is_not_clickable_in_teams(tmp_path) -> None:
-    attacked = attacked_answer(tmp_path)
+def test_an_exfiltration_link_from_the_model_is_not_clickable_in_teams() -> None:
+    attacked = attacked_answer()
     answer = replace(attacked.answer, question=QUESTION)
     sent = [*answer_activities(answer), streamed_final_activity(answer)]
     sent += answer_activities(attacked.drafts[0])

@@ -378,7 +378,7 @@ class FailingAgent:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def answer(self, question: object, on_text: object = None, on_draft: object = None) -> object:
+    def answer(self, question: object, history: object, on_text: object = None, on_draft: object = None) -> object:
         raise self.error
 
 
@@ -437,9 +437,9 @@ async def test_typing_indicator_repeats_while_the_answer_takes_long(
     services: object, connector: ConnectorMock
 ) -> None:
     class SlowAgent:
-        def answer(self, question: object, on_text: object = None, on_draft: object = None) -> object:
+        def answer(self, question: object, history: object, on_text: object = None, on_draft: object = None) -> object:
             time.sleep(1.0)
-            return services.agent.answer(question, on_text, on_draft)
+            return services.agent.answer(question, history, on_text, on_draft)
 
     slow = dataclasses.replace(services, agent=SlowAgent())
     app = web.Application()
@@ -487,7 +487,7 @@ async def test_personal_chat_streams_the_answer(services: object, connector: Con
     class StreamingAgent:
         """A scripted stream of partial text (as a slow model gives), then the real agent."""
 
-        def answer(self, question: object, on_text: object = None, on_draft: object = None) -> object:
+        def answer(self, question: object, history: object, on_text: object = None, on_draft: object = None) -> object:
             def record(text: str) -> None:
                 streamed.append(text)
                 on_text(text)
@@ -495,7 +495,7 @@ async def test_personal_chat_streams_the_answer(services: object, connector: Con
             for piece in pieces:
                 record(piece)
                 time.sleep(0.15)
-            return services.agent.answer(question, record, on_draft)
+            return services.agent.answer(question, history, record, on_draft)
 
     streaming = dataclasses.replace(services, agent=StreamingAgent())
     app = web.Application()

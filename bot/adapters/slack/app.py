@@ -131,7 +131,7 @@ def build_slack_bot(
     executor = ThreadPoolExecutor(max_workers=ANSWER_WORKERS, thread_name_prefix="slack-answer")
     threads = AnsweredThreads(services.database)
     services.housekeeping.append(threads.purge_older_than)
-    responder = Responder(services.agent, client, threads, executor, progress_interval)
+    responder = Responder(services.agent, services.memory, client, threads, executor, progress_interval)
     handlers = SlackHandlers(
         settings=settings,
         responder=responder,

@@ -26,10 +26,12 @@ from bot.adapters.slack.rendering import (
 )
 from bot.adapters.slack.streaming import ProgressUpdater
 from bot.adapters.slack.threads import AnsweredThreads
+from bot.conversation.memory import answer_and_remember
 from bot.core.types import Answer, Question
 from bot.errors import BusyError
 
 if TYPE_CHECKING:
+    from bot.conversation.memory import ConversationMemory
     from bot.core.agent import Agent
 
 log = logging.getLogger(__name__)
@@ -68,12 +70,14 @@ class Responder:
     def __init__(
         self,
         agent: Agent,
+        memory: ConversationMemory,
         client: AsyncWebClient,
         threads: AnsweredThreads,
         executor: Executor,
         progress_interval: float = 1.0,
     ) -> None:
         self._agent = agent
+        self._memory = memory
         self._client = client
         self._threads = threads
         self._executor = executor
@@ -149,7 +153,7 @@ class Responder:
     ) -> Answer:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor, self._agent.answer, question, on_text, on_draft
+            self._executor, answer_and_remember, self._agent, self._memory, question, on_text, on_draft
         )
 
     def _failure_notice(self, error: Exception, question: Question) -> SlackMessage:

@@ -42,6 +42,7 @@ from bot.adapters.teams.sent_answers import SentAnswers
 from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS, TeamsStream
 from bot.adapters.teams.tenants import REFUSAL as OTHER_TENANT_REFUSAL
 from bot.adapters.teams.tenants import TenantAllowList
+from bot.conversation.memory import answer_and_remember
 from bot.core.types import Answer, Question
 from bot.errors import BusyError
 from bot.identity.teams import TeamsEmails
@@ -49,6 +50,7 @@ from bot.server import Workload
 from bot.store.feedback import Feedback, FeedbackStore
 
 if TYPE_CHECKING:
+    from bot.conversation.memory import ConversationMemory
     from bot.core.agent import Agent
     from bot.store.answers import AnswerLog
 
@@ -66,6 +68,7 @@ class LoreTeamsBot(ActivityHandler):
     def __init__(
         self,
         agent: Agent,
+        memory: ConversationMemory,
         answers: AnswerLog,
         feedback: FeedbackStore,
         sent: SentAnswers,
@@ -81,6 +84,7 @@ class LoreTeamsBot(ActivityHandler):
         are answered at all; `stream_interval`: seconds between streamed updates in personal
         chats; None turns streaming off (typing indicator and one reply everywhere)."""
         self._agent = agent
+        self._memory = memory
         self._answers = answers
         self._feedback = feedback
         self._sent = sent
@@ -213,7 +217,9 @@ class LoreTeamsBot(ActivityHandler):
             question = replace(question, asker=replace(question.asker, email=email))
             drafted = _Draft(turn_context) if stream is None else None
             answer = await asyncio.to_thread(
-                self._agent.answer,
+                answer_and_remember,
+                self._agent,
+                self._memory,
                 question,
                 stream.on_text if stream else None,
                 (lambda draft: stream.on_draft(draft.text)) if stream else drafted.post,

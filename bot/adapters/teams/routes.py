@@ -72,6 +72,7 @@ def teams_routes(
         services.housekeeping.append(sent.purge_older_than)
         bot = LoreTeamsBot(
             services.agent,
+            services.memory,
             services.answers,
             services.feedback,
             sent,
