@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from bot.conversation.memory import ConversationMemory
+from bot.conversation.service import ConversationService
 from bot.core.access import (
     AccessPolicy,
     build_access_policy,
@@ -60,6 +62,20 @@ class Services:
         """The answer log and thread memory, as the conversation layer reads and writes them."""
         return ConversationMemory(self.answers, self.threads)
 
+    @cached_property
+    def conversation(self) -> ConversationService:
+        """The conversation service every platform (and `lore chat`) asks through: one
+        worker pool for the whole process, built on first use."""
+        return ConversationService(
+            self.agent,
+            self.memory,
+            self.feedback,
+            rate_limits={
+                "slack": self.settings.slack.rate_limit_per_minute,
+                "teams": self.settings.teams.rate_limit_per_minute,
+            },
+        )
+
     def purge_expired(self) -> int:
         """Delete answers, thread turns and what the platform adapters keep about them, older
         than `agent.answer_retention_days`; feedback older than `agent.feedback_retention_days`;
@@ -74,6 +90,8 @@ class Services:
 
     def close(self) -> None:
         """Release the index, the database and the model."""
+        if "conversation" in self.__dict__:  # built: stop its workers
+            self.conversation.close()
         self.knowledge.close()
         self.database.close()
         self.model.close()

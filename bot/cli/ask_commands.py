@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sys
+import asyncio
 import getpass
 import json
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bot.conversation.memory import answer_and_remember
+from bot.conversation.service import Notice
 from bot.core.types import Answer, Asker, Question
 from bot.settings import LoreSettings
 from knowledge.errors import LoreError
@@ -168,25 +170,24 @@ def chat(settings: LoreSettings, adapter: str | None) -> None:
                     click.echo("No answer to rate yet.")
                     continue
                 good = line == "/good"
-                services.feedback.record(
-                    Feedback(
-                        answer_id=last.id,
-                        platform="cli",
-                        user_id=asker.user_id,
-                        rating="helpful" if good else "not_helpful",
-                        text="" if good else line.removeprefix("/bad").strip(),
-                        conversation_id=CONVERSATION,
-                    )
+                rating = Feedback(
+                    answer_id=last.id,
+                    platform="cli",
+                    user_id=asker.user_id,
+                    rating="helpful" if good else "not_helpful",
+                    text="" if good else line.removeprefix("/bad").strip(),
+                    conversation_id=CONVERSATION,
                 )
+                asyncio.run(services.conversation.record_feedback(rating))
                 click.echo("Thanks, noted.")
                 continue
             if line.startswith("/"):
                 click.echo(f"Unknown command {line.split()[0]}. {CHAT_HELP}")
                 continue
-            last = _chat_turn(services, Question(line, asker, CONVERSATION, thread_id))
+            last = _chat_turn(services, Question(line, asker, CONVERSATION, thread_id)) or last
 
 
-def _chat_turn(services: Services, question: Question) -> Answer:
+def _chat_turn(services: Services, question: Question) -> Answer | None:
     """Ask, streaming the text as it is written; show the final text if the check replaced it."""
     shown: list[str] = []
     click.echo("lore> ", nl=False)
@@ -195,7 +196,10 @@ def _chat_turn(services: Services, question: Question) -> Answer:
         click.echo(text[len("".join(shown)) :], nl=False)
         shown.append(text[len("".join(shown)) :])
 
-    answer = answer_and_remember(services.agent, services.memory, question, on_text=on_text)
+    answer = asyncio.run(services.conversation.ask(question, on_text))
+    if isinstance(answer, Notice):  # busy, or an apology with the logged error id
+        click.echo(("\n" if shown else "") + answer.text)
+        return None
     if "".join(shown).strip() != answer.text.strip():
         if shown:
             click.echo("\n(That text did not check out against the documents; here is what they say:)")

@@ -408,7 +408,7 @@ async def test_a_failing_model_gets_an_apology_with_an_error_id(
             )
         )
 
-    error_id = re.search(r"error id: (\w+)", apology.text).group(1)
+    error_id = re.search(r"error id `(\w+)`", apology.text).group(1)
     assert "Traceback" not in apology.text and "CUDA" not in all_text(apology)
     logged = [r for r in caplog.records if error_id in r.getMessage()]
     assert logged and logged[0].exc_info is not None, "the log has the traceback"

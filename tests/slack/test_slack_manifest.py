@@ -38,7 +38,7 @@ def bot(stack: Services) -> Iterator[SlackBot]:
     )
     bot = build_slack_bot(services, Workload())
     yield bot
-    bot.close()
+    services.conversation.close()  # the answer workers the bot was built with
 
 
 @pytest.mark.parametrize("name", VARIANTS)

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.rate_limit import RateLimiter
-from bot.adapters.slack.dedupe import RecentKeys
 from bot.adapters.slack.handlers import MESSAGE_EVENTS, SlackHandlers
 from bot.adapters.slack.membership import SlackMembership
 from bot.adapters.slack.rendering import (
@@ -23,7 +20,8 @@ from bot.adapters.slack.rendering import (
     ACTION_SHARE,
     FEEDBACK_MODAL,
 )
-from bot.adapters.slack.responder import Responder, new_error_id
+from bot.adapters.slack.responder import Responder
+from bot.conversation.service import new_error_id
 from bot.errors import ConfigurationError
 from bot.identity.cache import TtlCache
 from bot.identity.slack import SlackEmails
@@ -35,8 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Questions answered at once; more wait their turn (the model generates one at a time anyway).
-ANSWER_WORKERS = 4
 COMMAND = "/lore"
 
 
@@ -50,13 +46,10 @@ class Subscriptions:
 
 
 class SlackBot:
-    """A bolt `AsyncApp` with Lore's listeners, plus the executor the answers run on."""
+    """A bolt `AsyncApp` with Lore's listeners."""
 
-    def __init__(
-        self, app: AsyncApp, handlers: SlackHandlers, executor: ThreadPoolExecutor
-    ) -> None:
+    def __init__(self, app: AsyncApp, handlers: SlackHandlers) -> None:
         self.app = app
-        self._executor = executor
         self._events: set[str] = set()
         self._commands: set[str] = set()
         self._interactive = False
@@ -72,10 +65,6 @@ class SlackBot:
     @property
     def subscriptions(self) -> Subscriptions:
         return Subscriptions(frozenset(self._events), frozenset(self._commands), self._interactive)
-
-    def close(self) -> None:
-        """Release the answer threads (call after the work in flight has finished)."""
-        self._executor.shutdown(wait=False)
 
     def _on_event(
         self, event: str, listener: Callable[..., Awaitable[None]], delivers: Iterable[str]
@@ -128,19 +117,16 @@ def build_slack_bot(
         request_verification_enabled=not socket_mode,
         logger=logging.getLogger("bot.adapters.slack.bolt"),
     )
-    executor = ThreadPoolExecutor(max_workers=ANSWER_WORKERS, thread_name_prefix="slack-answer")
     threads = AnsweredThreads(services.database)
     services.housekeeping.append(threads.purge_older_than)
-    responder = Responder(services.agent, services.memory, client, threads, executor, progress_interval)
+    responder = Responder(services.conversation, client, threads, progress_interval)
     handlers = SlackHandlers(
         settings=settings,
         responder=responder,
+        conversation=services.conversation,
         answers=services.answers,
-        feedback=services.feedback,
         threads=threads,
         workload=workload,
-        recent=RecentKeys(),
-        limiter=RateLimiter(settings.rate_limit_per_minute),
         membership=SlackMembership(
             client,
             SlackEmails(
@@ -154,4 +140,4 @@ def build_slack_bot(
         access=services.access,
         command=COMMAND,
     )
-    return SlackBot(app, handlers, executor)
+    return SlackBot(app, handlers)

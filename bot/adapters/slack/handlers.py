@@ -18,8 +18,6 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.rate_limit import RateLimiter, slow_down_text
-from bot.adapters.slack.dedupe import RecentKeys
 from bot.adapters.slack.membership import SlackMembership
 from bot.adapters.slack.questions import clean_text, mentions, place_of, slack_question
 from bot.adapters.slack.rendering import (
@@ -38,17 +36,16 @@ from bot.adapters.slack.responder import (
     Delivery,
     Respond,
     Responder,
-    apology,
-    new_error_id,
     post_ephemeral,
 )
-from bot.adapters.slack.threads import AnsweredThreads
+from bot.conversation.service import ConversationService
 from bot.core.access import AccessPolicy
 from bot.core.types import Citation, Evidence, Place
 from bot.server import Workload
 from bot.settings import SlackSettings
 from bot.store.answers import AnswerLog, StoredAnswer
-from bot.store.feedback import Feedback, FeedbackStore, Rating
+from bot.store.feedback import Feedback, Rating
+from bot.store.slack_threads import AnsweredThreads
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +73,10 @@ class SlackHandlers:
         self,
         settings: SlackSettings,
         responder: Responder,
+        conversation: ConversationService,
         answers: AnswerLog,
-        feedback: FeedbackStore,
         threads: AnsweredThreads,
         workload: Workload,
-        recent: RecentKeys,
-        limiter: RateLimiter,
         membership: SlackMembership,
         access: AccessPolicy,
         command: str = "/lore",
@@ -91,12 +86,10 @@ class SlackHandlers:
         channel's audience."""
         self._settings = settings
         self._responder = responder
+        self._conversation = conversation
         self._answers = answers
-        self._feedback = feedback
         self._threads = threads
         self._workload = workload
-        self._recent = recent
-        self._limiter = limiter
         self._membership = membership
         self._access = access
         self.command = command
@@ -191,8 +184,9 @@ class SlackHandlers:
         if verb.lower() == "feedback":
             await ack(**_ephemeral(await self._general_feedback(user, channel, rest)))
             return
-        if not self._limiter.allow(user):
-            await ack(**_ephemeral(self._slow_down(user)))
+        slow_down = self._conversation.admit(PLATFORM, user)
+        if slow_down is not None:
+            await ack(**_ephemeral(render_notice(slow_down.text)))
             return
         await ack(response_type="ephemeral", text=f"_{PLACEHOLDER_TEXT}_")
         # An ephemeral answer has no thread to follow up in: each /lore stands alone (and no
@@ -222,9 +216,9 @@ class SlackHandlers:
         if not admission.allowed:  # feedback is training signal: colleagues only
             return render_notice(admission.refusal)
 
-        def store() -> StoredAnswer | None:
-            latest = self._answers.latest_for(user, channel)
-            self._feedback.record(
+        async def store() -> StoredAnswer | None:
+            latest = await asyncio.to_thread(self._answers.latest_for, user, channel)
+            await self._conversation.record_feedback(
                 Feedback(
                     answer_id=latest.id if latest else None,
                     platform=PLATFORM,
@@ -237,11 +231,9 @@ class SlackHandlers:
             return latest
 
         try:
-            latest = await asyncio.wait_for(asyncio.to_thread(store), _FEEDBACK_ACK_BUDGET)
+            latest = await asyncio.wait_for(store(), _FEEDBACK_ACK_BUDGET)
         except Exception as error:  # noqa: BLE001  (the user gets an apology, the log the cause)
-            error_id = new_error_id()
-            log.error("storing feedback failed error_id=%s", error_id, exc_info=error)
-            return render_notice(apology(error_id))
+            return render_notice(self._conversation.failure(error, PLATFORM, "storing feedback").text)
         if latest is None:
             return render_notice("Thanks! Your feedback was passed on to the Lore team.")
         return render_notice("Thanks! Your feedback on my latest answer here was recorded.")
@@ -298,8 +290,8 @@ class SlackHandlers:
         if not wrong and not right:
             return
         # Only onto the submitter's own 👎: the modal names the feedback it belongs to.
-        found = await asyncio.to_thread(
-            self._feedback.add_details, metadata["feedback_id"], body["user"]["id"], wrong, right
+        found = await self._conversation.add_feedback_details(
+            metadata["feedback_id"], body["user"]["id"], wrong, right
         )
         if not found:
             log.warning(
@@ -377,7 +369,7 @@ class SlackHandlers:
         keys = [f"message:{event['channel']}:{event['ts']}"]
         if body.get("event_id"):
             keys.append(f"event:{body['event_id']}")
-        return self._recent.first_time(*keys)
+        return self._conversation.first_time(*keys)
 
     def _followups(self, channel: str) -> str:
         return self._settings.channel_followups.get(channel, self._settings.thread_followups)
@@ -401,8 +393,9 @@ class SlackHandlers:
                 **render_help(self.command).payload(),
             )
             return
-        if not self._limiter.allow(user):
-            await self._tell(client, user, channel, where, self._slow_down(user))
+        slow_down = self._conversation.admit(PLATFORM, user)
+        if slow_down is not None:
+            await self._tell(client, user, channel, where, render_notice(slow_down.text))
             return
 
         async def answer() -> None:
@@ -454,9 +447,6 @@ class SlackHandlers:
             )
         return admission.allowed
 
-    def _slow_down(self, user: str) -> SlackMessage:
-        return render_notice(slow_down_text(self._limiter.retry_after(user)))
-
     async def _rate(self, body: dict[str, Any], action: dict[str, Any], rating: Rating) -> int:
         feedback = Feedback(
             answer_id=action["value"],
@@ -465,7 +455,7 @@ class SlackHandlers:
             rating=rating,
             conversation_id=_container(body).get("channel"),
         )
-        return await asyncio.to_thread(self._feedback.record, feedback)
+        return await self._conversation.record_feedback(feedback)
 
 
 def _container(body: dict[str, Any]) -> dict[str, Any]:

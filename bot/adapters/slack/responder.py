@@ -1,4 +1,4 @@
-"""Runs the agent for one Slack question and delivers the answer: a placeholder at once, the
+"""Delivers the answer to one Slack question (asked through the conversation service): a placeholder at once, the
 drafted excerpts in it as soon as they are ready and the model's text growing above them
 while it writes (when the model writes at all), then the final Block Kit answer — or, when anything
 fails, a short apology with an error id that is in the log next to the traceback."""
@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -25,14 +23,9 @@ from bot.adapters.slack.rendering import (
     render_placeholder,
 )
 from bot.adapters.slack.streaming import ProgressUpdater
-from bot.adapters.slack.threads import AnsweredThreads
-from bot.conversation.memory import answer_and_remember
+from bot.conversation.service import ConversationService, Notice
 from bot.core.types import Answer, Question
-from bot.errors import BusyError
-
-if TYPE_CHECKING:
-    from bot.conversation.memory import ConversationMemory
-    from bot.core.agent import Agent
+from bot.store.slack_threads import AnsweredThreads
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +34,6 @@ Respond = Callable[..., Awaitable[Any]]
 # chat.postEphemeral fails with these when the bot is not in the channel; the interaction's
 # response_url still reaches the user there.
 _NOT_REACHABLE = {"channel_not_found", "not_in_channel", "user_not_in_channel"}
-
-BUSY_TEXT = "I'm answering a lot of questions right now. Please ask again in a minute."
-
-
-def apology(error_id: str) -> str:
-    return (
-        "Sorry, something went wrong while I was answering. Please try again in a moment; "
-        f"if it keeps happening, tell the Lore admins this error id: {error_id}"
-    )
-
-
-def new_error_id() -> str:
-    return uuid.uuid4().hex[:10]
-
 
 @dataclass(frozen=True)
 class Delivery:
@@ -65,22 +44,18 @@ class Delivery:
 
 
 class Responder:
-    """Answers questions with the agent in worker threads and posts the results to Slack."""
+    """Asks the conversation service and posts what it gives back to Slack."""
 
     def __init__(
         self,
-        agent: Agent,
-        memory: ConversationMemory,
+        conversation: ConversationService,
         client: AsyncWebClient,
         threads: AnsweredThreads,
-        executor: Executor,
         progress_interval: float = 1.0,
     ) -> None:
-        self._agent = agent
-        self._memory = memory
+        self._conversation = conversation
         self._client = client
         self._threads = threads
-        self._executor = executor
         self._progress_interval = progress_interval
 
     async def answer_publicly(self, question: Question, where: Delivery) -> None:
@@ -106,12 +81,15 @@ class Responder:
                 await asyncio.to_thread(
                     self._threads.remember, where.channel, where.thread_ts or ts
                 )
-            answer = await self._run_agent(
+            answer = await self._conversation.ask(
                 question,
                 progress.push,
                 lambda draft: progress.draft(render_answer(AnswerContent.of(draft))[0]),
             )
             await progress.close()
+            if isinstance(answer, Notice):
+                await self._client.chat_update(channel=where.channel, ts=ts, **render_notice(answer.text).payload())
+                return
             messages = render_answer(AnswerContent.of(answer))
             await self._client.chat_update(channel=where.channel, ts=ts, **messages[0].payload())
             for message in messages[1:]:
@@ -120,7 +98,7 @@ class Responder:
                 )
         except Exception as error:  # noqa: BLE001  (every failure becomes an apology)
             await progress.close()
-            notice = self._failure_notice(error, question)
+            notice = render_notice(self._conversation.answer_failure(error, question).text)
             try:
                 await self._client.chat_update(channel=where.channel, ts=ts, **notice.payload())
             except SlackApiError:
@@ -133,43 +111,20 @@ class Responder:
         started = time.monotonic()
         channel = question.conversation_id
         try:
-            answer = await self._run_agent(question)
+            answer = await self._conversation.ask(question)
+            if isinstance(answer, Notice):
+                await post_ephemeral(self._client, respond, channel, user_id, render_notice(answer.text))
+                return
             for message in render_answer(AnswerContent.of(answer), shareable=True):
                 await post_ephemeral(self._client, respond, channel, user_id, message)
         except Exception as error:  # noqa: BLE001  (every failure becomes an apology)
-            notice = self._failure_notice(error, question)
+            notice = render_notice(self._conversation.answer_failure(error, question).text)
             try:
                 await post_ephemeral(self._client, respond, channel, user_id, notice)
             except Exception:  # noqa: BLE001
                 log.exception("could not send the apology")
             return
         self._log_answer(answer, None, time.monotonic() - started)
-
-    async def _run_agent(
-        self,
-        question: Question,
-        on_text: Callable[[str], None] | None = None,
-        on_draft: Callable[[Answer], None] | None = None,
-    ) -> Answer:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, answer_and_remember, self._agent, self._memory, question, on_text, on_draft
-        )
-
-    def _failure_notice(self, error: Exception, question: Question) -> SlackMessage:
-        if isinstance(error, BusyError):
-            log.warning("model busy; asked user=%s to retry", question.asker.user_id)
-            return render_notice(BUSY_TEXT)
-        error_id = new_error_id()
-        log.error(
-            "answer failed error_id=%s channel=%s user=%s thread=%s",
-            error_id,
-            question.conversation_id,
-            question.asker.user_id,
-            question.thread_id,
-            exc_info=error,
-        )
-        return render_notice(apology(error_id))
 
     @staticmethod
     def _log_answer(answer: Answer, first_reply: float | None, total: float) -> None:

@@ -39,11 +39,6 @@ def slack_routes(
             app.router.add_post(EVENTS_PATH, endpoint.handle)
             log.info("Slack: HTTP mode on %s", EVENTS_PATH)
 
-        async def close(_app: web.Application) -> None:
-            bot.close()
-
-        app.on_cleanup.append(close)
-
     return mount
 
 

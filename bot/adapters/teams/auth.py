@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
 from botbuilder.schema import CallerIdConstants
-from botframework.connector.auth import AuthenticationConstants, BotFrameworkAuthentication
+from botframework.connector.auth import (
+    AuthenticationConstants,
+    BotFrameworkAuthentication,
+)
 
 from bot.settings import TeamsSettings
 from knowledge.errors import ConfigurationError

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 from collections.abc import Iterator
+from typing import Any
 
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 

@@ -9,15 +9,12 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-import uuid
-from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ResourceResponse
 
-from bot.adapters.rate_limit import RateLimiter, slow_down_text
 from bot.adapters.teams import replies
 from bot.adapters.teams.cards import (
     answer_activities,
@@ -38,27 +35,24 @@ from bot.adapters.teams.feedback_input import (
     from_submit_action,
     is_card_feedback,
 )
-from bot.adapters.teams.sent_answers import SentAnswers
 from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS, TeamsStream
 from bot.adapters.teams.tenants import REFUSAL as OTHER_TENANT_REFUSAL
 from bot.adapters.teams.tenants import TenantAllowList
-from bot.conversation.memory import answer_and_remember
+from bot.conversation.service import ConversationService, Notice
 from bot.core.types import Answer, Question
-from bot.errors import BusyError
 from bot.identity.teams import TeamsEmails
 from bot.server import Workload
-from bot.store.feedback import Feedback, FeedbackStore
+from bot.store.feedback import Feedback
+from bot.store.teams_sent_answers import SentAnswers
 
 if TYPE_CHECKING:
-    from bot.conversation.memory import ConversationMemory
-    from bot.core.agent import Agent
     from bot.store.answers import AnswerLog
 
 log = logging.getLogger(__name__)
 
 TYPING_INTERVAL_SECONDS = 3.0  # Teams shows a typing indicator for about 3 s
 FEEDBACK_WAIT_SECONDS = 5.0
-RECENT_ACTIVITIES = 2048  # ids remembered to ignore the Bot Framework's redeliveries
+PLATFORM = "teams"
 
 
 class LoreTeamsBot(ActivityHandler):
@@ -67,14 +61,11 @@ class LoreTeamsBot(ActivityHandler):
 
     def __init__(
         self,
-        agent: Agent,
-        memory: ConversationMemory,
+        conversation: ConversationService,
         answers: AnswerLog,
-        feedback: FeedbackStore,
         sent: SentAnswers,
         workload: Workload,
         emails: TeamsEmails,
-        limiter: RateLimiter,
         tenants: TenantAllowList,
         *,
         typing_interval: float = TYPING_INTERVAL_SECONDS,
@@ -83,19 +74,15 @@ class LoreTeamsBot(ActivityHandler):
         """`emails` finds each asker's e-mail (their permissions); `tenants` says whose users
         are answered at all; `stream_interval`: seconds between streamed updates in personal
         chats; None turns streaming off (typing indicator and one reply everywhere)."""
-        self._agent = agent
-        self._memory = memory
+        self._conversation = conversation
         self._answers = answers
-        self._feedback = feedback
         self._sent = sent
         self._workload = workload
         self._emails = emails
-        self._limiter = limiter
         self._tenants = tenants
         self._typing_interval = typing_interval
         self._stream_interval = stream_interval
         self._in_flight: dict[asyncio.Task[None], str] = {}  # answer task → conversation id
-        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         """Users of other tenants get a polite refusal before anything is looked up or
@@ -137,11 +124,9 @@ class LoreTeamsBot(ActivityHandler):
             await turn_context.send_activity(text_activity(replies.EMPTY_QUESTION))
         else:
             question = question_for(activity, request.text)
-            user = question.asker.user_id
-            if not self._limiter.allow(user):
-                log.info("teams: user %s is over the rate limit", user)
-                wait = self._limiter.retry_after(user)
-                await turn_context.send_activity(text_activity(slow_down_text(wait)))
+            slow_down = self._conversation.admit(PLATFORM, question.asker.user_id)
+            if slow_down is not None:
+                await turn_context.send_activity(text_activity(slow_down.text))
                 return
             stream = await self._open_stream(turn_context) if place.scope == "personal" else None
             if stream is None:
@@ -179,10 +164,8 @@ class LoreTeamsBot(ActivityHandler):
         except MalformedFeedbackError as error:
             log.warning("teams: rejected feedback invoke %s: %s", activity.id, error)
             return InvokeResponse(status=400)
-        except Exception:
-            log.exception(
-                "teams: storing feedback invoke %s failed (error id %s)", activity.id, _error_id()
-            )
+        except Exception as error:
+            self._conversation.failure(error, PLATFORM, f"storing feedback invoke {activity.id}")
             return InvokeResponse(status=500)
         # A plain-dict body breaks botbuilder's serialization; an empty 200 is what Teams wants.
         return InvokeResponse(status=200)
@@ -216,16 +199,16 @@ class LoreTeamsBot(ActivityHandler):
             email = await self._emails.email_of(turn_context)
             question = replace(question, asker=replace(question.asker, email=email))
             drafted = _Draft(turn_context) if stream is None else None
-            answer = await asyncio.to_thread(
-                answer_and_remember,
-                self._agent,
-                self._memory,
+            answer = await self._conversation.ask(
                 question,
                 stream.on_text if stream else None,
                 (lambda draft: stream.on_draft(draft.text)) if stream else drafted.post,
             )
             if typing:
                 typing.cancel()
+            if isinstance(answer, Notice):
+                await self._reply_safely(turn_context, answer.text, stream)
+                return
             if stream:
                 messages = [await stream.finish(streamed_final_activity(answer))]
             else:
@@ -259,14 +242,9 @@ class LoreTeamsBot(ActivityHandler):
                 answer.timings.get("generation", 0.0),
                 time.monotonic() - started,
             )
-        except BusyError:
-            await self._reply_safely(turn_context, replies.BUSY, stream)
-        except Exception:
-            error_id = _error_id()
-            log.exception(
-                "teams: answering in %s failed (error id %s)", question.conversation_id, error_id
-            )
-            await self._reply_safely(turn_context, replies.apology(error_id), stream)
+        except Exception as error:  # a failed delivery: an apology with the error id
+            notice = self._conversation.answer_failure(error, question)
+            await self._reply_safely(turn_context, notice.text, stream)
         finally:
             if typing:
                 typing.cancel()
@@ -325,29 +303,12 @@ class LoreTeamsBot(ActivityHandler):
         )
 
     async def _store(self, feedback: Feedback) -> None:
-        feedback_id = await asyncio.to_thread(self._feedback.record, feedback)
-        log.info(
-            "teams feedback %s answer=%s user=%s rating=%s",
-            feedback_id,
-            feedback.answer_id,
-            feedback.user_id,
-            feedback.rating,
-        )
+        await self._conversation.record_feedback(feedback)
 
     def _is_redelivery(self, activity: Activity) -> bool:
         if not activity.id:
             return False
-        key = (activity.conversation.id, activity.id)
-        if key in self._recent:
-            return True
-        self._recent[key] = None
-        if len(self._recent) > RECENT_ACTIVITIES:
-            self._recent.popitem(last=False)
-        return False
-
-
-def _error_id() -> str:
-    return uuid.uuid4().hex[:8]
+        return not self._conversation.first_time(f"teams:{activity.conversation.id}:{activity.id}")
 
 
 class _Draft:

@@ -1,4 +1,5 @@
-"""The fixed things the Teams bot says: welcome, help, acknowledgements and apologies."""
+"""The fixed things the Teams bot says: welcome, help and acknowledgements (busy, slow-down
+and apology texts are the conversation service's, the same on every platform)."""
 
 from __future__ import annotations
 
@@ -39,12 +40,3 @@ FEEDBACK_NEEDS_TEXT = (
     "Please add what you'd like to tell us, e.g. `feedback the VPN answer is outdated`."
 )
 EMPTY_QUESTION = "What would you like to know? Type a question, or **help** to see what I can do."
-BUSY = "I'm answering many questions right now. Please ask again in a minute."
-
-
-def apology(error_id: str) -> str:
-    """A short apology with the id under which the failure is logged."""
-    return (
-        "Sorry, something went wrong while I was answering. "
-        f"Please try again; if it keeps happening, tell your admin the error id `{error_id}`."
-    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -23,13 +22,12 @@ from botbuilder.schema import Activity
 from botframework.connector.auth import BotFrameworkAuthentication
 from msrest.serialization import Model
 
-from bot.adapters.rate_limit import RateLimiter
 from bot.adapters.teams.auth import bot_framework_authentication
 from bot.adapters.teams.cards import text_activity
 from bot.adapters.teams.handler import TYPING_INTERVAL_SECONDS, LoreTeamsBot
-from bot.adapters.teams.replies import apology
 from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS
 from bot.adapters.teams.tenants import tenant_allow_list
+from bot.conversation.service import apology, new_error_id
 from bot.identity.cache import TtlCache
 from bot.identity.teams import TeamsEmails
 from bot.server import WORKLOAD, Workload, is_loopback
@@ -71,17 +69,14 @@ def teams_routes(
         sent = SentAnswers(services.database)
         services.housekeeping.append(sent.purge_older_than)
         bot = LoreTeamsBot(
-            services.agent,
-            services.memory,
+            services.conversation,
             services.answers,
-            services.feedback,
             sent,
             workload,
             TeamsEmails(
                 TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds),
                 services.directory,
             ),
-            RateLimiter(services.settings.teams.rate_limit_per_minute),
             tenants,
             typing_interval=typing_interval,
             stream_interval=stream_interval,
@@ -146,7 +141,7 @@ class MessagesEndpoint:
         try:
             invoke = await self._adapter.process_activity(authenticated, activity, self.bot.on_turn)
         except Exception:
-            error_id = uuid.uuid4().hex[:8]
+            error_id = new_error_id()
             log.exception(
                 "teams: processing activity %s failed (error id %s)", activity.id, error_id
             )
@@ -171,7 +166,7 @@ class MessagesEndpoint:
         return None
 
     async def _on_turn_error(self, turn_context: TurnContext, error: Exception) -> None:
-        error_id = uuid.uuid4().hex[:8]
+        error_id = new_error_id()
         log.error(
             "teams: turn failed for %s (error id %s)",
             turn_context.activity.conversation.id,

@@ -1,5 +1,5 @@
 """Per-user rate limit on questions, so one person (or a runaway script) cannot hold the model.
-Shared by the Slack and Teams adapters."""
+Applied by the conversation service on every platform."""
 
 from __future__ import annotations
 
@@ -46,11 +46,3 @@ class RateLimiter:
             if not recent or len(recent) < self._limit:
                 return 0.0
             return max(0.0, self._window - (now - recent[0]))
-
-
-def slow_down_text(wait_seconds: float) -> str:
-    """What a user over the limit is told (Slack and Teams alike)."""
-    return (
-        "You're asking faster than I can keep up with. "
-        f"Please wait about {max(1, round(wait_seconds))} seconds and ask again."
-    )

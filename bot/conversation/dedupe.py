@@ -1,5 +1,5 @@
-"""Remembers what was already handled, so Slack's retries and duplicate deliveries of one event
-never produce a second answer."""
+"""Remembers what was already handled, so a platform's retries and duplicate deliveries of one
+event never produce a second answer."""
 
 from __future__ import annotations
 
