@@ -3,18 +3,19 @@ soon as the agent has them, then the model's text growing above them while it wr
 
 The agent calls `draft` and `push` from its worker thread; updates go out with `chat.update`
 at most once per `interval` seconds (Slack allows about one update per second per message),
-the first one at once, always with the newest content, and never after `close`.
+the first one at once, always with the newest content, and never after `close`
+(`bot.conversation.streaming.Throttled`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.slack.rendering import SlackMessage, render_progress
+from bot.conversation.streaming import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -28,50 +29,27 @@ class ProgressUpdater:
         self._client = client
         self._channel = channel
         self._ts = ts
-        self._interval = interval
-        self._loop = asyncio.get_running_loop()
         self._latest = ""
         self._draft: SlackMessage | None = None
-        self._sent: SlackMessage | None = None
-        self._changed = asyncio.Event()
-        self._closed = False
-        self._task = self._loop.create_task(self._run(), name=f"slack-progress-{ts}")
+        self._updates = Throttled(self._update, interval, name=f"slack-progress-{ts}")
 
     def push(self, text: str) -> None:
         """Take the text so far; safe to call from any thread."""
-        self._latest = text  # one reference assignment: atomic, the newest text wins
-        self._loop.call_soon_threadsafe(self._changed.set)
+        self._latest = text
+        self._show()
 
     def draft(self, message: SlackMessage) -> None:
         """Show `message` (the drafted answer) until the final one; safe from any thread."""
         self._draft = message
-        self._loop.call_soon_threadsafe(self._changed.set)
+        self._show()
 
     async def close(self) -> None:
         """Stop updating; returns once no update is in flight, so the final message comes last."""
-        self._closed = True
-        self._changed.set()
-        await self._task
+        await self._updates.close()
 
-    async def _run(self) -> None:
-        last_update = self._loop.time() - self._interval
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            if self._closed:
-                return
-            wait = last_update + self._interval - self._loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                if self._closed:
-                    return
-            if not self._latest.strip() and self._draft is None:
-                continue
-            message = render_progress(self._latest, self._draft)
-            if message != self._sent:
-                last_update = self._loop.time()
-                self._sent = message
-                await self._update(message)
+    def _show(self) -> None:
+        if self._latest.strip() or self._draft is not None:
+            self._updates.offer(render_progress(self._latest, self._draft))
 
     async def _update(self, message: SlackMessage) -> None:
         try:

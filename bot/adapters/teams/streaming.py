@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes, Entity
+
+from bot.conversation.streaming import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,10 @@ class TeamsStream:
         self._context = turn_context
         self._interval = interval
         self._loop = asyncio.get_running_loop()
-        self._changed = asyncio.Event()
         self._text = ""
         self._draft = ""
-        self._sent_text = ""
         self._sequence = 0
-        self._closed = False
-        self._sender: asyncio.Task[None] | None = None
+        self._updates: Throttled[str] | None = None
         self.stream_id: str | None = None
 
     async def start(self) -> bool:
@@ -55,7 +53,8 @@ class TeamsStream:
         if response is None or not response.id:
             return False
         self.stream_id = response.id
-        self._sender = asyncio.create_task(self._send_updates())
+        # The informative update went out just now: the first text waits its turn too.
+        self._updates = Throttled(self._send, self._interval, first_at_once=False, name="teams-stream")
         return True
 
     def on_text(self, text: str) -> None:
@@ -68,10 +67,8 @@ class TeamsStream:
 
     async def finish(self, final: Activity) -> Activity:
         """Stop the updates and mark `final` as the message that ends the stream."""
-        self._closed = True
-        self._changed.set()
-        if self._sender is not None:
-            await self._sender
+        if self._updates is not None:
+            await self._updates.close()
         final.entities = [*(final.entities or []), _stream_info(self.stream_id, "final", None)]
         return final
 
@@ -81,29 +78,21 @@ class TeamsStream:
 
     def _set_text(self, text: str) -> None:
         self._text = f"{self._draft}\n\n{text}" if self._draft else text
-        self._changed.set()
+        self._offer()
 
     def _set_draft(self, text: str) -> None:
         self._draft = self._text = text
-        self._changed.set()
+        self._offer()
 
-    async def _send_updates(self) -> None:
-        last = time.monotonic()
-        while not self._closed:
-            await self._changed.wait()
-            self._changed.clear()
-            wait = self._interval - (time.monotonic() - last)
-            if wait > 0 and not self._closed:
-                await asyncio.sleep(wait)
-            if self._closed or not self._text or self._text == self._sent_text:
-                continue
-            text = self._text
-            try:
-                await self._context.send_activity(self._update(text, "streaming"))
-            except Exception as error:  # a lost update is replaced by the next one or the final
-                log.debug("teams: stream update failed: %s", error)
-            self._sent_text = text
-            last = time.monotonic()
+    def _offer(self) -> None:
+        if self._updates is not None and self._text:
+            self._updates.offer(self._text)
+
+    async def _send(self, text: str) -> None:
+        try:
+            await self._context.send_activity(self._update(text, "streaming"))
+        except Exception as error:  # a lost update is replaced by the next one or the final
+            log.debug("teams: stream update failed: %s", error)
 
     def _update(self, text: str, kind: str) -> Activity:
         self._sequence += 1
