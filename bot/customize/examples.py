@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from bot.core.agent import PassageSearch
 from bot.core.glossary import Glossary
+from bot.core.judge import PassageSearch
 from bot.core.prompt import NOT_COVERED, fit_prompt
 from bot.core.text import content_words
 from bot.customize.redaction import Redactor

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.conversation.rate_limit import RateLimiter
 from bot.conversation.dedupe import RecentKeys
+from bot.conversation.rate_limit import RateLimiter
 
 
 class Clock:
