@@ -47,8 +47,8 @@ from bot.core.evaluation import (
 )
 from bot.core.evidence import select_evidence
 from bot.core.excerpt import ExcerptRules, select_excerpts
-from bot.core.types import Asker, Question
 from bot.settings import AgentSettings, LoreSettings
+from bot.types import Asker, Question
 from knowledge.config import RetrievalSettings, SourceSettings
 from knowledge.types import Passage
 
@@ -72,8 +72,13 @@ def main() -> int:
     parser.add_argument("--corpus", choices=sorted(SETS), default="sourcegraph")
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--sweep", action="store_true", help="Print the rule grid on both halves and stop.")
-    parser.add_argument("--generate", type=int, default=0, metavar="N",
-                        help="Also have the model write N answers (spread over the set) and time them.")
+    parser.add_argument(
+        "--generate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Also have the model write N answers (spread over the set) and time them.",
+    )
     parser.add_argument("--details", type=Path, default=None, help="One JSON line per question.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     args = parser.parse_args()
@@ -104,15 +109,19 @@ def corpus_services(corpus: str, home: Path | None) -> tuple[Services, list[Aske
         print(f"SKIP: corpus {folder} is absent")
         return None
     home = home or Path(f"/tmp/lore-bench-{corpus}")
-    services = build_services(LoreSettings(home=home, sources=[SourceSettings(name="handbook", path=folder, permissions="public")]))
+    services = build_services(
+        LoreSettings(home=home, sources=[SourceSettings(name="handbook", path=folder, permissions="public")])
+    )
     try:
         started = time.perf_counter()
         report = services.knowledge.refresh(show_progress=True)
     except BaseException:
         services.close()
         raise
-    print(f"index: {report.added} added, {services.knowledge.status().chunks} chunks, "
-          f"{time.perf_counter() - started:.0f} s")
+    print(
+        f"index: {report.added} added, {services.knowledge.status().chunks} chunks, "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     return services, _load(question_file)
 
 
@@ -149,8 +158,12 @@ def _run(services: Services, asked: list[Asked], details_file: Path | None) -> d
         mine = summarize([results[n] for n in picked])
         before = _baseline_summary([asked[n].question for n in picked], [baseline[n] for n in picked])
         firsts = [results[n].timings.get("first", results[n].timings["total"]) for n in picked]
-        figures[half] = {**mine.to_dict(), "first_p50": percentile(firsts, 50), "first_p95": percentile(firsts, 95),
-                         "before": before}
+        figures[half] = {
+            **mine.to_dict(),
+            "first_p50": percentile(firsts, 50),
+            "first_p95": percentile(firsts, 95),
+            "before": before,
+        }
         for name, value, old in (
             ("shown answer holds the facts", mine.answer_evidence_accuracy, before["shown"]),
             ("facts in the retrieved passages", mine.facts_retrieved, before["facts_retrieved"]),
@@ -210,10 +223,16 @@ def _time_generation(services: Services, asked: list[Asked], count: int) -> dict
         answer = agent.answer(_question(item, 10_000 + number), ())
         totals.append(answer.timings["total"])
         shown.append(bool(answer.generated) and answer.text == answer.generated)
-    figures = {"questions": len(totals), "total_p50": percentile(totals, 50), "total_p95": percentile(totals, 95),
-               "generated_shown": _share(shown)}
-    print(f"\nthe model writing ({len(totals)} answers): total p50 {_fmt(figures['total_p50'])} s, "
-          f"p95 {_fmt(figures['total_p95'])} s; its text passed the check in {_fmt(figures['generated_shown'])}")
+    figures = {
+        "questions": len(totals),
+        "total_p50": percentile(totals, 50),
+        "total_p95": percentile(totals, 95),
+        "generated_shown": _share(shown),
+    }
+    print(
+        f"\nthe model writing ({len(totals)} answers): total p50 {_fmt(figures['total_p50'])} s, "
+        f"p95 {_fmt(figures['total_p95'])} s; its text passed the check in {_fmt(figures['generated_shown'])}"
+    )
     return figures
 
 
@@ -222,9 +241,11 @@ def _time_generation(services: Services, asked: list[Asked], count: int) -> dict
 RETRIEVAL = ((2, 5), (1, 5), (2, 10))  # (max_per_document, k)
 EXCERPTS = [
     ExcerptRules(before=0, after=0, limit=3, keep_ratio=0.85, max_chars=400),  # ~ the quotes of before
-    *(ExcerptRules(before=10, after=10, limit=limit, keep_ratio=keep, max_chars=chars, rank_weight=weight)
-      for limit, keep, chars, weight in itertools.product((1, 2), (0.0, 0.8), (400, 600, 800), (0.0, 0.03, 0.06))
-      if not (limit == 1 and keep == 0.8)),
+    *(
+        ExcerptRules(before=10, after=10, limit=limit, keep_ratio=keep, max_chars=chars, rank_weight=weight)
+        for limit, keep, chars, weight in itertools.product((1, 2), (0.0, 0.8), (400, 600, 800), (0.0, 0.03, 0.06))
+        if not (limit == 1 and keep == 0.8)
+    ),
 ]
 THRESHOLDS = (0.30, 0.34, 0.38, 0.42, 0.46, 0.50)
 RARE_WORD_VERDICTS = ("not covered", "hedged", "covered")
@@ -238,21 +259,36 @@ def _sweep(services: Services, asked: list[Asked]) -> None:
         found = [agent.retrieve(_question(item, n)) for n, item in enumerate(asked)]
         print(f"\n== retrieval: k={k}, at most {per_document} per document ==")
         for half in HALVES:
-            rows = [(item.question, passages) for item, passages in zip(asked, found, strict=True)
-                    if item.half == half and item.question.answerable]
+            rows = [
+                (item.question, passages)
+                for item, passages in zip(asked, found, strict=True)
+                if item.half == half and item.question.answerable
+            ]
             hit = _share([any(_accepted(p.path, q) for p in ps) for q, ps in rows])
             facts = _share([_holds("\n".join(p.text for p in ps), q.must_contain) for q, ps in rows])
             print(f"  {half}: document hit {_fmt(hit)}, facts in passages {_fmt(facts)}")
-        print(f"  {'excerpts (before/after, limit, keep, chars, rank weight)':58} "
-              + "".join(f"{half + ' shown':>13}{half + ' cited':>13}" for half in HALVES))
+        print(
+            f"  {'excerpts (before/after, limit, keep, chars, rank weight)':58} "
+            + "".join(f"{half + ' shown':>13}{half + ' cited':>13}" for half in HALVES)
+        )
         for rules in EXCERPTS:
             cells = []
             for half in HALVES:
-                rows = [(item.question, passages) for item, passages in zip(asked, found, strict=True)
-                        if item.half == half and item.question.answerable]
+                rows = [
+                    (item.question, passages)
+                    for item, passages in zip(asked, found, strict=True)
+                    if item.half == half and item.question.answerable
+                ]
                 picked = [select_excerpts(q.question, list(enumerate(ps, 1)), agent.scorer, rules) for q, ps in rows]
-                shown = _share([_holds("\n".join(e.text for e in ex), q.must_contain) for (q, _), ex in zip(rows, picked)])
-                cited = _share([any(_accepted(e.passage.path, q) for e in ex) for (q, _), ex in zip(rows, picked)])
+                shown = _share(
+                    [
+                        _holds("\n".join(e.text for e in ex), q.must_contain)
+                        for (q, _), ex in zip(rows, picked, strict=True)
+                    ]
+                )
+                cited = _share(
+                    [any(_accepted(e.passage.path, q) for e in ex) for (q, _), ex in zip(rows, picked, strict=True)]
+                )
                 cells.append(f"{_fmt(shown):>13}{_fmt(cited):>13}")
             label = f"{rules.before}/{rules.after}, {rules.limit}, {rules.keep_ratio}, {rules.max_chars}, {rules.rank_weight}"
             print(f"  {label:58} " + "".join(cells))
@@ -262,15 +298,20 @@ def _sweep(services: Services, asked: list[Asked]) -> None:
 def _sweep_judge(services: Services, asked: list[Asked], found: list[list[Passage]]) -> None:
     agent = services.agent
     original = agent.judge.settings
-    print(f"  {'judge (min score, rare-word verdict)':58} "
-          + "".join(f"{half + ' ans ref':>13}{half + ' unans ref':>13}" for half in HALVES))
+    print(
+        f"  {'judge (min score, rare-word verdict)':58} "
+        + "".join(f"{half + ' ans ref':>13}{half + ' unans ref':>13}" for half in HALVES)
+    )
     try:
         for threshold, verdict in itertools.product(THRESHOLDS, RARE_WORD_VERDICTS):
             agent.judge.settings = replace_settings(original, min_evidence_score=threshold, rare_word_verdict=verdict)
             cells = []
             for half in HALVES:
-                decided = [(item.question, agent.judge.is_covered(item.question.question, passages))
-                           for item, passages in zip(asked, found, strict=True) if item.half == half]
+                decided = [
+                    (item.question, agent.judge.is_covered(item.question.question, passages))
+                    for item, passages in zip(asked, found, strict=True)
+                    if item.half == half
+                ]
                 answerable = _share([not covered for q, covered in decided if q.answerable])
                 unanswerable = _share([not covered for q, covered in decided if not q.answerable])
                 cells.append(f"{_fmt(answerable):>13}{_fmt(unanswerable):>13}")

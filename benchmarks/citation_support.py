@@ -38,7 +38,10 @@ from knowledge.loaders import is_supported, load_document  # noqa: E402
 
 CORPORA = ROOT.parent / "shared" / "corpora"
 SETS = {
-    "sourcegraph": (CORPORA / "sourcegraph-handbook" / "content", ROOT / "benchmarks" / "questions" / "sourcegraph_employees.jsonl"),
+    "sourcegraph": (
+        CORPORA / "sourcegraph-handbook" / "content",
+        ROOT / "benchmarks" / "questions" / "sourcegraph_employees.jsonl",
+    ),
     "18f": (CORPORA / "18f-handbook" / "pages", ROOT / "benchmarks" / "questions" / "18f_handbook.jsonl"),
 }
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -71,9 +74,7 @@ def main() -> None:
         if item.get("half") != args.half or not item.get("source") or not item.get("must_contain"):
             continue
         fact = item["must_contain"][0]
-        right = next(
-            (n for n, text in enumerate(chunks.get(item["source"], [])) if _holds(text, fact)), None
-        )
+        right = next((n for n, text in enumerate(chunks.get(item["source"], [])) if _holds(text, fact)), None)
         if right is None:
             continue
         chunk_text = chunks[item["source"]][right]
@@ -86,7 +87,10 @@ def main() -> None:
             reverse=True,
         )[:DISTRACTORS]
         for kind, cited in (("copied", sentence), ("asker's words", f"{item['question']} {fact}")):
-            for rule, said in (("all", set(content_terms(cited))), ("beyond q", claimed_terms(cited, item["question"]))):
+            for rule, said in (
+                ("all", set(content_terms(cited))),
+                ("beyond q", claimed_terms(cited, item["question"])),
+            ):
                 if not said:
                     continue
                 in_right = len(said & terms[item["source"]][right]) / len(said)

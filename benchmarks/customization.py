@@ -60,16 +60,26 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--gradient-accumulation", type=int, default=1)
-    parser.add_argument("--distractor-share", type=float, default=0.05,
-                        help="Share of examples with only distractors and the 'not covered' reply (at 0.2 the "
-                             "adapter learned to refuse 58%% of answerable held-out questions).")
+    parser.add_argument(
+        "--distractor-share",
+        type=float,
+        default=0.05,
+        help="Share of examples with only distractors and the 'not covered' reply (at 0.2 the "
+        "adapter learned to refuse 58%% of answerable held-out questions).",
+    )
     parser.add_argument("--checkpoint-every", type=int, default=40)
     parser.add_argument("--top-layers", type=int, default=None, help="LoRA in the last N layers only.")
-    parser.add_argument("--max-length", type=int, default=640,
-                        help="Train on the examples up to this many tokens (the agent's own prompts, the shorter ones: "
-                             "a step costs about its length, and 2 cores train ~50 tokens/s).")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=640,
+        help="Train on the examples up to this many tokens (the agent's own prompts, the shorter ones: "
+        "a step costs about its length, and 2 cores train ~50 tokens/s).",
+    )
     parser.add_argument("--test-questions", type=int, default=24)
-    parser.add_argument("--handbook-questions", type=int, default=20, help="Answerable ones; all unanswerable are added.")
+    parser.add_argument(
+        "--handbook-questions", type=int, default=20, help="Answerable ones; all unanswerable are added."
+    )
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     args = parser.parse_args()
@@ -80,14 +90,21 @@ def main() -> int:
     model_settings = ModelSettings()
     if args.max_new_tokens is not None:
         model_settings = model_settings.model_copy(update={"max_new_tokens": args.max_new_tokens})
-    settings = LoreSettings(home=args.home, sources=[SourceSettings(name="handbook", path=args.corpus, permissions="public")], model=model_settings)
+    settings = LoreSettings(
+        home=args.home,
+        sources=[SourceSettings(name="handbook", path=args.corpus, permissions="public")],
+        model=model_settings,
+    )
     services = build_services(settings)
     results: dict[str, object] = {}
     try:
         started = time.perf_counter()
         report = services.knowledge.refresh(show_progress=True)
-        print(f"index: {report.to_dict()['added']} added, {services.knowledge.status().chunks} chunks, "
-              f"{time.perf_counter() - started:.0f} s", flush=True)
+        print(
+            f"index: {report.to_dict()['added']} added, {services.knowledge.status().chunks} chunks, "
+            f"{time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
 
         dataset = args.dataset or _dataset(services, settings, args.distractor_share)
         card = json.loads((dataset / "card.json").read_text(encoding="utf-8"))
@@ -133,13 +150,20 @@ def _dataset(services: object, settings: LoreSettings, distractor_share: float) 
     return card.folder
 
 
-def _train(settings: LoreSettings, registry: AdapterRegistry, dataset: Path, args: argparse.Namespace) -> tuple[str, dict[str, object]]:
+def _train(
+    settings: LoreSettings, registry: AdapterRegistry, dataset: Path, args: argparse.Namespace
+) -> tuple[str, dict[str, object]]:
     # Validation is forward passes over ~800-token examples (~3 s each here): fewer and rarer
     # than the defaults, so the budget goes to training steps.
     training = TrainingSettings(
-        epochs=args.epochs, learning_rate=args.learning_rate, max_minutes=args.max_minutes,
-        gradient_accumulation=args.gradient_accumulation, max_length=args.max_length,
-        checkpoint_every=args.checkpoint_every, max_validation_examples=16, top_layers=args.top_layers,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        max_minutes=args.max_minutes,
+        gradient_accumulation=args.gradient_accumulation,
+        max_length=args.max_length,
+        checkpoint_every=args.checkpoint_every,
+        max_validation_examples=16,
+        top_layers=args.top_layers,
     )
     started = time.perf_counter()
     result = train_adapter(
@@ -153,10 +177,14 @@ def _train(settings: LoreSettings, registry: AdapterRegistry, dataset: Path, arg
     )
     wall = time.perf_counter() - started
     summary = {
-        "adapter": result.adapter, "steps": result.steps, "planned_steps": result.metadata["metrics"]["planned_steps"],
+        "adapter": result.adapter,
+        "steps": result.steps,
+        "planned_steps": result.metadata["metrics"]["planned_steps"],
         "examples_seen": result.steps * training.gradient_accumulation * training.batch_size,
-        "train_examples": result.examples, "train_loss": result.train_loss,
-        "validation_loss": result.validation_loss, "seconds": round(wall, 1),
+        "train_examples": result.examples,
+        "train_loss": result.train_loss,
+        "validation_loss": result.validation_loss,
+        "seconds": round(wall, 1),
         "first_loss": result.metadata["loss_curve"][0][1] if result.metadata["loss_curve"] else None,
     }
     print(f"\ntraining: {summary}", flush=True)
@@ -190,17 +218,22 @@ def _print_table(name: str, reports: dict[str, EvalReport]) -> None:
     print(f"\n=== {name} ===")
     print(f"{'metric':<36} {'base':>8} {'adapter':>8} {'change':>8}")
     lines = [
-        ("shown: answer accuracy", "answer_accuracy"), ("shown: answer + evidence accuracy", "answer_evidence_accuracy"),
-        ("shown: citation accuracy", "citation_accuracy"), ("abstention (unanswerable)", "abstention"),
+        ("shown: answer accuracy", "answer_accuracy"),
+        ("shown: answer + evidence accuracy", "answer_evidence_accuracy"),
+        ("shown: citation accuracy", "citation_accuracy"),
+        ("abstention (unanswerable)", "abstention"),
         ("wrong abstention (answerable)", "wrong_abstention"),
         ("model's text: answer accuracy", "model_answer_accuracy"),
         ("model's text: citation accuracy", "model_citation_accuracy"),
-        ("model's text shown (passed the check)", "generated_shown"), ("latency p50 (s)", "latency_p50"),
+        ("model's text shown (passed the check)", "generated_shown"),
+        ("latency p50 (s)", "latency_p50"),
     ]
     base, tuned = reports["base"].to_dict(), reports["adapter"].to_dict()
     for label, key in lines:
         print(_row(label, base.get(key), tuned.get(key)))
-    print(_row("time to first token p50 (s)", base["stages"]["first_token"]["p50"], tuned["stages"]["first_token"]["p50"]))
+    print(
+        _row("time to first token p50 (s)", base["stages"]["first_token"]["p50"], tuned["stages"]["first_token"]["p50"])
+    )
 
 
 def _row(label: str, base: float | None, tuned: float | None) -> str:

@@ -63,13 +63,19 @@ def main() -> int:
         ordered = sorted(covered)
         calibrated = ordered[int(args.refuse * len(ordered))]
         print(f"\n{args.corpus}: {len(derived)} derived questions")
-        print(f"  best-sentence similarity, covered p05/p25/p50: "
-              f"{' / '.join(_fmt(ordered[int(q * (len(ordered) - 1))]) for q in (0.05, 0.25, 0.5))}")
+        print(
+            f"  best-sentence similarity, covered p05/p25/p50: "
+            f"{' / '.join(_fmt(ordered[int(q * (len(ordered) - 1))]) for q in (0.05, 0.25, 0.5))}"
+        )
         other = sorted(uncovered)
-        print(f"  without their document p25/p50/p75:          "
-              f"{' / '.join(_fmt(other[int(q * (len(other) - 1))]) for q in (0.25, 0.5, 0.75))}")
-        print(f"  calibrated min_evidence_score (refuses {args.refuse:.0%} of covered): {calibrated:.3f}; "
-              f"it refuses {_share([u < calibrated for u in uncovered]) or 0:.2f} of those without their document")
+        print(
+            f"  without their document p25/p50/p75:          "
+            f"{' / '.join(_fmt(other[int(q * (len(other) - 1))]) for q in (0.25, 0.5, 0.75))}"
+        )
+        print(
+            f"  calibrated min_evidence_score (refuses {args.refuse:.0%} of covered): {calibrated:.3f}; "
+            f"it refuses {_share([u < calibrated for u in uncovered]) or 0:.2f} of those without their document"
+        )
 
         shipped = agent.judge.settings.min_evidence_score
         found = [agent.retrieve(_question(item, n)) for n, item in enumerate(asked)]
@@ -78,10 +84,15 @@ def main() -> int:
             agent.judge.settings = agent.judge.settings.model_copy(update={"min_evidence_score": threshold})
             cells = []
             for half in HALVES:
-                decided = [(item.question.answerable, agent.judge.is_covered(item.question.question, passages))
-                           for item, passages in zip(asked, found, strict=True) if item.half == half]
-                cells.append(f"{_fmt(_share([not c for a, c in decided if a])):>12}"
-                             f"{_fmt(_share([not c for a, c in decided if not a])):>12}")
+                decided = [
+                    (item.question.answerable, agent.judge.is_covered(item.question.question, passages))
+                    for item, passages in zip(asked, found, strict=True)
+                    if item.half == half
+                ]
+                cells.append(
+                    f"{_fmt(_share([not c for a, c in decided if a])):>12}"
+                    f"{_fmt(_share([not c for a, c in decided if not a])):>12}"
+                )
             print(f"  {label:42}" + "".join(cells))
     finally:
         services.close()

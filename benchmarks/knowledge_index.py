@@ -99,12 +99,18 @@ class IndexRun:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--limit-files", type=int, default=None, help="index only N Markdown files (question sources first)")
+    parser.add_argument(
+        "--limit-files", type=int, default=None, help="index only N Markdown files (question sources first)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--corpus", type=Path, default=CORPUS)
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the corpus copy and both indexes here (must not exist)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keep the corpus copy and both indexes here (must not exist)"
+    )
     parser.add_argument("--raw-embedding-text", action="store_true", help="ablation: Lore embeds texts unchanged")
-    parser.add_argument("--embedder-backend", choices=("onnx", "torch"), default="onnx", help="ablation: Lore's embedder backend")
+    parser.add_argument(
+        "--embedder-backend", choices=("onnx", "torch"), default="onnx", help="ablation: Lore's embedder backend"
+    )
     args = parser.parse_args()
     if not args.corpus.is_dir():
         print(f"skipped: the corpus folder {args.corpus} is absent")
@@ -132,7 +138,11 @@ def main() -> int:
             **({"text_view": str} if args.raw_embedding_text else {}),
         )
         knowledge = KnowledgeBase(
-            work / "lore-home", [SourceSettings(name="handbook", path=corpus)], IndexSettings(), RetrievalSettings(), embedder=embedder,
+            work / "lore-home",
+            [SourceSettings(name="handbook", path=corpus)],
+            IndexSettings(),
+            RetrievalSettings(),
+            embedder=embedder,
             permissions=lambda file: frozenset({EVERYONE}),  # a public handbook
         )
         try:
@@ -140,7 +150,11 @@ def main() -> int:
             started, cpu = time.perf_counter(), time.process_time()
             report = knowledge.refresh(full=True)
             lore_run = IndexRun(
-                time.perf_counter() - started, time.process_time() - cpu, knowledge.status().chunks, len(markdown), megabytes
+                time.perf_counter() - started,
+                time.process_time() - cpu,
+                knowledge.status().chunks,
+                len(markdown),
+                megabytes,
             )
             log(f"lore: {lore_run}; {report.to_dict()}")
             refreshes = measure_refreshes(knowledge, corpus, markdown)
@@ -152,13 +166,19 @@ def main() -> int:
                 "lore keyword": lambda q: documents(knowledge, q, "keyword"),
                 "tutorial baseline": baseline.documents,
             }
-            quality = {name: Quality.of([rank(q.text) for q in answerable], answerable) for name, rank in rankers.items()}
+            quality = {
+                name: Quality.of([rank(q.text) for q in answerable], answerable) for name, rank in rankers.items()
+            }
             permissions = measure_permissions(knowledge, answerable, answerable + unanswerable)
         finally:
             knowledge.close()
 
     figures = {
-        "corpus": {"markdown_files": len(markdown), "megabytes": round(megabytes, 2), "answerable_questions": len(answerable)},
+        "corpus": {
+            "markdown_files": len(markdown),
+            "megabytes": round(megabytes, 2),
+            "answerable_questions": len(answerable),
+        },
         "baseline_index": run_dict(baseline_run),
         "lore_index": run_dict(lore_run),
         "throughput_ratio": {
@@ -166,7 +186,8 @@ def main() -> int:
             "megabytes_per_second": round(lore_run.megabytes_per_second / baseline_run.megabytes_per_second, 2),
             "cpu_seconds": round(baseline_run.cpu_seconds / lore_run.cpu_seconds, 2),
         },
-        "refresh": refreshes | {"unchanged_fraction_of_full": round(refreshes["unchanged_seconds"] / lore_run.seconds, 4)},
+        "refresh": refreshes
+        | {"unchanged_fraction_of_full": round(refreshes["unchanged_seconds"] / lore_run.seconds, 4)},
         "quality": {name: vars(value) for name, value in quality.items()},
         "permissions": permissions,
         "embedder": {"backend": embedder.backend, "raw_embedding_text": args.raw_embedding_text},

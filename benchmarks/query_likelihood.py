@@ -82,17 +82,21 @@ class QueryLikelihood:
 
     @torch.inference_mode()
     def score(self, question: str, contexts: Sequence[str]) -> list[float]:
-        encoded = [
-            self.encoder.encode(_example(context, question, "", "")) for context in contexts
-        ]
+        encoded = [self.encoder.encode(_example(context, question, "", "")) for context in contexts]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
         scores = [0.0] * len(encoded)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             width = max(len(encoded[i].input_ids) for i in batch)
-            ids = torch.tensor([list(encoded[i].input_ids) + [self.pad] * (width - len(encoded[i].input_ids)) for i in batch])
-            labels = torch.tensor([list(encoded[i].labels) + [IGNORE] * (width - len(encoded[i].labels)) for i in batch])
-            mask = (torch.arange(width)[None, :] < torch.tensor([len(encoded[i].input_ids) for i in batch])[:, None]).long()
+            ids = torch.tensor(
+                [list(encoded[i].input_ids) + [self.pad] * (width - len(encoded[i].input_ids)) for i in batch]
+            )
+            labels = torch.tensor(
+                [list(encoded[i].labels) + [IGNORE] * (width - len(encoded[i].labels)) for i in batch]
+            )
+            mask = (
+                torch.arange(width)[None, :] < torch.tensor([len(encoded[i].input_ids) for i in batch])[:, None]
+            ).long()
             logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
             logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
             targets = labels[:, 1:]
@@ -106,8 +110,14 @@ class QueryLikelihood:
 
 def _example(context: str, question: str, document: str, kind: str) -> Example:
     return Example(
-        messages=scoring_messages(context), target=question, question=question, kind=kind,
-        origin="document", document=document, source=None, covered=True,
+        messages=scoring_messages(context),
+        target=question,
+        question=question,
+        kind=kind,
+        origin="document",
+        document=document,
+        source=None,
+        covered=True,
     )
 
 
@@ -131,21 +141,36 @@ def _train(services: Services, home: Path, minutes: float) -> str:
     card = _write(
         home / "scorer-datasets",
         {"train": split.train, "validation": split.validation, "test": split.test},
-        {"by_kind": {}, "by_origin": {"document": len(examples)}, "by_folder": {}, "not_covered": 0,
-         "documents": {"used": len({e.document for e in examples})}, "redactions": {}, "gaps": [],
-         "skipped": {}, "options": {"task": "query likelihood"}},
+        {
+            "by_kind": {},
+            "by_origin": {"document": len(examples)},
+            "by_folder": {},
+            "not_covered": 0,
+            "documents": {"used": len({e.document for e in examples})},
+            "redactions": {},
+            "gaps": [],
+            "skipped": {},
+            "options": {"task": "query likelihood"},
+        },
         datetime.now(UTC),
     )
     print(f"scorer dataset {card.folder}: {card.splits}")
     settings = ModelSettings()
     result = train_adapter(
-        card.folder, resolve_base_model(settings, home), base_model_name(settings), AdapterRegistry(home / "scorers"),
+        card.folder,
+        resolve_base_model(settings, home),
+        base_model_name(settings),
+        AdapterRegistry(home / "scorers"),
         home / "scorer-runs",
-        TrainingSettings(top_layers=10, max_length=256, max_minutes=minutes, checkpoint_every=50, max_validation_examples=64),
+        TrainingSettings(
+            top_layers=10, max_length=256, max_minutes=minutes, checkpoint_every=50, max_validation_examples=64
+        ),
         show_progress=True,
     )
-    print(f"trained {result.adapter}: {result.steps} steps in {result.seconds:.0f} s, {result.examples} examples, "
-          f"validation loss {result.validation_loss}")
+    print(
+        f"trained {result.adapter}: {result.steps} steps in {result.seconds:.0f} s, {result.examples} examples, "
+        f"validation loss {result.validation_loss}"
+    )
     return result.adapter
 
 
@@ -155,8 +180,12 @@ def main() -> int:
     parser.add_argument("--half", choices=HALVES, default="tune")
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--top", type=int, default=8, help="Embedding candidates the model reorders.")
-    parser.add_argument("--level", choices=("sentence", "document"), default="sentence",
-                        help="Reorder sentences, or each document's best sentence (which document leads).")
+    parser.add_argument(
+        "--level",
+        choices=("sentence", "document"),
+        default="sentence",
+        help="Reorder sentences, or each document's best sentence (which document leads).",
+    )
     parser.add_argument("--train", type=float, default=None, metavar="MINUTES", help="Customize the scorer first.")
     parser.add_argument("--adapter", default=None, help="A scorer adapter in <home>/scorers/ to measure too.")
     args = parser.parse_args()
@@ -170,7 +199,9 @@ def main() -> int:
         folder = resolve_base_model(ModelSettings(), home)
         scorers = {"base model": QueryLikelihood(folder)}
         if adapter is not None:
-            scorers[f"customized ({adapter})"] = QueryLikelihood(folder, AdapterRegistry(home / "scorers").path(adapter))
+            scorers[f"customized ({adapter})"] = QueryLikelihood(
+                folder, AdapterRegistry(home / "scorers").path(adapter)
+            )
         agent = services.agent
         rules = agent.excerpt_rules
         rows: list[tuple[object, dict[str, list]]] = []
@@ -207,8 +238,10 @@ def main() -> int:
             rows.append((question, shown))
     finally:
         services.close()
-    print(f"\n{args.corpus}, {args.half} half, {len(rows)} answerable questions, "
-          f"top {args.top} {args.level} candidates reordered")
+    print(
+        f"\n{args.corpus}, {args.half} half, {len(rows)} answerable questions, "
+        f"top {args.top} {args.level} candidates reordered"
+    )
     for name in rows[0][1]:
         picked = [(q, shown.get(name, shown["embedding scorer"])) for q, shown in rows]
         holds = _share([_holds("\n".join(e.text for e in ex), q.must_contain) for q, ex in picked])

@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bot.adapters.slack.routes import slack_routes  # noqa: E402
 from bot.adapters.slack.rendering import ACTION_HELPFUL  # noqa: E402
+from bot.adapters.slack.routes import slack_routes  # noqa: E402
 from bot.app import Services  # noqa: E402
 from bot.server import create_web_app  # noqa: E402
 from bot.settings import SlackSettings  # noqa: E402
@@ -92,9 +92,7 @@ async def burst(services: Services, count: int, round_id: int, questions: list[s
         api_url=api.base_url,
         rate_limit_per_minute=1000,
     )
-    configured = dataclasses.replace(
-        services, settings=services.settings.model_copy(update={"slack": slack})
-    )
+    configured = dataclasses.replace(services, settings=services.settings.model_copy(update={"slack": slack}))
     runner = web.AppRunner(create_web_app(configured, [slack_routes(configured)]), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -119,16 +117,10 @@ async def burst(services: Services, count: int, round_id: int, questions: list[s
             return started, reply.seconds
 
         sent = await asyncio.gather(*(one(event) for event in events))
-        await api.wait_until(
-            lambda: all(_answered(api, channel, e["ts"]) for e in events), timeout=1800
-        )
+        await api.wait_until(lambda: all(_answered(api, channel, e["ts"]) for e in events), timeout=1800)
         samples = []
         for event, (started, ack) in zip(events, sent, strict=True):
-            placeholder = next(
-                c
-                for c in api.calls_to("chat.postMessage")
-                if c.args.get("thread_ts") == event["ts"]
-            )
+            placeholder = next(c for c in api.calls_to("chat.postMessage") if c.args.get("thread_ts") == event["ts"])
             message = next(m for m in api.thread(channel, event["ts"]))
             samples.append(Sample(ack, placeholder.at - started, message.updates[-1] - started))
         return samples
@@ -232,8 +224,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrent", type=int, default=20, help="questions sent at once")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
-    parser.add_argument("--corpus", choices=("sourcegraph", "18f"), default=None,
-                        help="answer from a real handbook's index with the configured model")
+    parser.add_argument(
+        "--corpus",
+        choices=("sourcegraph", "18f"),
+        default=None,
+        help="answer from a real handbook's index with the configured model",
+    )
     parser.add_argument("--home", type=Path, default=None, help="that index's home")
     arguments = parser.parse_args()
     asyncio.run(main(arguments.concurrent, arguments.json, arguments.corpus, arguments.home))

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from answer_quality import SETS, corpus_services  # noqa: E402
 
 from bot.core.evaluation import percentile  # noqa: E402
-from bot.core.types import Asker, Question  # noqa: E402
+from bot.types import Asker, Question  # noqa: E402
 from tests.support.bot_connector import (  # noqa: E402
     ConnectorMock,
     TeamsConversation,

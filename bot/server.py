@@ -75,9 +75,7 @@ SERVICES = web.AppKey("lore.services", object)
 WORKLOAD = web.AppKey("lore.workload", Workload)
 
 
-def create_web_app(
-    services: Services, routes: Sequence[Routes], *, drain_seconds: float = 300.0
-) -> web.Application:
+def create_web_app(services: Services, routes: Sequence[Routes], *, drain_seconds: float = 300.0) -> web.Application:
     """The aiohttp application: `/healthz` plus every platform's routes. On shutdown it waits
     up to `drain_seconds` for answers in flight (after the routes' own shutdown hooks ran,
     so Socket Mode stops taking new events first)."""
@@ -112,9 +110,7 @@ def _body_within_limits(max_bytes: int, read_seconds: float) -> Any:
         if not request.body_exists:
             return await handler(request)
         if (request.content_length or 0) > max_bytes:
-            return web.json_response(
-                {"error": f"the body is over {max_bytes} bytes"}, status=413
-            )
+            return web.json_response({"error": f"the body is over {max_bytes} bytes"}, status=413)
         try:
             await asyncio.wait_for(request.read(), read_seconds)
         except TimeoutError:
@@ -175,8 +171,7 @@ async def _health(request: web.Request) -> web.Response:
         # Files failing refresh after refresh (their last good version, if any, still answers).
         "failing_files": len(status.failing),
         "failing": [
-            {"path": record.path, "reason": record.reason, "refreshes": record.refreshes}
-            for record in status.failing
+            {"path": record.path, "reason": record.reason, "refreshes": record.refreshes} for record in status.failing
         ],
     }
     return web.json_response(body)

@@ -57,8 +57,7 @@ class AgentSettings(BaseModel):
     persona: str = "You are Lore, the company's internal assistant."
     glossary_file: Path | None = None
     fallback_text: str = (
-        "I couldn't find this in the company's documents. "
-        "Please ask in #help or contact the team that owns the topic."
+        "I couldn't find this in the company's documents. Please ask in #help or contact the team that owns the topic."
     )
     # Cosine similarity of the question and the closest sentence of the top passages below
     # which the knowledge base is taken not to cover the question (see `EvidenceJudge.is_covered` in bot/core/judge.py).
@@ -210,7 +209,9 @@ class TeamsSettings(BaseModel):
         text = value.get_secret_value() if isinstance(value, SecretStr) else value
         if text and not text.strip():
             variable = _PLATFORM_ENV[("teams", str(info.field_name))]
-            raise ValueError(f"{variable} (teams.{info.field_name}) holds only white space: give its value or remove it")
+            raise ValueError(
+                f"{variable} (teams.{info.field_name}) holds only white space: give its value or remove it"
+            )
         return value
 
 

@@ -124,16 +124,16 @@ class Embedder:
         self.tokenizer = self._model.tokenizer
         max_tokens, dimension = self._model.max_seq_length, self._model.get_embedding_dimension()
         if max_tokens is None or dimension is None:
-            raise ConfigurationError(f"{path} does not state its maximum sequence length or dimension: use a sentence-transformers model folder.")
+            raise ConfigurationError(
+                f"{path} does not state its maximum sequence length or dimension: use a sentence-transformers model folder."
+            )
         self.max_tokens: int = int(max_tokens)
         self.dimension: int = int(dimension)
         self.threads = max(1, threads or os.cpu_count() or 1)
         pooling = _onnx_pooling(self._model) if backend == "onnx" else None
         self.backend: Backend = "onnx" if pooling else "torch"
         self._onnx = (
-            _OnnxTransformer(self._model, cache_dir or default_cache_dir(), self.threads, pooling)
-            if pooling
-            else None
+            _OnnxTransformer(self._model, cache_dir or default_cache_dir(), self.threads, pooling) if pooling else None
         )
 
     @property
@@ -194,7 +194,9 @@ class _OnnxTransformer:
         self.pooling = pooling
         self.threads = threads
         self.dimension = int(model.get_embedding_dimension())
-        self.inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in self.tokenizer.model_input_names]
+        self.inputs = [
+            n for n in ("input_ids", "attention_mask", "token_type_ids") if n in self.tokenizer.model_input_names
+        ]
         graph = _exported_graph(model[0].auto_model, self.inputs, cache_dir)
         options = onnxruntime.SessionOptions()
         # One thread per run; `threads` runs go at once. A batch of a few short texts is

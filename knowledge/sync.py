@@ -473,9 +473,7 @@ class Synchronizer:
             else:
                 tally.updated += 1
 
-    def _vectors_for(
-        self, new: list[ChunkRecord], indexed_texts: dict[str, str], reuse: bool
-    ) -> dict[str, np.ndarray]:
+    def _vectors_for(self, new: list[ChunkRecord], indexed_texts: dict[str, str], reuse: bool) -> dict[str, np.ndarray]:
         """A vector per new chunk id, in `new` order: copied from a stored chunk with the
         same indexed text when there is one, else embedded (each distinct text once)."""
         hashes = list(dict.fromkeys(record.text_hash for record in new))

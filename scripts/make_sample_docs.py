@@ -264,8 +264,8 @@ def write_docx(path: Path) -> None:
             rows = spec["ratings"] if heading == "Ratings" else spec["levels"]
             table = document.add_table(rows=len(rows), cols=len(rows[0]))
             table.style = "Table Grid"
-            for row, values in zip(table.rows, rows):
-                for cell, value in zip(row.cells, values):
+            for row, values in zip(table.rows, rows, strict=True):
+                for cell, value in zip(row.cells, values, strict=True):
                     cell.text = value
     document.save(str(path))
 

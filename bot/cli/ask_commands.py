@@ -17,8 +17,8 @@ import click
 
 from bot.conversation.memory import answer_and_remember
 from bot.conversation.service import Notice
-from bot.core.types import Answer, Asker, Question
 from bot.settings import LoreSettings
+from bot.types import Answer, Asker, Question
 from knowledge.errors import LoreError
 
 if TYPE_CHECKING:
@@ -72,8 +72,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "answer": answer.text,
         "evidence": [{"source": e.source, "quote": e.quote} for e in answer.evidence],
         "citations": [
-            {"source": c.source, "title": c.title, "heading": c.heading, "url": c.url}
-            for c in answer.citations
+            {"source": c.source, "title": c.title, "heading": c.heading, "url": c.url} for c in answer.citations
         ],
         "confident": answer.confident,
         "model": answer.model,
@@ -106,7 +105,10 @@ def answer_footer(answer: Answer) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object.")
 @click.option("--thread", "thread_id", default=None, help="Continue this thread (follow-ups see its history).")
 @click.option(
-    "--as", "as_email", metavar="EMAIL", default=None,
+    "--as",
+    "as_email",
+    metavar="EMAIL",
+    default=None,
     help="Answer as this person would be answered in a private chat: only from what they may read.",
 )
 @adapter_option
@@ -216,12 +218,16 @@ def _chat_turn(services: Services, question: Question) -> Answer | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N questions.")
 @click.option(
-    "--details", "details_file", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+    "--details",
+    "details_file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
     help="Write one JSON line per question: rank of the right document, facts retrieved, judge score, "
     "shown answer, citations, timings.",
 )
 @click.option(
-    "--generate", is_flag=True,
+    "--generate",
+    is_flag=True,
     help="Have the model write every answer (whatever agent.generate says) and keep the share of its "
     "text that passed the grounding check: with agent.generate = auto, that decides whether it writes.",
 )
@@ -292,8 +298,6 @@ def format_report(report: EvalReport) -> str:
     for stage, values in report.stages.items():
         if stage != "total":
             rows.append((f"  {stage} p50 / p95", f"{seconds(values['p50'])} / {seconds(values['p95'])}"))
-    rows.append(
-        ("tokens/s", "n/a" if report.tokens_per_second is None else f"{report.tokens_per_second:.1f}")
-    )
+    rows.append(("tokens/s", "n/a" if report.tokens_per_second is None else f"{report.tokens_per_second:.1f}"))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)

@@ -5,8 +5,8 @@ service, `retrain` runs all of it once as `lore serve`'s schedule does."""
 
 from __future__ import annotations
 
-import sys
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,13 +25,34 @@ def customize() -> None:
 
 
 @customize.command("dataset")
-@click.option("--include-restricted", is_flag=True, help="Also use documents NOT readable by everyone (dangerous: the adapter may repeat them to anyone).")
+@click.option(
+    "--include-restricted",
+    is_flag=True,
+    help="Also use documents NOT readable by everyone (dangerous: the adapter may repeat them to anyone).",
+)
 @click.option("--redact-emails", is_flag=True, help="Also replace e-mail addresses (secrets are always redacted).")
 @click.option("--redact-phones", is_flag=True, help="Also replace phone numbers.")
-@click.option("--curated", "curated", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="An FAQ or glossary file (YAML or CSV), besides customize.curated_files; repeatable.")
+@click.option(
+    "--curated",
+    "curated",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An FAQ or glossary file (YAML or CSV), besides customize.curated_files; repeatable.",
+)
 @click.option("--no-feedback", is_flag=True, help="Leave the users' feedback out.")
-@click.option("--distractor-share", type=click.FloatRange(0.0, 0.9), default=0.05, show_default=True, help="Share of examples with only distractor passages and the 'not covered' reply (more teaches the adapter to refuse).")
-@click.option("--max-prompt-tokens", type=click.IntRange(min=128), default=None, help="Token budget of each example's prompt (default: the agent's, min(1024, the model's context window - model.max_new_tokens)).")
+@click.option(
+    "--distractor-share",
+    type=click.FloatRange(0.0, 0.9),
+    default=0.05,
+    show_default=True,
+    help="Share of examples with only distractor passages and the 'not covered' reply (more teaches the adapter to refuse).",
+)
+@click.option(
+    "--max-prompt-tokens",
+    type=click.IntRange(min=128),
+    default=None,
+    help="Token budget of each example's prompt (default: the agent's, min(1024, the model's context window - model.max_new_tokens)).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the dataset card as JSON.")
 @click.pass_obj
 def dataset(
@@ -103,9 +124,13 @@ def dataset(
         click.echo(json.dumps(card.to_dict()))
         return
     click.echo(f"Dataset {card.folder}")
-    click.echo(f"  examples: train {card.splits['train']}, validation {card.splits['validation']}, test {card.splits['test']}")
+    click.echo(
+        f"  examples: train {card.splits['train']}, validation {card.splits['validation']}, test {card.splits['test']}"
+    )
     click.echo(f"  by kind: {_counts(card.by_kind)}; by folder: {_counts(card.by_folder)}")
-    click.echo(f"  documents used: {card.documents['used']} (restricted left out: {card.documents['excluded_restricted']})")
+    click.echo(
+        f"  documents used: {card.documents['used']} (restricted left out: {card.documents['excluded_restricted']})"
+    )
     click.echo(f"  redactions: {_counts(card.redactions) or 'none'}; gaps (👎 without a correction): {len(card.gaps)}")
     if card.teacher:
         counts = {key: value for key, value in card.teacher.items() if key != "model"}
@@ -114,9 +139,17 @@ def dataset(
 
 
 @customize.command("train")
-@click.option("--dataset", "dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="Dataset folder (default: the newest under LORE_HOME/datasets).")
+@click.option(
+    "--dataset",
+    "dataset_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Dataset folder (default: the newest under LORE_HOME/datasets).",
+)
 @click.option("--name", default=None, help="Adapter name (default: lore-<UTC time>).")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run of this dataset and settings from its last checkpoint.")
+@click.option(
+    "--resume", is_flag=True, help="Continue the interrupted run of this dataset and settings from its last checkpoint."
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many optimizer steps.")
 @click.option("--learning-rate", type=float, default=3e-4, show_default=True)
@@ -124,17 +157,48 @@ def dataset(
 @click.option("--alpha", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--dropout", type=click.FloatRange(0.0, 0.9), default=0.05, show_default=True)
 @click.option("--target-modules", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", show_default=True)
-@click.option("--top-layers", type=click.IntRange(min=1), default=None, help="Adapt only the last N decoder layers (faster steps; default: all).")
-@click.option("--max-length", type=click.IntRange(min=64), default=1280, show_default=True, help="Longest example in tokens.")
+@click.option(
+    "--top-layers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Adapt only the last N decoder layers (faster steps; default: all).",
+)
+@click.option(
+    "--max-length", type=click.IntRange(min=64), default=1280, show_default=True, help="Longest example in tokens."
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--gradient-accumulation", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=20, show_default=True, help="Optimizer steps between checkpoints and validations.")
-@click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True, help="Validations without improvement before stopping.")
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Optimizer steps between checkpoints and validations.",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Validations without improvement before stopping.",
+)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--max-minutes", type=click.FloatRange(min=0.01), default=None, help="Time budget: the run is shortened to fit it and stops there, keeping its best weights.")
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(min=0.01),
+    default=None,
+    help="Time budget: the run is shortened to fit it and stops there, keeping its best weights.",
+)
 @click.pass_obj
-def train(settings: LoreSettings, dataset_dir: Path | None, name: str | None, resume: bool, target_modules: str, **hyper: object) -> None:
+def train(
+    settings: LoreSettings,
+    dataset_dir: Path | None,
+    name: str | None,
+    resume: bool,
+    target_modules: str,
+    **hyper: object,
+) -> None:
     """Train a LoRA adapter on the base model; it lands in LORE_HOME/adapters/ (not yet promoted)."""
     from bot.customize.dataset import latest_dataset
     from bot.customize.inputs import base_weights
@@ -142,7 +206,8 @@ def train(settings: LoreSettings, dataset_dir: Path | None, name: str | None, re
     from bot.model.weights import base_model_name
 
     training = TrainingSettings(
-        target_modules=tuple(m.strip() for m in target_modules.split(",") if m.strip()), **hyper  # type: ignore[arg-type]
+        target_modules=tuple(m.strip() for m in target_modules.split(",") if m.strip()),
+        **hyper,  # type: ignore[arg-type]
     )
     result = train_adapter(
         dataset_dir or latest_dataset(settings.home / "datasets"),
@@ -165,13 +230,30 @@ def train(settings: LoreSettings, dataset_dir: Path | None, name: str | None, re
 
 @customize.command("eval")
 @click.option("--adapter", default=None, help="Adapter to measure (default: the newest).")
-@click.option("--dataset", "dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="Dataset whose test split to ask (default: the adapter's).")
-@click.option("--questions", "questions_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Also ask these `lore eval` questions (e.g. unanswerable ones).")
+@click.option(
+    "--dataset",
+    "dataset_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Dataset whose test split to ask (default: the adapter's).",
+)
+@click.option(
+    "--questions",
+    "questions_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Also ask these `lore eval` questions (e.g. unanswerable ones).",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N test questions.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"base": {...}, "adapter": {...}}.')
 @click.pass_obj
 def evaluate(
-    settings: LoreSettings, adapter: str | None, dataset_dir: Path | None, questions_file: Path | None, limit: int | None, as_json: bool
+    settings: LoreSettings,
+    adapter: str | None,
+    dataset_dir: Path | None,
+    questions_file: Path | None,
+    limit: int | None,
+    as_json: bool,
 ) -> None:
     """Base model vs adapter on the held-out test split, same retrieval; the result is kept in the adapter's lore.json."""
     from bot.app import build_services
@@ -193,7 +275,9 @@ def evaluate(
     name = adapter or _newest(registry)
     if dataset_dir is None:
         recorded = (registry.info(name).metadata.get("dataset") or {}).get("path")
-        dataset_dir = Path(recorded) if recorded and Path(recorded).is_dir() else latest_dataset(settings.home / "datasets")
+        dataset_dir = (
+            Path(recorded) if recorded and Path(recorded).is_dir() else latest_dataset(settings.home / "datasets")
+        )
     questions = test_questions(dataset_dir)[:limit]
     if questions_file is not None:
         questions += load_questions(questions_file)
@@ -222,7 +306,12 @@ def evaluate(
 @customize.command("promote")
 @click.argument("name", required=False)
 @click.option("--force", is_flag=True, help="Promote even if it does not beat the active model.")
-@click.option("--metric", type=click.Choice(["answer_accuracy", "citation_accuracy", "abstention"]), default="answer_accuracy", show_default=True)
+@click.option(
+    "--metric",
+    type=click.Choice(["answer_accuracy", "citation_accuracy", "abstention"]),
+    default="answer_accuracy",
+    show_default=True,
+)
 @click.pass_obj
 def promote_command(settings: LoreSettings, name: str | None, force: bool, metric: str) -> None:
     """Make adapter NAME (default: the newest) answer, if it beats the active model on METRIC."""
@@ -231,7 +320,9 @@ def promote_command(settings: LoreSettings, name: str | None, force: bool, metri
     registry = _registry(settings)
     done = promote(registry, name or _newest(registry), metric=metric, force=force)
     note = " (forced)" if done.forced else ""
-    click.echo(f"Promoted {done.name}{note}: {metric} {_num(done.score)} vs {_num(done.beaten)} before (was: {done.previous or 'base'}).")
+    click.echo(
+        f"Promoted {done.name}{note}: {metric} {_num(done.score)} vs {_num(done.beaten)} before (was: {done.previous or 'base'})."
+    )
     click.echo("A running `lore serve` answers with it from its next answer (unless model.adapter pins one).")
     if settings.model.backend == "openai":
         click.echo(
@@ -293,7 +384,12 @@ def _num(value: object) -> str:
 
 
 @customize.command("retrain")
-@click.option("--min-feedback", type=click.IntRange(min=0), default=None, help="Retrain only if at least N feedback items arrived since the last retraining (default: customize.retrain_min_feedback; 0: retrain now).")
+@click.option(
+    "--min-feedback",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Retrain only if at least N feedback items arrived since the last retraining (default: customize.retrain_min_feedback; 0: retrain now).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def retrain_command(settings: LoreSettings, min_feedback: int | None, as_json: bool) -> None:

@@ -196,7 +196,7 @@ def _giver(entry: Feedback) -> str:
 
 
 def _trainable(entry: Feedback, answer: StoredAnswer | None, admins: frozenset[str]) -> str:
-    """"yes", or why the correction can never be trained on."""
+    """ "yes", or why the correction can never be trained on."""
     if answer is None:
         return "its answer is gone (purged, or never logged)"
     if not may_teach(entry, answer, admins):

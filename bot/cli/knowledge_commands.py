@@ -162,20 +162,30 @@ def _print_report(report: RefreshReport) -> None:
 @click.command("search")
 @click.argument("query")
 @click.option(
-    "-k", "k", type=click.IntRange(min=1), default=None,
+    "-k",
+    "k",
+    type=click.IntRange(min=1),
+    default=None,
     help="Number of results (default: the configured retrieval.k, as the bot uses).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 @click.option(
-    "--chunks", is_flag=True,
+    "--chunks",
+    is_flag=True,
     help="Show every matching chunk, not at most retrieval.max_per_document per document.",
 )
 @click.option(
-    "--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True,
+    "--mode",
+    type=click.Choice(["hybrid", "dense", "keyword"]),
+    default="hybrid",
+    show_default=True,
     help="Retrieval mode.",
 )
 @click.option(
-    "--as", "as_email", metavar="EMAIL", default=None,
+    "--as",
+    "as_email",
+    metavar="EMAIL",
+    default=None,
     help="Search only what this person may read (default: every document, whoever may read it).",
 )
 @click.pass_obj

@@ -51,6 +51,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
         click.echo(f"Error: the settings are not valid (lore.toml or the environment):\n{problems}", err=True)
         sys.exit(1)
 
+
 from bot.cli.manifests_commands import manifests  # noqa: E402
 
 cli.add_command(manifests)

@@ -20,12 +20,8 @@ def manifests() -> None:
 
 
 @manifests.command("teams")
-@click.option(
-    "--app-id", required=True, help="The bot's Microsoft App ID (MICROSOFT_APP_ID), a GUID."
-)
-@click.option(
-    "--domain", help="Host serving /api/messages, e.g. lore.example.com (goes into validDomains)."
-)
+@click.option("--app-id", required=True, help="The bot's Microsoft App ID (MICROSOFT_APP_ID), a GUID.")
+@click.option("--domain", help="Host serving /api/messages, e.g. lore.example.com (goes into validDomains).")
 @click.option("--website-url", help="https:// page about the bot (default: https://DOMAIN/).")
 @click.option(
     "--version",
@@ -61,9 +57,5 @@ def teams(
     manifest = build_package(values, out, template_dir)
     click.echo(f"Wrote {out} (app {manifest['id']}, version {manifest['version']}).")
     if values["WEBSITE_URL"] == DEFAULT_WEBSITE_URL:
-        click.echo(
-            f"Note: the developer links point to {DEFAULT_WEBSITE_URL}; pass --domain or --website-url."
-        )
-    click.echo(
-        "Upload it in Teams (Apps → Manage your apps → Upload an app) or in the Developer Portal."
-    )
+        click.echo(f"Note: the developer links point to {DEFAULT_WEBSITE_URL}; pass --domain or --website-url.")
+    click.echo("Upload it in Teams (Apps → Manage your apps → Upload an app) or in the Developer Portal.")

@@ -103,10 +103,12 @@ def _teams_routes(services: Services) -> Routes:
 
 # Every platform, by name: Slack when it has a bot token, Teams when it has an app id (or
 # when the emulator mode is asked for explicitly). A new platform is one more row.
-PLATFORMS: Mapping[str, Platform] = MappingProxyType({
-    "slack": Platform(lambda settings, _emulator: settings.slack.enabled, _slack_routes),
-    "teams": Platform(lambda settings, emulator: bool(settings.teams.app_id) or emulator, _teams_routes),
-})
+PLATFORMS: Mapping[str, Platform] = MappingProxyType(
+    {
+        "slack": Platform(lambda settings, _emulator: settings.slack.enabled, _slack_routes),
+        "teams": Platform(lambda settings, emulator: bool(settings.teams.app_id) or emulator, _teams_routes),
+    }
+)
 
 
 def platform_routes(services: Services, teams_emulator: bool) -> list[Routes]:
@@ -143,9 +145,7 @@ def _add_schedules(app: web.Application, services: Services) -> None:
     retraining = _retraining(services)
 
     async def start(_app: web.Application) -> None:
-        scheduler.add_job(
-            services.purge_expired, "interval", days=1, id="purge-answer-log", coalesce=True
-        )
+        scheduler.add_job(services.purge_expired, "interval", days=1, id="purge-answer-log", coalesce=True)
         if refresh.cron is None and refresh.interval_minutes is None:
             log.info("scheduled index refreshes are off (refresh.interval_minutes and cron unset)")
         else:

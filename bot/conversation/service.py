@@ -17,9 +17,9 @@ from bot.conversation.dedupe import RecentKeys
 from bot.conversation.memory import ConversationMemory, answer_and_remember
 from bot.conversation.rate_limit import RateLimiter
 from bot.core.agent import DraftCallback, TextCallback
-from bot.core.types import Answer, Question
 from bot.errors import BusyError
 from bot.store.feedback import Feedback, FeedbackStore
+from bot.types import Answer, Question
 
 if TYPE_CHECKING:
     from bot.core.agent import Agent
@@ -110,7 +110,12 @@ class ConversationService:
         answer and remember the turn. A full queue or a busy model gives the busy notice, any
         other failure an apology with an error id (logged with the cause)."""
         if self._asked >= self._capacity:
-            log.warning("%s: %d questions in hand; asked user=%s to retry", question.platform, self._asked, question.asker.user_id)
+            log.warning(
+                "%s: %d questions in hand; asked user=%s to retry",
+                question.platform,
+                self._asked,
+                question.asker.user_id,
+            )
             return Notice(BUSY_TEXT)
         self._asked += 1
         try:

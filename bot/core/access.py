@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from bot.core.types import Answer, Asker, Question
 from bot.identity.directory import Directory, DirectoryFile
 from bot.identity.principals import PrincipalsResolver
 from bot.settings import LoreSettings
+from bot.types import Answer, Asker, Question
 from knowledge.config import SourceSettings
 from knowledge.permissions import FileModePermissions, PermissionPolicy, may_read
 from knowledge.permissions.acl import check_outside_sources
@@ -64,7 +64,9 @@ class AccessPolicy:
         only if every passage it was built from is readable there."""
         return self.may_share_documents(((p.path, p.principals) for p in answer.passages), audience)
 
-    def may_share_documents(self, documents: Iterable[tuple[str, Iterable[str]]], audience: frozenset[str]) -> ShareCheck:
+    def may_share_documents(
+        self, documents: Iterable[tuple[str, Iterable[str]]], audience: frozenset[str]
+    ) -> ShareCheck:
         """The same check from (path, principals) pairs, e.g. as kept in the answer log."""
         hidden = sorted({path for path, principals in documents if not may_read(principals, audience)})
         if not hidden:

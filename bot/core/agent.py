@@ -97,9 +97,7 @@ class Agent:
         self.writes = writes
         self.excerpt_rules = excerpt_rules or ExcerptRules()
         self.links = links or LinkPolicy()
-        self.scorer = scorer or (
-            EmbeddingScorer(self.embedder) if self.embedder is not None else OverlapScorer()
-        )
+        self.scorer = scorer or (EmbeddingScorer(self.embedder) if self.embedder is not None else OverlapScorer())
         self.judge = EvidenceJudge(retriever, settings, glossary, self.embedder)
 
     def answer(
@@ -159,26 +157,18 @@ class Agent:
         generation_started = time.perf_counter()
         raw, first_token = self._generate(prompt, on_text, started)
         timings["generation"] = time.perf_counter() - generation_started
-        timings["first_token"] = (
-            first_token if first_token is not None else time.perf_counter() - started
-        )
+        timings["first_token"] = first_token if first_token is not None else time.perf_counter() - started
         generated_tokens = _count_generated(self.model, raw)
         # The model's own text, citing only passages it was given: shown, or kept for the log.
         generated = drop_invalid_citations(raw, range(1, len(prompt.passages) + 1))
 
         if NOT_COVERED in raw.lower():
             # The model read the passages and says they do not answer: trust it over retrieval.
-            answer = self._fallback(
-                question, retrieved, timings, started, verdict, prompt.passages
-            )
+            answer = self._fallback(question, retrieved, timings, started, verdict, prompt.passages)
         elif self._is_grounded(generated, prompt, question, query):
-            answer = self._written_answer(
-                question, focus, prompt, generated, retrieved, verdict, timings, started
-            )
+            answer = self._written_answer(question, focus, prompt, generated, retrieved, verdict, timings, started)
         else:
-            answer = replace(
-                shown, timings={**shown.timings, **timings, "total": time.perf_counter() - started}
-            )
+            answer = replace(shown, timings={**shown.timings, **timings, "total": time.perf_counter() - started})
         # The drafted answer's id: its feedback buttons rate what replaces it.
         return self._finish(
             replace(answer, id=shown.id, generated_tokens=generated_tokens, generated=generated),
@@ -208,9 +198,7 @@ class Agent:
         """Whether the active model writes answers now (else the excerpts are the answer)."""
         return self.writes is None or self.writes(self.model.name, self.model.adapter)
 
-    def _generate(
-        self, prompt: Prompt, on_text: TextCallback | None, started: float
-    ) -> tuple[str, float | None]:
+    def _generate(self, prompt: Prompt, on_text: TextCallback | None, started: float) -> tuple[str, float | None]:
         pieces: list[str] = []
         first_token: float | None = None
         for piece in self.model.stream(prompt.messages, self.generation):
@@ -233,23 +221,17 @@ class Agent:
         started: float,
     ) -> Answer:
         """The answer made of excerpts of the retrieved passages: ready without the model."""
-        excerpts = select_excerpts(
-            focus, list(enumerate(retrieved, start=1)), self.scorer, self.excerpt_rules
-        )
+        excerpts = select_excerpts(focus, list(enumerate(retrieved, start=1)), self.scorer, self.excerpt_rules)
         lead = self.settings.hedge_text if verdict.level == "hedged" else ""
         cited = sorted({excerpt.number for excerpt in excerpts}) or [1]
         elapsed = time.perf_counter() - started
         return Answer(
             id=_new_id(),
             question=question,
-            text=defuse_links(
-                excerpts_text(excerpts, lead) if excerpts else lead or retrieved[0].text, self.links
-            ),
+            text=defuse_links(excerpts_text(excerpts, lead) if excerpts else lead or retrieved[0].text, self.links),
             citations=tuple(_citation(number, retrieved[number - 1]) for number in cited),
             evidence=tuple(
-                Evidence(
-                    e.passage.path, defuse_links(e.text, self.links), e.passage.title, e.passage.url
-                )
+                Evidence(e.passage.path, defuse_links(e.text, self.links), e.passage.title, e.passage.url)
                 for e in excerpts
             ),
             passages=tuple(retrieved),
@@ -301,9 +283,7 @@ class Agent:
             asked=f"{question.text}\n{focus}",
         )
         cited = cited_numbers(text) or list(range(1, len(given) + 1))
-        quotes = select_evidence(
-            focus, [(number, given[number - 1]) for number in cited], scorer=self.scorer
-        )
+        quotes = select_evidence(focus, [(number, given[number - 1]) for number in cited], scorer=self.scorer)
         cited = cited_numbers(text) or sorted({quote.number for quote in quotes}) or [1]
         return Answer(
             id=_new_id(),

@@ -77,9 +77,7 @@ class EvalResult:
 
     @property
     def cited_right(self) -> bool:
-        return any(
-            same_path(path, source) for path in self.cited for source in self.question.accepted_sources
-        )
+        return any(same_path(path, source) for path in self.cited for source in self.question.accepted_sources)
 
     @property
     def answer_correct(self) -> bool:
@@ -87,9 +85,7 @@ class EvalResult:
 
     @property
     def answer_or_evidence_correct(self) -> bool:
-        return self.confident and _contains_all(
-            "\n".join((self.answer, *self.evidence)), self.question.must_contain
-        )
+        return self.confident and _contains_all("\n".join((self.answer, *self.evidence)), self.question.must_contain)
 
     @property
     def generated_shown(self) -> bool:
@@ -103,9 +99,7 @@ class EvalResult:
     @property
     def model_cited_right(self) -> bool:
         return self.confident and any(
-            same_path(path, source)
-            for path in self.generated_cited
-            for source in self.question.accepted_sources
+            same_path(path, source) for path in self.generated_cited for source in self.question.accepted_sources
         )
 
 
@@ -202,9 +196,7 @@ def result_for(question: EvalQuestion, answer: Answer) -> EvalResult:
     """The measurable parts of `answer` to `question`."""
     numbered = answer.passages  # the prompt's passages come first, numbered as the model saw them
     generated_cited = tuple(
-        numbered[number - 1].path
-        for number in cited_numbers(answer.generated)
-        if 1 <= number <= len(numbered)
+        numbered[number - 1].path for number in cited_numbers(answer.generated) if 1 <= number <= len(numbered)
     )
     return EvalResult(
         question=question,

@@ -15,9 +15,7 @@ from bot.types import Turn
 
 SHORT_QUESTION_TERMS = 2  # this many content words or fewer: too little to search on its own
 _OPENERS = ("and ", "also ", "what about", "how about", "same for", "or ", "but ", "then ")
-_PRONOUNS = frozenset(
-    "it its it's they them their theirs this that these those there he she his her one ones".split()
-)
+_PRONOUNS = frozenset("it its it's they them their theirs this that these those there he she his her one ones".split())
 
 
 def resolve_followup(question: str, history: Sequence[Turn]) -> str:

@@ -34,7 +34,7 @@ class Glossary:
         for term, definition in self.terms:
             text = re.sub(
                 rf"(?<!\w){re.escape(term)}(?!\w)",
-                lambda found: f"{found.group(0)} ({definition})",
+                lambda found, definition=definition: f"{found.group(0)} ({definition})",
                 text,
                 count=1,
                 flags=re.IGNORECASE,
@@ -55,36 +55,21 @@ def load_glossary(path: Path) -> Glossary:
             f"Glossary file {path} does not exist; fix agent.glossary_file or remove it."
         ) from error
     except yaml.YAMLError as error:
-        raise ConfigurationError(
-            f"Glossary file {path} is not valid YAML: {error}"
-        ) from error
+        raise ConfigurationError(f"Glossary file {path} is not valid YAML: {error}") from error
     if data is None:
         return Glossary()
-    if (
-        isinstance(data, dict)
-        and "terms" in data
-        and isinstance(data["terms"], (list, dict))
-    ):
+    if isinstance(data, dict) and "terms" in data and isinstance(data["terms"], (list, dict)):
         data = data["terms"]
     pairs: list[tuple[str, str]] = []
     if isinstance(data, dict):
         pairs = [(str(term), str(definition)) for term, definition in data.items()]
     elif isinstance(data, list):
         for number, entry in enumerate(data, start=1):
-            if (
-                not isinstance(entry, dict)
-                or "term" not in entry
-                or "definition" not in entry
-            ):
-                raise ConfigurationError(
-                    f"Glossary file {path}: entry {number} needs `term` and `definition` keys."
-                )
+            if not isinstance(entry, dict) or "term" not in entry or "definition" not in entry:
+                raise ConfigurationError(f"Glossary file {path}: entry {number} needs `term` and `definition` keys.")
             pairs.append((str(entry["term"]), str(entry["definition"])))
     else:
         raise ConfigurationError(
-            f"Glossary file {path} must hold a mapping of term: definition "
-            "or a list of {term, definition} entries."
+            f"Glossary file {path} must hold a mapping of term: definition or a list of {{term, definition}} entries."
         )
-    return Glossary(
-        tuple((term.strip(), " ".join(text.split())) for term, text in pairs)
-    )
+    return Glossary(tuple((term.strip(), " ".join(text.split())) for term, text in pairs))

@@ -71,9 +71,7 @@ def is_degenerate(text: str) -> bool:
     tokens = _CITATION.sub(" ", text).lower().split()
     if len(tokens) < 2:
         return True
-    grams = Counter(
-        tuple(tokens[i : i + REPEAT_NGRAM]) for i in range(len(tokens) - REPEAT_NGRAM + 1)
-    )
+    grams = Counter(tuple(tokens[i : i + REPEAT_NGRAM]) for i in range(len(tokens) - REPEAT_NGRAM + 1))
     if grams and max(grams.values()) >= REPEAT_LIMIT:
         return True
     # Long output reusing a handful of words is a loop with a longer period.

@@ -152,9 +152,7 @@ class EvidenceJudge:
             and stem(word) not in present
         ]
         counts = {
-            word: len(
-                self.retriever.search(word, k=RARE_WORD_MAX_PASSAGES + 1, filters=filters, mode="keyword")
-            )
+            word: len(self.retriever.search(word, k=RARE_WORD_MAX_PASSAGES + 1, filters=filters, mode="keyword"))
             for word in candidates
         }
         return {word: count for word, count in counts.items() if count <= RARE_WORD_MAX_PASSAGES}
@@ -163,9 +161,7 @@ class EvidenceJudge:
         """Words of `query` that no indexed passage (readable under `filters`) contains."""
         return [word for word, count in self.rare_words(query, (), filters).items() if count == 0]
 
-    def _judge_by_sentences(
-        self, query: str, passages: Sequence[Passage], filters: SearchFilters | None
-    ) -> Verdict:
+    def _judge_by_sentences(self, query: str, passages: Sequence[Passage], filters: SearchFilters | None) -> Verdict:
         expanded = self.glossary.expand(query) if self.glossary is not None else query
         similarity = self.best_sentence_similarity(expanded, passages)
         if similarity < self.settings.min_evidence_score:

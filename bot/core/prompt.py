@@ -62,9 +62,7 @@ def quote_passage_text(text: str) -> str:
     a reader sees it: full-width or otherwise compatible characters folded ("［2］" is "[2]"),
     invisible ones (zero-width spaces) ignored."""
     text = strip_control_tokens(text.replace("\r\n", "\n").translate(_LINE_BREAKS))
-    return "\n".join(
-        f"> {line}" if _DELIMITER_LINE.match(_as_read(line)) else line for line in text.split("\n")
-    )
+    return "\n".join(f"> {line}" if _DELIMITER_LINE.match(_as_read(line)) else line for line in text.split("\n"))
 
 
 def _as_read(line: str) -> str:

@@ -40,9 +40,7 @@ def load_curated(paths: Iterable[Path]) -> list[CuratedPair]:
         elif suffix == ".csv":
             pairs.extend(_from_csv(path))
         else:
-            raise ConfigurationError(
-                f"Curated file {path} is neither YAML nor CSV: give a .yaml, .yml or .csv file."
-            )
+            raise ConfigurationError(f"Curated file {path} is neither YAML nor CSV: give a .yaml, .yml or .csv file.")
     return pairs
 
 
@@ -74,9 +72,7 @@ def _from_csv(path: Path) -> list[CuratedPair]:
             for row in normal
             if row["term"] and row["definition"]
         ]
-    raise ConfigurationError(
-        f"Curated file {path} needs a header with `question,answer` or `term,definition` columns."
-    )
+    raise ConfigurationError(f"Curated file {path} needs a header with `question,answer` or `term,definition` columns.")
 
 
 def _faq(path: Path, question: Any, answer: Any, where: int) -> CuratedPair:

@@ -162,9 +162,7 @@ def build_dataset(
     gaps: list[dict[str, str]] = []
     skipped: Counter[str] = Counter()
     if options.use_feedback and feedback is not None and answers is not None:
-        harvest = harvest_feedback(
-            feedback, answers, options.include_restricted, frozenset(options.feedback_admins)
-        )
+        harvest = harvest_feedback(feedback, answers, options.include_restricted, frozenset(options.feedback_admins))
         seeds += harvest.seeds
         gaps = [gap.to_dict() for gap in harvest.gaps]
         skipped.update(harvest.skipped)

@@ -78,9 +78,7 @@ def evaluation_record(reports: dict[str, EvalReport], dataset: Path, questions: 
     """What `--json` prints and lore.json keeps: the headline metrics of both sides."""
     card = DatasetCard.read(dataset)
     record: dict[str, Any] = {side: headline(report) for side, report in reports.items()}
-    record.update(
-        {"dataset": card.hash, "questions": questions, "evaluated": datetime.now(UTC).isoformat()}
-    )
+    record.update({"dataset": card.hash, "questions": questions, "evaluated": datetime.now(UTC).isoformat()})
     return record
 
 

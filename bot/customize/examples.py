@@ -190,7 +190,10 @@ class RaftBuilder:
     def _distractors_only(self, seed: Seed, question: str, retrieved: list[Passage]) -> Example | None:
         answering = {seed.golden.path} if seed.golden is not None else set(seed.cited_paths)
         pool = retrieved + self._retriever.search(
-            seed.question, k=self._retrieval.k * 3, filters=self._filters, max_per_document=self._retrieval.max_per_document
+            seed.question,
+            k=self._retrieval.k * 3,
+            filters=self._filters,
+            max_per_document=self._retrieval.max_per_document,
         )
         distractors: list[Passage] = []
         for passage in pool:
@@ -220,7 +223,9 @@ def must_contain(question: str, answer: str) -> tuple[str, ...]:
     asked = question.lower()
     answer = _PLACEHOLDER.sub(" ", answer)
     found: list[str] = []
-    candidates = _NUMBER.findall(answer) + _NAME.findall(answer)[1:] + sorted(content_words(answer), key=len, reverse=True)
+    candidates = (
+        _NUMBER.findall(answer) + _NAME.findall(answer)[1:] + sorted(content_words(answer), key=len, reverse=True)
+    )
     for term in candidates:
         term = term.strip(".,:")
         if len(term) < 1 or term.lower() in asked or any(term.lower() in f.lower() for f in found):

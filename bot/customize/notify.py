@@ -57,9 +57,7 @@ class SlackChannelNotifier:
         from slack_sdk import WebClient
         from slack_sdk.errors import SlackApiError, SlackClientError
 
-        client = WebClient(
-            token=self._token.get_secret_value(), base_url=self._api_url, timeout=int(TIMEOUT_SECONDS)
-        )
+        client = WebClient(token=self._token.get_secret_value(), base_url=self._api_url, timeout=int(TIMEOUT_SECONDS))
         try:
             client.chat_postMessage(channel=self._channel, text=escape(text), unfurl_links=False)
         except SlackApiError as error:
@@ -111,8 +109,7 @@ def admin_notifiers(settings: LoreSettings) -> list[AdminNotifier]:
     if customize.admin_slack_channel:
         if settings.slack.bot_token is None:
             log.warning(
-                "customize.admin_slack_channel is set but SLACK_BOT_TOKEN is not: "
-                "results are not posted to Slack"
+                "customize.admin_slack_channel is set but SLACK_BOT_TOKEN is not: results are not posted to Slack"
             )
         else:
             notifiers.append(

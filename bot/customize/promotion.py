@@ -56,9 +56,7 @@ def list_adapters(registry: AdapterRegistry) -> list[AdapterSummary]:
         metrics = dict(info.metadata.get("metrics") or {})
         if "evaluation" in info.metadata:
             metrics["evaluation"] = info.metadata["evaluation"]
-        found.append(
-            AdapterSummary(name, info.created.isoformat() if info.created else None, metrics, name == active)
-        )
+        found.append(AdapterSummary(name, info.created.isoformat() if info.created else None, metrics, name == active))
     return found
 
 
@@ -89,7 +87,11 @@ def promote(registry: AdapterRegistry, name: str, metric: str = "answer_accuracy
                 "first, or promote it anyway with --force."
             )
         if beaten is not None and score <= beaten:
-            against = f"adapter {previous!r}" if _score(registry, previous, metric, "adapter") is not None else "the base model"
+            against = (
+                f"adapter {previous!r}"
+                if _score(registry, previous, metric, "adapter") is not None
+                else "the base model"
+            )
             raise PromotionError(
                 f"Adapter {name!r} does not beat {against} on {metric} ({score:.3f} vs {beaten:.3f}); "
                 "not promoted. Use --force to promote it anyway."

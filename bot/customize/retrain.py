@@ -38,12 +38,12 @@ from bot.customize.evaluate import HEADLINE, compare, evaluation_record, record_
 from bot.customize.inputs import base_weights, dataset_inputs
 from bot.customize.notify import AdminNotifier, admin_notifiers, notify
 from bot.customize.promotion import PromotionError, promote, store_evaluation
-from bot.store.feedback import may_train
 from bot.customize.teacher import open_teacher
 from bot.customize.training import StepReport, TrainingSettings, train_adapter
 from bot.model.adapters import AdapterRegistry
 from bot.model.writing import measured_writing
 from bot.settings import CustomizeSettings
+from bot.store.feedback import may_train
 from knowledge.errors import ConfigurationError, LoreError
 from knowledge.lock import RefreshLock
 
@@ -184,9 +184,7 @@ class RetrainJob:
         # Only feedback that may train counts toward a run: strangers' ratings of other
         # people's answers cannot start one.
         fresh = sum(
-            1
-            for item in stored
-            if item.id is not None and item.id > state.feedback_id and may_train(item, admins)
+            1 for item in stored if item.id is not None and item.id > state.feedback_id and may_train(item, admins)
         )
         if fresh < self._min_feedback:
             return self._result(
@@ -404,4 +402,3 @@ def _agent_with_model(agent: Agent, model: Model) -> Agent:
 
 def _num(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
-

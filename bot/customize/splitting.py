@@ -35,9 +35,7 @@ def deduplicate(examples: Sequence[Example]) -> list[Example]:
     return kept
 
 
-def split_by_document(
-    examples: Sequence[Example], validation_share: float = 0.1, test_share: float = 0.1
-) -> Split:
+def split_by_document(examples: Sequence[Example], validation_share: float = 0.1, test_share: float = 0.1) -> Split:
     """Documents ordered by the hash of their key fill test first, then validation, then train
     (at least one document each when there are three or more): the same documents always
     split the same way, whatever order the examples come in."""

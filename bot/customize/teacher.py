@@ -67,9 +67,7 @@ class Teacher:
 
     def __init__(self, model: ChatCompletion, questions_per_chunk: int = 2, name: str = "") -> None:
         if questions_per_chunk < 1:
-            raise TeacherError(
-                f"customize.teacher_questions_per_chunk is {questions_per_chunk}: set it to 1 or more."
-            )
+            raise TeacherError(f"customize.teacher_questions_per_chunk is {questions_per_chunk}: set it to 1 or more.")
         self.model = model
         self.name = name
         self.questions_per_chunk = questions_per_chunk
@@ -113,7 +111,10 @@ class Teacher:
 
     def report(self) -> dict[str, Any]:
         """What the dataset card records: the teacher model's name and the counts."""
-        counts = {key: self.tally[key] for key in ("chunks", "pairs", "malformed_replies", "invalid_pairs", "unsupported_answers")}
+        counts = {
+            key: self.tally[key]
+            for key in ("chunks", "pairs", "malformed_replies", "invalid_pairs", "unsupported_answers")
+        }
         return {"model": self.name, **counts}
 
     def close(self) -> None:
@@ -169,10 +170,7 @@ def parse_reply(reply: str) -> list[Any] | None:
 def is_supported(answer: str, sources: Sequence[str]) -> bool:
     """Whether the chunk (`sources`: its text, title, heading) backs `answer`: every number
     and name in it is there, and at most the agent's share of its content words is not."""
-    return (
-        not ungrounded_terms(answer, sources)
-        and unsupported_share(answer, sources) <= MAX_UNSUPPORTED_SHARE
-    )
+    return not ungrounded_terms(answer, sources) and unsupported_share(answer, sources) <= MAX_UNSUPPORTED_SHARE
 
 
 def _pair(entry: Any) -> QAPair | None:

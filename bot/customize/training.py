@@ -59,7 +59,13 @@ class TrainingSettings:
     alpha: int = 32
     dropout: float = 0.05
     target_modules: tuple[str, ...] = (
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
     )
     # LoRA only in the last N decoder layers (None: all). Backpropagation then stops at the
     # lowest adapted layer, so each step costs less and more examples fit a time budget.
@@ -196,7 +202,9 @@ def _plan_run(
     private_folder(folder)  # checkpoints are adapters too
     if name is None:  # two runs within one second (tests, a quick retry) get -2, -3, ...
         stamp = f"lore-{created.strftime('%Y%m%d-%H%M%S')}"
-        name = next(n for n in (stamp, *(f"{stamp}-{i}" for i in range(2, 1000))) if not (registry.directory / n).exists())
+        name = next(
+            n for n in (stamp, *(f"{stamp}-{i}" for i in range(2, 1000))) if not (registry.directory / n).exists()
+        )
     if (registry.directory / name).exists():
         raise ConfigurationError(f"An adapter named {name!r} already exists: choose another --name.")
     return _Run(dataset, card, fingerprint, folder, name, created)
@@ -272,7 +280,9 @@ def _train_loop(
                 # The last validation's length is kept in hand for the one that ends the run.
                 out_of_time = spent + validation_seconds >= budget
                 done_here = state.step - session.resumed_from
-                if done_here == TIME_PROBE_STEPS or (done_here > TIME_PROBE_STEPS and state.step % settings.checkpoint_every == 0):
+                if done_here == TIME_PROBE_STEPS or (
+                    done_here > TIME_PROBE_STEPS and state.step % settings.checkpoint_every == 0
+                ):
                     # The pace so far (validations included) decides how many steps fit; the
                     # first estimate is refined at every checkpoint, in either direction.
                     plan.fit(state.step, spent / done_here, budget - spent)
@@ -280,7 +290,9 @@ def _train_loop(
             if state.step % settings.checkpoint_every == 0 or state.step == plan.total_steps or out_of_time:
                 if session.validation:
                     validating = time.perf_counter()
-                    validation_loss = _validation_loss(model, session.validation, session.pad, session.device, settings.batch_size)
+                    validation_loss = _validation_loss(
+                        model, session.validation, session.pad, session.device, settings.batch_size
+                    )
                     validation_seconds = time.perf_counter() - validating
                     state.validations.append([state.step, round(validation_loss, 5)])
                     if state.best_loss is None or validation_loss < state.best_loss - 1e-4:
@@ -295,7 +307,11 @@ def _train_loop(
                 save_checkpoint(run, model, session.optimizer, session.scheduler, state)
             advance(step_loss, validation_loss, plan.total_steps)
             if on_step is not None:
-                on_step(StepReport(state.step, plan.total_steps, step_loss, session.scheduler.get_last_lr()[0], validation_loss))
+                on_step(
+                    StepReport(
+                        state.step, plan.total_steps, step_loss, session.scheduler.get_last_lr()[0], validation_loss
+                    )
+                )
     return _Ending(stopped_early, out_of_time)
 
 
@@ -364,7 +380,11 @@ def _publish(
     write_state(run.folder, state)
     log.info(
         "Trained adapter %s: %d steps, train loss %s, validation loss %s, %.0f s",
-        run.name, state.step, _fmt(state.train_loss), _fmt(state.best_loss), seconds,
+        run.name,
+        state.step,
+        _fmt(state.train_loss),
+        _fmt(state.best_loss),
+        seconds,
     )
     return TrainingResult(
         adapter=run.name,
@@ -417,9 +437,7 @@ def _top_layers(model: Any, count: int | None) -> list[int] | None:
     return list(range(total - count, total))
 
 
-def _encode(
-    encoder: ExampleTokenizer, examples: Sequence[Any], max_length: int
-) -> tuple[list[TokenizedExample], int]:
+def _encode(encoder: ExampleTokenizer, examples: Sequence[Any], max_length: int) -> tuple[list[TokenizedExample], int]:
     encoded = [encoder.encode(example) for example in examples]
     kept = [e for e in encoded if len(e.input_ids) <= max_length]
     return kept, len(encoded) - len(kept)
@@ -545,8 +563,13 @@ def _progress_bar(show: bool, total: int, done: int) -> Iterator[Callable[[float
     )
 
     with Progress(
-        TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        TextColumn("training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
     ) as bar:
         task = bar.add_task("training", total=total, completed=done, loss="")
 

@@ -96,9 +96,7 @@ def parse_directory(text: str, origin: str = "<directory>") -> DirectoryData:
         str(object_id).strip().casefold(): _email(email, f"aad_object_ids.{object_id}", origin)
         for object_id, email in _mapping(data.get("aad_object_ids") or {}, "aad_object_ids", origin).items()
     }
-    return DirectoryData(
-        {email: frozenset(groups) for email, groups in memberships.items()}, accounts, aad_object_ids
-    )
+    return DirectoryData({email: frozenset(groups) for email, groups in memberships.items()}, accounts, aad_object_ids)
 
 
 class DirectoryFile:

@@ -71,7 +71,9 @@ class SlackEmails:
             response = await self.client.users_info(user=user_id)
         except SlackApiError as error:
             data = error.response.data
-            reason = data.get("error", "unknown error") if isinstance(data, dict) else f"HTTP {error.response.status_code}"
+            reason = (
+                data.get("error", "unknown error") if isinstance(data, dict) else f"HTTP {error.response.status_code}"
+            )
             if reason == "ratelimited":
                 return None  # try again on the next message
             if reason in ("missing_scope", "no_permission"):

@@ -33,9 +33,7 @@ class TeamsEmails:
     """Looks up the e-mail of the sender of a Teams activity. An unknown address is None: the
     asker then holds only `everyone` (fail closed)."""
 
-    def __init__(
-        self, cache: TtlCache[str | None] | None = None, directory: Directory | None = None
-    ) -> None:
+    def __init__(self, cache: TtlCache[str | None] | None = None, directory: Directory | None = None) -> None:
         self.cache: TtlCache[str | None] = cache or TtlCache(ttl_seconds=3600.0)
         self.directory = directory
 

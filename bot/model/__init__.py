@@ -71,9 +71,7 @@ def _load_openai(settings: ModelSettings, home: Path) -> Model:
     from bot.model.weights import check_model_folder
 
     tokenizer = (
-        ChatTokenizer.from_folder(check_model_folder(settings.base_model))
-        if settings.base_model is not None
-        else None
+        ChatTokenizer.from_folder(check_model_folder(settings.base_model)) if settings.base_model is not None else None
     )
     return OpenAIModel(
         settings.openai_base_url,
@@ -89,10 +87,12 @@ def _load_openai(settings: ModelSettings, home: Path) -> Model:
 
 # Every `model.backend`, by name. Each loader imports its libraries itself, so that choosing
 # the openai backend never imports torch.
-BACKENDS: Mapping[str, Backend] = MappingProxyType({
-    "local": Backend(_load_local, uses_adapter_registry=True),
-    "openai": Backend(_load_openai, uses_adapter_registry=False),
-})
+BACKENDS: Mapping[str, Backend] = MappingProxyType(
+    {
+        "local": Backend(_load_local, uses_adapter_registry=True),
+        "openai": Backend(_load_openai, uses_adapter_registry=False),
+    }
+)
 
 
 def load_model(settings: ModelSettings, home: Path) -> Model:

@@ -107,9 +107,7 @@ class FollowActiveAdapter:
         """The wrapped model's count."""
         return self._model.count_tokens(messages)
 
-    def stream(
-        self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
-    ) -> Iterator[str]:
+    def stream(self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None) -> Iterator[str]:
         """Switch to the promoted adapter if it changed, then stream the wrapped model's answer."""
         self._watcher.check()
         return self._model.stream(messages, settings)

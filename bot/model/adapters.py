@@ -63,9 +63,7 @@ class AdapterRegistry:
         if not self._dir.is_dir():
             return []
         found = [
-            path
-            for path in self._dir.iterdir()
-            if _NAME.fullmatch(path.name) and (path / PEFT_CONFIG_FILE).is_file()
+            path for path in self._dir.iterdir() if _NAME.fullmatch(path.name) and (path / PEFT_CONFIG_FILE).is_file()
         ]
         return [path.name for path in sorted(found, key=_age_key)]
 
@@ -117,9 +115,7 @@ class AdapterRegistry:
         os.replace(temporary, marker)
 
 
-def check_adapter_base(
-    info: AdapterInfo, base_folder: Path, base_name: str, fingerprint: Callable[[], str]
-) -> None:
+def check_adapter_base(info: AdapterInfo, base_folder: Path, base_name: str, fingerprint: Callable[[], str]) -> None:
     """Raise AdapterMismatchError unless adapter `info` was trained on the given base model.
 
     The weights hash in lore.json decides when there is one; otherwise the base model named by
@@ -165,13 +161,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelNotFoundError(
-            f"cannot read {path}: {exc}; the adapter folder is damaged, retrain it"
-        ) from exc
+        raise ModelNotFoundError(f"cannot read {path}: {exc}; the adapter folder is damaged, retrain it") from exc
     if not isinstance(data, dict):
-        raise ModelNotFoundError(
-            f"{path} is not a JSON object; the adapter folder is damaged, retrain it"
-        )
+        raise ModelNotFoundError(f"{path} is not a JSON object; the adapter folder is damaged, retrain it")
     return data
 
 

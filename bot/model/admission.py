@@ -30,9 +30,7 @@ class RequestGate:
         """Admit one request or raise BusyError; pair every successful call with `leave()`."""
         with self._lock:
             if self._depth >= self._capacity:
-                raise BusyError(
-                    f"the model is busy with {self._depth} questions; try again in a moment"
-                )
+                raise BusyError(f"the model is busy with {self._depth} questions; try again in a moment")
             self._depth += 1
 
     def leave(self) -> None:

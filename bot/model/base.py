@@ -41,9 +41,7 @@ class Model(Protocol):
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens the chat-formatted prompt takes."""
 
-    def stream(
-        self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
-    ) -> Iterator[str]:
+    def stream(self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None) -> Iterator[str]:
         """Yield the answer's text in pieces as it is generated."""
 
     def use_adapter(self, name: str | None) -> None:

@@ -42,9 +42,7 @@ class LazyModel:
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return self.model().count_tokens(messages)
 
-    def stream(
-        self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
-    ) -> Iterator[str]:
+    def stream(self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None) -> Iterator[str]:
         return self.model().stream(messages, settings)
 
     def use_adapter(self, name: str | None) -> None:

@@ -95,14 +95,8 @@ class LocalModel:
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"cannot load the model in {self._folder}: {exc}") from exc
         self._model.to(self._device).eval()
-        self._eos = _eos_ids(
-            self._tokenizer.eos_token_id, self._model.generation_config.eos_token_id
-        )
-        self._pad = (
-            self._tokenizer.pad_token_id
-            if self._tokenizer.pad_token_id is not None
-            else self._eos[0]
-        )
+        self._eos = _eos_ids(self._tokenizer.eos_token_id, self._model.generation_config.eos_token_id)
+        self._pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else self._eos[0]
         self._context_window = int(getattr(self._model.config, "max_position_embeddings", 2048))
         # Held while answering and while changing adapters.
         self._model_lock = threading.Lock()
@@ -114,9 +108,7 @@ class LocalModel:
         self.use_adapter(adapter)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
-        self._worker = threading.Thread(
-            target=self._work, name=f"lore-model-{self._name}", daemon=True
-        )
+        self._worker = threading.Thread(target=self._work, name=f"lore-model-{self._name}", daemon=True)
         self._worker.start()
         log.info(
             "Loaded %s from %s on %s in %.2f s (adapter: %s)",
@@ -167,9 +159,7 @@ class LocalModel:
         """Tokens the chat-formatted prompt takes, generation prompt included."""
         return len(self._tokenizer.encode_chat(messages))
 
-    def stream(
-        self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
-    ) -> Iterator[str]:
+    def stream(self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None) -> Iterator[str]:
         """Queue a request and return an iterator over the answer's text as it is generated.
 
         Raises BusyError at once when `queue_size` requests are already waiting or running.
@@ -184,9 +174,7 @@ class LocalModel:
         self._jobs.put(job)
         return _Pieces(job)
 
-    def generate(
-        self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
-    ) -> str:
+    def generate(self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None) -> str:
         """The whole answer at once (`stream` joined)."""
         return "".join(self.stream(messages, settings))
 
@@ -276,9 +264,7 @@ class LocalModel:
 
     def _ensure_loaded(self, name: str) -> str:
         if self._adapters is None:
-            raise ConfigurationError(
-                f"cannot use adapter {name!r}: this model was started without an adapters folder"
-            )
+            raise ConfigurationError(f"cannot use adapter {name!r}: this model was started without an adapters folder")
         info = self._adapters.info(name)
         check_adapter_base(info, self._folder, self._name, self.fingerprint)
         version = max(path.stat().st_mtime_ns for path in info.path.iterdir() if path.is_file())
@@ -374,9 +360,7 @@ class _PieceStreamer(BaseStreamer):
 class _Guard(StoppingCriteria):
     """Stops generation on a repeated n-gram, a stop string, or a caller who stopped reading."""
 
-    def __init__(
-        self, prompt_length: int, ngram: int, decoder: StreamDecoder, cancelled: threading.Event
-    ) -> None:
+    def __init__(self, prompt_length: int, ngram: int, decoder: StreamDecoder, cancelled: threading.Event) -> None:
         self._seen = prompt_length
         self._repeats = RepeatGuard(ngram)
         self._decoder = decoder
@@ -398,13 +382,9 @@ def _pick_device(device: str) -> torch.device:
     try:
         chosen = torch.device(device)
     except RuntimeError as exc:
-        raise ConfigurationError(
-            f"model.device {device!r} is not a device: use auto, cpu or cuda"
-        ) from exc
+        raise ConfigurationError(f"model.device {device!r} is not a device: use auto, cpu or cuda") from exc
     if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigurationError(
-            "model.device is cuda but no CUDA GPU is available: set model.device to auto or cpu"
-        )
+        raise ConfigurationError("model.device is cuda but no CUDA GPU is available: set model.device to auto or cpu")
     return chosen
 
 
@@ -415,7 +395,5 @@ def _eos_ids(*values: int | list[int] | None) -> list[int]:
             if token is not None and token not in ids:
                 ids.append(token)
     if not ids:
-        raise ModelNotFoundError(
-            "the model defines no end-of-sequence token, so answers would never end"
-        )
+        raise ModelNotFoundError("the model defines no end-of-sequence token, so answers would never end")
     return ids

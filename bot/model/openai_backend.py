@@ -105,9 +105,7 @@ class OpenAIModel:
         """Send requests to the model named `name` from now on (None or "base": the base model)."""
         self._served = normalize_adapter(name) or self._model
 
-    def stream(
-        self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
-    ) -> Iterator[str]:
+    def stream(self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None) -> Iterator[str]:
         """Yield the answer as the server streams it.
 
         BusyError comes before the first piece when `queue_size` requests are in flight. The loop
@@ -133,9 +131,7 @@ class OpenAIModel:
         finally:
             self._gate.leave()
 
-    def generate(
-        self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
-    ) -> str:
+    def generate(self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None) -> str:
         """The whole answer in one non-streaming request."""
         settings = settings or self._defaults
         self._gate.enter()
@@ -168,9 +164,7 @@ class OpenAIModel:
             raise ValueError("a prompt needs at least one message")
         body: dict[str, Any] = {
             "model": self._served,
-            "messages": [
-                {"role": message.role, "content": message.content} for message in messages
-            ],
+            "messages": [{"role": message.role, "content": message.content} for message in messages],
             "max_tokens": settings.max_new_tokens,
             "temperature": settings.temperature,
             "stream": stream,
@@ -193,9 +187,7 @@ class OpenAIModel:
         detail = _read_detail(response)
         if response.status_code in (400, 422) and "repetition_penalty" in detail:
             # A strict server refuses the field; ask again without it, and from now on.
-            log.info(
-                "%s does not take repetition_penalty; sending requests without it", self._base_url
-            )
+            log.info("%s does not take repetition_penalty; sending requests without it", self._base_url)
             self._send_repetition_penalty = False
             body = {key: value for key, value in body.items() if key != "repetition_penalty"}
             response = self._send(body)
@@ -205,9 +197,7 @@ class OpenAIModel:
         raise self._status_error(response.status_code, detail, body["model"])
 
     def _send(self, body: dict[str, Any]) -> httpx.Response:
-        request = self._client.build_request(
-            "POST", f"{self._base_url}/chat/completions", json=body
-        )
+        request = self._client.build_request("POST", f"{self._base_url}/chat/completions", json=body)
         try:
             return self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
@@ -247,9 +237,7 @@ class OpenAIModel:
         if status == 429:
             return BusyError(f"{where} is busy (HTTP 429){said}; try again in a moment")
         if status >= 500:
-            return ModelEndpointError(
-                f"{where} failed with HTTP {status}{said}: see the server's logs"
-            )
+            return ModelEndpointError(f"{where} failed with HTTP {status}{said}: see the server's logs")
         return ModelEndpointError(f"{where} refused the request with HTTP {status}{said}")
 
     def _discover_context_window(self) -> int:

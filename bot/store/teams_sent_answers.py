@@ -43,7 +43,5 @@ class SentAnswers:
         """Forget messages older than `days` (kept as long as the answers they show)."""
         cutoff = datetime.now(UTC) - timedelta(days=days)
         with self._engine.begin() as connection:
-            result = connection.execute(
-                delete(teams_sent_answers).where(teams_sent_answers.c.sent_at < cutoff)
-            )
+            result = connection.execute(delete(teams_sent_answers).where(teams_sent_answers.c.sent_at < cutoff))
             return result.rowcount

@@ -36,10 +36,7 @@ class ThreadMemory:
         )
         with self._engine.connect() as connection:
             rows = connection.execute(query).mappings().all()
-        return [
-            Turn(row["user_id"], row["question"], row["answer"], tuple(row["sources"]))
-            for row in reversed(rows)
-        ]
+        return [Turn(row["user_id"], row["question"], row["answer"], tuple(row["sources"])) for row in reversed(rows)]
 
     def append(self, platform: str, conversation_id: str, thread_id: str, turn: Turn) -> None:
         """Add `turn` to the thread and forget the turns beyond `max_turns`."""
@@ -62,9 +59,7 @@ class ThreadMemory:
                     created_at=datetime.now(UTC),
                 )
             )
-            keep = (
-                select(table.c.id).where(*where).order_by(table.c.id.desc()).limit(self.max_turns)
-            )
+            keep = select(table.c.id).where(*where).order_by(table.c.id.desc()).limit(self.max_turns)
             kept = [row[0] for row in connection.execute(keep)]
             connection.execute(delete(table).where(*where, table.c.id.not_in(kept)))
 

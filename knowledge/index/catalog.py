@@ -243,9 +243,7 @@ class Catalog:
         live: set[str] = set()
         for start in range(0, len(chunk_ids), 500):
             part = chunk_ids[start : start + 500]
-            rows = self.db.execute(
-                f"SELECT chunk_id FROM chunks WHERE chunk_id IN ({','.join('?' * len(part))})", part
-            )
+            rows = self.db.execute(f"SELECT chunk_id FROM chunks WHERE chunk_id IN ({','.join('?' * len(part))})", part)
             live.update(row[0] for row in rows)
         return live
 
@@ -306,18 +304,14 @@ class Catalog:
 
     def register_acl(self, db: sqlite3.Connection, principals: frozenset[str]) -> str:
         key = acl_key(principals)
-        db.execute(
-            "INSERT OR IGNORE INTO acls VALUES (?, ?)", (key, json.dumps(sorted(principals)))
-        )
+        db.execute("INSERT OR IGNORE INTO acls VALUES (?, ?)", (key, json.dumps(sorted(principals))))
         return key
 
     def principals_of(self, acls: Iterable[str]) -> dict[str, frozenset[str]]:
         wanted = list(set(acls))
         if not wanted:
             return {}
-        rows = self.db.execute(
-            f"SELECT acl, principals FROM acls WHERE acl IN ({','.join('?' * len(wanted))})", wanted
-        )
+        rows = self.db.execute(f"SELECT acl, principals FROM acls WHERE acl IN ({','.join('?' * len(wanted))})", wanted)
         return {row[0]: frozenset(json.loads(row[1])) for row in rows}
 
     def readable_acls(self, principals: frozenset[str]) -> tuple[str, ...]:
@@ -342,8 +336,19 @@ class Catalog:
         db.execute(
             "INSERT INTO files (source, path, size, mtime, sha256, title, url, owner, mode, acl, chunk_count)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (record.source, record.path, record.size, record.mtime, record.sha256, record.title,
-             record.url, record.owner, record.mode, record.acl, record.chunk_count),
+            (
+                record.source,
+                record.path,
+                record.size,
+                record.mtime,
+                record.sha256,
+                record.title,
+                record.url,
+                record.owner,
+                record.mode,
+                record.acl,
+                record.chunk_count,
+            ),
         )
         db.executemany(
             "INSERT INTO chunks (chunk_id, source, path, ordinal, title, heading, text, text_hash, acl)"
@@ -362,8 +367,7 @@ class Catalog:
         db.execute(
             "UPDATE files SET size = ?, mtime = ?, url = ?, owner = ?, mode = ?, acl = ?,"
             " indexed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE source = ? AND path = ?",
-            (record.size, record.mtime, record.url, record.owner, record.mode, record.acl,
-             record.source, record.path),
+            (record.size, record.mtime, record.url, record.owner, record.mode, record.acl, record.source, record.path),
         )
         db.execute(
             "UPDATE chunks SET acl = ? WHERE source = ? AND path = ? AND acl != ?",

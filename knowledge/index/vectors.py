@@ -41,7 +41,9 @@ class VectorStore:
 
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
         self.location = (
-            f"Chroma server {settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else f"Chroma at {folder}"
+            f"Chroma server {settings.chroma_host}:{settings.chroma_port}"
+            if settings.chroma_host
+            else f"Chroma at {folder}"
         )
         try:
             if settings.chroma_host:
@@ -114,7 +116,10 @@ class VectorStore:
         result = self._collection.query(
             query_embeddings=[embedding], n_results=n, where=dict(where) if where else None, include=["distances"]
         )
-        return [(vector_id, 1.0 - float(distance)) for vector_id, distance in zip(result["ids"][0], result["distances"][0], strict=True)]
+        return [
+            (vector_id, 1.0 - float(distance))
+            for vector_id, distance in zip(result["ids"][0], result["distances"][0], strict=True)
+        ]
 
     def reset(self) -> None:
         """Drop every vector (a full rebuild after the embedding model changed)."""

@@ -62,7 +62,10 @@ def is_supported(path: Path) -> bool:
     return path.suffix.lower() in LOADERS
 
 
-def load_document(path: Path, data: bytes, limits: ParseLimits = ParseLimits()) -> LoadedDocument:
+DEFAULT_LIMITS = ParseLimits()
+
+
+def load_document(path: Path, data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> LoadedDocument:
     """Parse `data`, the content of the file at `path` (only its name and suffix are used).
 
     Raises UnsupportedFormatError for a suffix with no loader (images, binaries),

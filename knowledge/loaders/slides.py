@@ -42,7 +42,7 @@ def load_pptx(path: Path, data: bytes) -> LoadedDocument:
     title = (presentation.core_properties.title or "").strip() or next(filter(None, slide_titles), "")
     title = title or title_from_path(path)
     sections: list[Section] = []
-    for number, (slide, slide_title) in enumerate(zip(slides, slide_titles), start=1):
+    for number, (slide, slide_title) in enumerate(zip(slides, slide_titles, strict=True), start=1):
         title_shape = slide.shapes.title
         parts = list(_shape_texts(slide.shapes, title_shape))
         if slide.has_notes_slide:

@@ -131,7 +131,9 @@ def parse_acl(text: str, origin: str = "<acl>") -> AclFile:
     everywhere = _section(data, "", origin)
     sources_data = _mapping(data.get("sources") or {}, "sources", None, origin)
     sources = {
-        str(name): _section(_mapping(section or {}, f"sources.{name}", _SECTION_KEYS, origin), f"sources.{name}.", origin)
+        str(name): _section(
+            _mapping(section or {}, f"sources.{name}", _SECTION_KEYS, origin), f"sources.{name}.", origin
+        )
         for name, section in sources_data.items()
     }
     return AclFile(origin, everywhere, sources)
@@ -212,7 +214,7 @@ def _rule(item: Any, where: str, origin: str) -> AclRule:
         raise ConfigurationError(f"ACL file {origin}: {where} lacks {', '.join(missing)}; a rule needs path and allow.")
     raw = item["path"]
     if not isinstance(raw, str) or not normalise_pattern(raw):
-        raise ConfigurationError(f"ACL file {origin}: {where}.path must be a non-empty glob such as \"hr/**\".")
+        raise ConfigurationError(f'ACL file {origin}: {where}.path must be a non-empty glob such as "hr/**".')
     pattern = normalise_pattern(raw)
     return AclRule(pattern, _grant(item["allow"], f'{where} "{pattern}"', origin))
 

@@ -48,8 +48,7 @@ def parse_principal(text: str) -> str:
     if lowered.startswith(GROUP_PREFIX):
         return group(value[len(GROUP_PREFIX) :])
     raise ConfigurationError(
-        f"{text!r} is not a principal; write everyone, user:<email> (user:cfo@example.com) "
-        "or group:<name> (group:hr)."
+        f"{text!r} is not a principal; write everyone, user:<email> (user:cfo@example.com) or group:<name> (group:hr)."
     )
 
 

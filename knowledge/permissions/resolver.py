@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from knowledge.config import PermissionSource, SourceSettings
+from knowledge.errors import ConfigurationError
 from knowledge.permissions.acl import (
     AclFile,
     check_acl_location,
     check_source_names,
     load_acl_file,
 )
-from knowledge.config import PermissionSource, SourceSettings
-from knowledge.errors import ConfigurationError
 from knowledge.permissions.filemode import FileModePermissions
 from knowledge.sources.mounts import is_smb
 from knowledge.types import EVERYONE, SourceFile
@@ -128,7 +128,7 @@ class PermissionPolicy:
         return [
             f"source {source}: file modes decided who may read {count} document(s) on an SMB/CIFS "
             f"mount ({root}); there modes come from mount options (file_mode=...), not from the "
-            'share\'s ACLs, and may make every file readable by everyone. Give this source an ACL '
+            "share's ACLs, and may make every file readable by everyone. Give this source an ACL "
             'file (permissions = "acl") or check `lore acl explain`.'
             for (source, root), count in sorted(decided.items())
         ]
@@ -136,10 +136,14 @@ class PermissionPolicy:
     def _decide(self, file: SourceFile) -> PermissionExplanation:
         choice = self.choices.get(file.source, "acl" if self.acl_path is not None else "file-modes")
         if choice == "public":
-            return self._explanation(file, frozenset({EVERYONE}), "public", f'source {file.source} is public (permissions = "public")')
+            return self._explanation(
+                file, frozenset({EVERYONE}), "public", f'source {file.source} is public (permissions = "public")'
+            )
         if choice == "file-modes":
             mode = self.file_modes.decide(file)
-            return self._explanation(file, mode.principals, "file-mode", f'source {file.source} uses file modes; {mode.reason}')
+            return self._explanation(
+                file, mode.principals, "file-mode", f"source {file.source} uses file modes; {mode.reason}"
+            )
         acl = self._current_acl()
         if acl is not None:
             self._check_root(file.root)
@@ -152,12 +156,16 @@ class PermissionPolicy:
                     shared = ", ".join(sorted(grant.principals)) or "nobody"
                     return self._explanation(file, grant.principals, decided_by, f"{where}: {shared}")
                 mode = self.file_modes.decide(file)
-                return self._explanation(file, mode.principals, "file-mode", f"{where} defers to the file system; {mode.reason}")
+                return self._explanation(
+                    file, mode.principals, "file-mode", f"{where} defers to the file system; {mode.reason}"
+                )
         mode = self.file_modes.decide(file)
         return self._explanation(file, mode.principals, "file-mode", f"no ACL rule or default applies; {mode.reason}")
 
     @staticmethod
-    def _explanation(file: SourceFile, principals: frozenset[str], decided_by: DecidedBy, reason: str) -> PermissionExplanation:
+    def _explanation(
+        file: SourceFile, principals: frozenset[str], decided_by: DecidedBy, reason: str
+    ) -> PermissionExplanation:
         return PermissionExplanation(file.source, file.relative_path, principals, decided_by, reason)
 
     def _is_on_smb(self, root: str) -> bool:

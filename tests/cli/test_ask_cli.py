@@ -21,8 +21,17 @@ from bot.store.threads import thread_turns
 from tests.support.tiny_model import build_tiny_model
 
 ANSWER_KEYS = {
-    "id", "answer", "evidence", "citations", "confident", "hedged", "model", "adapter",
-    "first_seconds", "seconds", "startup_seconds",
+    "id",
+    "answer",
+    "evidence",
+    "citations",
+    "confident",
+    "hedged",
+    "model",
+    "adapter",
+    "first_seconds",
+    "seconds",
+    "startup_seconds",
 }
 
 
@@ -126,8 +135,16 @@ def test_chat_streams_lists_sources_and_records_ratings(env: dict[str, str]) -> 
 def test_eval_reports_metrics_as_json(env: dict[str, str], tmp_path: Path) -> None:
     questions = tmp_path / "questions.jsonl"
     rows = [
-        {"question": "How many days of paid time off do full-time employees get?", "source": "people/time-off.md", "must_contain": ["27 days"]},
-        {"question": "What is the VPN called?", "source": "policies/it-and-security.md", "must_contain": ["Tidewell Connect"]},
+        {
+            "question": "How many days of paid time off do full-time employees get?",
+            "source": "people/time-off.md",
+            "must_contain": ["27 days"],
+        },
+        {
+            "question": "What is the VPN called?",
+            "source": "policies/it-and-security.md",
+            "must_contain": ["Tidewell Connect"],
+        },
         {"question": "What is the best pizza topping?", "source": None},
     ]
     questions.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
@@ -148,7 +165,9 @@ def test_eval_leaves_the_answer_log_and_thread_memory_untouched(env: dict[str, s
     run(env, "ask", "--thread", "th-kept", "What is the VPN called?")  # a real user's turn stays
     before = _logged(env)
     questions = tmp_path / "questions.jsonl"
-    questions.write_text(json.dumps({"question": "What is the VPN called?", "source": "policies/it-and-security.md"}) + "\n")
+    questions.write_text(
+        json.dumps({"question": "What is the VPN called?", "source": "policies/it-and-security.md"}) + "\n"
+    )
     assert run(env, "eval", "--json", str(questions)).exit_code == 0
     assert _logged(env) == before and before[0] > 0 and before[1] > 0
 
@@ -166,12 +185,14 @@ def _logged(env: dict[str, str]) -> tuple[int, int]:
         database.close()
 
 
-def test_eval_details_trace_each_question_and_generate_measures_the_model(
-    env: dict[str, str], tmp_path: Path
-) -> None:
+def test_eval_details_trace_each_question_and_generate_measures_the_model(env: dict[str, str], tmp_path: Path) -> None:
     questions = tmp_path / "questions.jsonl"
     rows = [
-        {"question": "How many days of paid time off do full-time employees get?", "source": "people/time-off.md", "must_contain": ["27 days"]},
+        {
+            "question": "How many days of paid time off do full-time employees get?",
+            "source": "people/time-off.md",
+            "must_contain": ["27 days"],
+        },
         {"question": "What is the best pizza topping?", "source": None},
     ]
     questions.write_text("\n".join(json.dumps(row) for row in rows) + "\n")

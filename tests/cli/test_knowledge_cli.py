@@ -13,8 +13,17 @@ from bot.cli.main import cli
 from tests.support.files import PHRASES, write_broken_files, write_document
 
 REPORT_KEYS = {
-    "added", "updated", "deleted", "unchanged", "skipped", "failed", "seconds",
-    "documents", "readable_by_everyone", "failing", "warnings",
+    "added",
+    "updated",
+    "deleted",
+    "unchanged",
+    "skipped",
+    "failed",
+    "seconds",
+    "documents",
+    "readable_by_everyone",
+    "failing",
+    "warnings",
 }
 RESULT_KEYS = {"source", "title", "heading", "url", "score", "text"}
 
@@ -59,7 +68,9 @@ def test_index_json_report(first_index: dict[str, object], docs: Path) -> None:
     assert isinstance(first_index["seconds"], float)
 
 
-def test_second_index_is_unchanged_and_human_output_summarises(first_index: dict[str, object], env: dict[str, str], docs: Path) -> None:
+def test_second_index_is_unchanged_and_human_output_summarises(
+    first_index: dict[str, object], env: dict[str, str], docs: Path
+) -> None:
     result = run(env, "index", "--source", str(docs), "--permissions", "public")
     assert result.exit_code == 0, result.output
     assert "refresh: added=0 updated=0 deleted=0 unchanged=3 skipped=2 failed=3 in" in result.stdout

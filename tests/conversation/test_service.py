@@ -13,12 +13,12 @@ import pytest
 from bot.conversation.memory import ConversationMemory
 from bot.conversation.service import BUSY_TEXT, ConversationService, Notice
 from bot.core.agent import Agent
-from bot.core.types import Answer, Asker, Question
 from bot.settings import AgentSettings
 from bot.store.answers import AnswerLog
 from bot.store.database import Database
 from bot.store.feedback import FeedbackStore
 from bot.store.threads import ThreadMemory
+from bot.types import Answer, Asker, Question
 from knowledge.config import RetrievalSettings
 from tests.core.doubles import ListRetriever, ScriptedModel
 from tests.core.passages import VACATION

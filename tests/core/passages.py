@@ -38,15 +38,13 @@ VACATION = passage(
 )
 EXPENSES = passage(
     "finance/expenses.md",
-    "Submit expenses in Expensify within 30 days. "
-    "Meals while travelling are reimbursed up to 60 EUR per day.",
+    "Submit expenses in Expensify within 30 days. Meals while travelling are reimbursed up to 60 EUR per day.",
     title="Expenses",
     heading="Claims",
 )
 LAPTOPS = passage(
     "it/laptops.md",
-    "- New hires receive a MacBook Pro on their first day.\n"
-    "- Laptops are replaced every three years.",
+    "- New hires receive a MacBook Pro on their first day.\n- Laptops are replaced every three years.",
     title="Laptops",
     heading="Hardware",
 )

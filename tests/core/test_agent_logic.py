@@ -8,12 +8,12 @@ from bot.conversation.memory import ConversationMemory, answer_and_remember
 from bot.core.agent import Agent
 from bot.core.glossary import Glossary
 from bot.core.prompt import build_messages
-from bot.core.types import Answer, Asker, Question
 from bot.model.base import GenerationSettings
 from bot.settings import AgentSettings
 from bot.store.answers import AnswerLog
 from bot.store.database import Database
 from bot.store.threads import ThreadMemory
+from bot.types import Answer, Asker, Question
 from knowledge.config import RetrievalSettings
 from knowledge.embeddings import Embedder
 from knowledge.types import SearchFilters
@@ -317,7 +317,9 @@ def test_with_an_embedder_the_best_sentence_judges_evidence_strength(
     glossary = Glossary((("PTO", "paid time off"),))
     agent = make_agent(db, "x", passages=[VACATION, EXPENSES, PETS], embedder=embedder, glossary=glossary)
     retrieved = [VACATION, EXPENSES]
-    assert agent.judge.is_covered(question, retrieved) is covered, agent.judge.best_sentence_similarity(question, retrieved)
+    assert agent.judge.is_covered(question, retrieved) is covered, agent.judge.best_sentence_similarity(
+        question, retrieved
+    )
 
 
 def test_an_answer_embeds_each_sentence_once(db: Database, embedder: Embedder) -> None:
@@ -390,7 +392,9 @@ def test_words_inside_a_url_do_not_ground_the_models_text(db: Database) -> None:
 
 def test_a_citation_to_a_passage_that_does_not_hold_the_sentence_is_not_shown(db: Database) -> None:
     # Passage 2 (expenses) says nothing about vacation: citing it lends the sentence its authority.
-    agent = make_agent(db, "Contractors are not eligible for paid vacation [2]. Meals are reimbursed up to 60 EUR per day [2].")
+    agent = make_agent(
+        db, "Contractors are not eligible for paid vacation [2]. Meals are reimbursed up to 60 EUR per day [2]."
+    )
     answer = agent.answer(ask("Are contractors eligible for vacation, and what about meals?"))
     assert answer.text == (
         "Contractors are not eligible for paid vacation. Meals are reimbursed up to 60 EUR per day [2]."

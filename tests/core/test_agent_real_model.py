@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from bot.app import Services
 from bot.cli.main import cli
 from bot.conversation.memory import answer_and_remember
-from bot.core.types import Asker, Question
 from bot.model import load_model
 from bot.settings import ModelSettings
+from bot.types import Asker, Question
 from tests.support.stack import build_test_services
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 
 def ask(services: Services, text: str, thread: str) -> object:
-    return answer_and_remember(services.agent, services.memory, Question(text, Asker("U1", "Ada"), "C1", thread, platform="slack"))
+    return answer_and_remember(
+        services.agent, services.memory, Question(text, Asker("U1", "Ada"), "C1", thread, platform="slack")
+    )
 
 
 def test_answer_cites_the_right_file(services: Services) -> None:

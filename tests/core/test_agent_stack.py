@@ -12,8 +12,8 @@ import pytest
 from bot.app import Services
 from bot.conversation.memory import answer_and_remember
 from bot.core.evidence import EmbeddingScorer, select_evidence
-from bot.core.types import Answer, Asker, Question
 from bot.model.writing import measured_writing
+from bot.types import Answer, Asker, Question
 from tests.support.stack import build_test_services
 
 
@@ -25,12 +25,16 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 
 def ask(services: Services, text: str, thread: str) -> object:
-    return answer_and_remember(services.agent, services.memory, Question(text, Asker("U1", "Ada"), "C1", thread, platform="slack"))
+    return answer_and_remember(
+        services.agent, services.memory, Question(text, Asker("U1", "Ada"), "C1", thread, platform="slack")
+    )
 
 
 def test_answer_cites_the_right_file_and_quotes_it(services: Services) -> None:
     streamed: list[str] = []
-    answer = answer_and_remember(services.agent, services.memory,
+    answer = answer_and_remember(
+        services.agent,
+        services.memory,
         Question("How many days of paid time off do full-time employees get?", Asker("U1"), "C1", "t-pto"),
         on_text=streamed.append,
     )
@@ -46,7 +50,9 @@ def test_answer_cites_the_right_file_and_quotes_it(services: Services) -> None:
 def test_a_model_never_measured_does_not_write_and_is_never_loaded(services: Services) -> None:
     streamed: list[str] = []
     drafts: list[Answer] = []
-    answer = answer_and_remember(services.agent, services.memory,
+    answer = answer_and_remember(
+        services.agent,
+        services.memory,
         Question("Which VPN do we use?", Asker("U1"), "C1", "t-unmeasured"),
         on_text=streamed.append,
         on_draft=drafts.append,
@@ -63,7 +69,9 @@ def test_a_model_measured_to_write_well_drafts_the_evidence_then_writes(tmp_path
         measured_writing(built.settings.home).record(built.model.name, None, 0.9, questions=40)
         streamed: list[str] = []
         drafts: list[Answer] = []
-        answer = answer_and_remember(built.agent, built.memory,
+        answer = answer_and_remember(
+            built.agent,
+            built.memory,
             Question("How many days of paid time off do full-time employees get?", Asker("U1"), "C1", "t"),
             on_text=streamed.append,
             on_draft=drafts.append,
@@ -76,7 +84,9 @@ def test_a_model_measured_to_write_well_drafts_the_evidence_then_writes(tmp_path
         assert answer.timings["first"] == draft.timings["first"] < answer.timings["total"]
         # Measured below the bar: the evidence again, at once.
         measured_writing(built.settings.home).record(built.model.name, None, 0.1, questions=40)
-        again = answer_and_remember(built.agent, built.memory, Question("Which VPN do we use?", Asker("U1"), "C1", "t2"))
+        again = answer_and_remember(
+            built.agent, built.memory, Question("Which VPN do we use?", Asker("U1"), "C1", "t2")
+        )
         assert again.generated == ""
     finally:
         built.close()

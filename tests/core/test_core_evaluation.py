@@ -74,12 +74,29 @@ def test_percentile_nearest_rank() -> None:
 
 
 def result(
-    question: EvalQuestion, retrieved, cited, answer, evidence, confident, total, tokens=0, generated="", generated_cited=()
+    question: EvalQuestion,
+    retrieved,
+    cited,
+    answer,
+    evidence,
+    confident,
+    total,
+    tokens=0,
+    generated="",
+    generated_cited=(),
 ) -> EvalResult:
     timings = {"retrieval": 0.1, "prompt": 0.01, "generation": total - 0.2, "first_token": 0.5, "total": total}
     return EvalResult(
-        question, tuple(retrieved), tuple(cited), answer, tuple(evidence), confident, timings, tokens,
-        generated, tuple(generated_cited),
+        question,
+        tuple(retrieved),
+        tuple(cited),
+        answer,
+        tuple(evidence),
+        confident,
+        timings,
+        tokens,
+        generated,
+        tuple(generated_cited),
     )
 
 
@@ -91,7 +108,9 @@ def test_summary_metrics() -> None:
     offtopic2 = EvalQuestion("Weather?", None)
     results = [
         # right source first, right citation, answer correct
-        result(vacation, ["people/vacation.md", "x.md"], ["people/vacation.md"], "You get 25 DAYS [1].", [], True, 2.0, 20),
+        result(
+            vacation, ["people/vacation.md", "x.md"], ["people/vacation.md"], "You get 25 DAYS [1].", [], True, 2.0, 20
+        ),
         # accepted alternative at rank 2 and cited; must_contain only in the evidence
         result(laptops, ["x.md", "it/faq.md"], ["it/faq.md"], "See [2].", ["Everyone gets a MacBook."], True, 4.0, 10),
         # wrongly abstained: retrieval missed
@@ -129,11 +148,31 @@ def test_the_models_own_text_is_measured_apart_from_what_was_shown() -> None:
     quotes = '"Everyone gets a MacBook." [1]'
     results = [
         # the model's text passed the check and was shown
-        result(vacation, ["people/vacation.md"], ["people/vacation.md"], "You get 25 days [1].", [], True, 2.0, 9,
-               "You get 25 days [1].", ["people/vacation.md"]),
+        result(
+            vacation,
+            ["people/vacation.md"],
+            ["people/vacation.md"],
+            "You get 25 days [1].",
+            [],
+            True,
+            2.0,
+            9,
+            "You get 25 days [1].",
+            ["people/vacation.md"],
+        ),
         # its text failed the check: the quotes were shown (right), the text cited the wrong page
-        result(laptops, ["x.md", "it/laptops.md"], ["it/laptops.md"], quotes, [], True, 2.0, 9,
-               "A MacBook or a ThinkPad [1].", ["x.md"]),
+        result(
+            laptops,
+            ["x.md", "it/laptops.md"],
+            ["it/laptops.md"],
+            quotes,
+            [],
+            True,
+            2.0,
+            9,
+            "A MacBook or a ThinkPad [1].",
+            ["x.md"],
+        ),
         # the judge abstained: the model was not asked
         result(meals, ["x.md"], [], "fallback", [], False, 0.5),
     ]
@@ -147,13 +186,20 @@ def test_the_models_own_text_is_measured_apart_from_what_was_shown() -> None:
 
 def test_result_for_maps_the_models_citations_to_the_passages_it_was_given() -> None:
     from bot.core.evaluation import result_for
-    from bot.core.types import Answer, Asker, Question
+    from bot.types import Answer, Asker, Question
     from tests.core.passages import EXPENSES, VACATION
 
     question = Question("Meals?", Asker("U1"), "C1", "T1")
     answer = Answer(
-        id="a1", question=question, text='"quote" [1]', citations=(), evidence=(),
-        passages=(VACATION, EXPENSES), confident=True, model="m", adapter=None,
+        id="a1",
+        question=question,
+        text='"quote" [1]',
+        citations=(),
+        evidence=(),
+        passages=(VACATION, EXPENSES),
+        confident=True,
+        model="m",
+        adapter=None,
         generated="Up to 60 EUR [2], see also [1] and [5].",
     )
     got = result_for(EvalQuestion("Meals?", EXPENSES.path), answer)

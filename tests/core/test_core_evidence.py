@@ -6,9 +6,7 @@ from tests.core.passages import EXPENSES, LAPTOPS, VACATION
 
 
 def test_evidence_picks_the_sentence_that_answers() -> None:
-    quotes = select_evidence(
-        "Are contractors eligible for vacation?", [(1, VACATION), (2, EXPENSES)]
-    )
+    quotes = select_evidence("Are contractors eligible for vacation?", [(1, VACATION), (2, EXPENSES)])
     assert quotes[0].sentence == "Contractors are not eligible for paid vacation."
     assert quotes[0].number == 1
     assert all(" ".join(q.sentence.split()) in " ".join(q.passage.text.split()) for q in quotes)

@@ -59,7 +59,9 @@ def test_retrievals_rank_breaks_near_ties() -> None:
     weighted = ExcerptRules(limit=1, rank_weight=10.0)
     (excerpt,) = select_excerpts("Are contractors eligible for paid vacation?", numbered, SCORER, weighted)
     assert excerpt.number == 1  # the weight outvotes the sentence scores here
-    (unweighted,) = select_excerpts("Are contractors eligible for paid vacation?", numbered, SCORER, ExcerptRules(limit=1, rank_weight=0.0))
+    (unweighted,) = select_excerpts(
+        "Are contractors eligible for paid vacation?", numbered, SCORER, ExcerptRules(limit=1, rank_weight=0.0)
+    )
     assert unweighted.number == 2
 
 

@@ -39,9 +39,7 @@ def test_every_link_syntax_to_a_foreign_host_is_defused() -> None:
     )
     defused = defuse_links(text, POLICY)
     assert "x.example" not in defused
-    assert defused == (
-        f"logo portal {LINK_REMOVED} {LINK_REMOVED}, {LINK_REMOVED} and {LINK_REMOVED}."
-    )
+    assert defused == (f"logo portal {LINK_REMOVED} {LINK_REMOVED}, {LINK_REMOVED} and {LINK_REMOVED}.")
 
 
 def test_links_to_the_sources_host_stay_links() -> None:

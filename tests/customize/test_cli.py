@@ -14,8 +14,8 @@ from bot.cli.main import cli
 from bot.core.agent import MAX_PROMPT_TOKENS
 from bot.core.prompt import prompt_budget
 from bot.model.adapters import AdapterRegistry
-from bot.model.writing import measured_writing
 from bot.model.local import LocalModel
+from bot.model.writing import measured_writing
 from bot.settings import LoreSettings
 from tests.customize.conftest import write_share
 from tests.customize.test_chart import TRAIN_BLUE, VALIDATION_ORANGE, pixels_like
@@ -53,8 +53,20 @@ def test_the_whole_recipe_from_the_command_line(tmp_path: Path) -> None:
     assert Path(card["folder"]).parent == home / "datasets" and card["redactions"]["slack_token"] >= 1
 
     lore(
-        "customize", "train", "--max-steps", "2", "--gradient-accumulation", "1", "--checkpoint-every", "2",
-        "--rank", "4", "--learning-rate", "0.05", "--name", "v1",
+        "customize",
+        "train",
+        "--max-steps",
+        "2",
+        "--gradient-accumulation",
+        "1",
+        "--checkpoint-every",
+        "2",
+        "--rank",
+        "4",
+        "--learning-rate",
+        "0.05",
+        "--name",
+        "v1",
     )
     registry = AdapterRegistry(home / "adapters")
     assert registry.list() == ["v1"]
@@ -70,8 +82,13 @@ def test_the_whole_recipe_from_the_command_line(tmp_path: Path) -> None:
     assert pixels_like(chart, TRAIN_BLUE, "left") > 0 and pixels_like(chart, VALIDATION_ORANGE, "left") > 0
     for side in scores.values():
         assert set(side) == {
-            "answer_accuracy", "citation_accuracy", "abstention", "latency_p50",  # as shown
-            "model_answer_accuracy", "model_citation_accuracy", "generated_shown",  # the model's own text
+            "answer_accuracy",
+            "citation_accuracy",
+            "abstention",
+            "latency_p50",  # as shown
+            "model_answer_accuracy",
+            "model_citation_accuracy",
+            "generated_shown",  # the model's own text
         }
     assert registry.info("v1").metadata["evaluation"]["adapter"] == scores["adapter"]
     # Both models wrote every answer, and how often their text was shown decides whether they

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from bot.core.agent import Agent
-from bot.core.types import Answer, Asker, Citation, Question
 from bot.customize.dataset import (
     DatasetCard,
     DatasetError,
@@ -23,6 +22,7 @@ from bot.customize.feedback_seeds import harvest_feedback
 from bot.model.base import ChatMessage, GenerationSettings
 from bot.model.tokens import estimate_tokens
 from bot.store.feedback import Feedback
+from bot.types import Answer, Asker, Citation, Question
 from knowledge.types import EVERYONE, Passage, SearchFilters
 from tests.customize.conftest import Share
 
@@ -72,7 +72,9 @@ def _all(card: DatasetCard) -> list[Example]:
 
 
 def _text(card: DatasetCard) -> str:
-    return "".join((card.folder / f"{split}.jsonl").read_text(encoding="utf-8") for split in ("train", "validation", "test"))
+    return "".join(
+        (card.folder / f"{split}.jsonl").read_text(encoding="utf-8") for split in ("train", "validation", "test")
+    )
 
 
 def _answer(share: Share, answer_id: str, question: str, text: str, path: str, principals: frozenset[str]) -> None:
@@ -96,12 +98,30 @@ def _answer(share: Share, answer_id: str, question: str, text: str, path: str, p
 @pytest.fixture(scope="module")
 def card(share: Share, tmp_path_factory: pytest.TempPathFactory) -> DatasetCard:
     everyone = frozenset({EVERYONE})
-    _answer(share, "a-good", "How many PTO days do I get?", "You get 27 days of paid time off [1].", "people/time-off.md", everyone)
-    _answer(share, "a-fixed", "When does the Porto kitchen close?", "It closes at 14:00 [1].", "offices/porto.md", everyone)
+    _answer(
+        share,
+        "a-good",
+        "How many PTO days do I get?",
+        "You get 27 days of paid time off [1].",
+        "people/time-off.md",
+        everyone,
+    )
+    _answer(
+        share, "a-fixed", "When does the Porto kitchen close?", "It closes at 14:00 [1].", "offices/porto.md", everyone
+    )
     _answer(share, "a-gap", "Is there a gym in Rotterdam?", "Parking is free [1].", "offices/rotterdam.md", everyone)
-    _answer(share, "a-hr", "What is the staff engineer band?", "98,000 to 121,000 euros [1].", "hr/salaries.md", frozenset({"group:hr"}))
+    _answer(
+        share,
+        "a-hr",
+        "What is the staff engineer band?",
+        "98,000 to 121,000 euros [1].",
+        "hr/salaries.md",
+        frozenset({"group:hr"}),
+    )
     share.feedback.record(Feedback("a-good", "slack", "u1", "helpful"))
-    fixed = share.feedback.record(Feedback("a-fixed", "slack", "u1", "not_helpful", "wrong time", "The Porto kitchen closes at 15:00."))
+    fixed = share.feedback.record(
+        Feedback("a-fixed", "slack", "u1", "not_helpful", "wrong time", "The Porto kitchen closes at 15:00.")
+    )
     share.feedback.decide(fixed, approved=True, reviewer="cli:admin")  # corrections train once approved
     share.feedback.record(Feedback("a-gap", "slack", "u1", "not_helpful", "that is not about a gym"))
     share.feedback.record(Feedback("a-hr", "slack", "u1", "helpful"))
@@ -147,7 +167,9 @@ def test_the_distractor_share_sets_how_many_examples_have_only_distractors(share
 
 
 def test_splits_by_document_deterministically(share: Share, card: DatasetCard, tmp_path: Path) -> None:
-    documents = {split: {e.document for e in load_examples(card.folder, split)} for split in ("train", "validation", "test")}
+    documents = {
+        split: {e.document for e in load_examples(card.folder, split)} for split in ("train", "validation", "test")
+    }
     assert all(documents.values())
     assert not documents["train"] & documents["validation"]
     assert not documents["train"] & documents["test"]
@@ -168,7 +190,9 @@ def test_secrets_are_redacted_and_counted(share: Share, card: DatasetCard, tmp_p
     assert "@tidewell.example" not in _text(redacted) and redacted.redactions["email"] >= 1
 
 
-def test_restricted_documents_are_left_out(share: Share, card: DatasetCard, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_restricted_documents_are_left_out(
+    share: Share, card: DatasetCard, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     text = _text(card)
     assert "hr/salaries.md" not in text and "121,000" not in text and "98,000" not in text
     assert card.documents == {"used": 6, "excluded_restricted": 1}
@@ -187,7 +211,9 @@ def test_feedback_becomes_examples_and_gaps(card: DatasetCard) -> None:
     assert helpful.target == "You get 27 days of paid time off. [1]"  # re-cited by the new prompt
     assert corrected.target.startswith("The Porto kitchen closes at 15:00.")
     assert "14:00" not in corrected.target
-    assert card.gaps == [{"answer_id": "a-gap", "question": "Is there a gym in Rotterdam?", "feedback": "that is not about a gym"}]
+    assert card.gaps == [
+        {"answer_id": "a-gap", "question": "Is there a gym in Rotterdam?", "feedback": "that is not about a gym"}
+    ]
     assert "gym" not in _text(card)
     assert card.by_origin["feedback"] == 2
 
@@ -201,7 +227,10 @@ def test_card_describes_the_files(card: DatasetCard) -> None:
 
 def test_curated_faq_and_glossary_files(share: Share, tmp_path: Path) -> None:
     faq = tmp_path / "faq.yaml"
-    faq.write_text("- question: Where do I find the wifi password?\n  answer: Ask reception for the guest wifi code.\n", encoding="utf-8")
+    faq.write_text(
+        "- question: Where do I find the wifi password?\n  answer: Ask reception for the guest wifi code.\n",
+        encoding="utf-8",
+    )
     glossary = tmp_path / "glossary.csv"
     glossary.write_text("term,definition\nMoorings,Weekly one-to-one meetings with your manager.\n", encoding="utf-8")
     card = _build(share, tmp_path / "out", curated=(faq, glossary), use_feedback=False)

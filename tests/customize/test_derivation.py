@@ -28,7 +28,9 @@ def test_definitions_key_values_and_table_rows() -> None:
     definition = derive_pairs("On-call", "", "Dockyard is the deployment pipeline for the fleet software.")
     assert ("What is Dockyard?", "definition") in {(p.question, p.kind) for p in definition}
     glossary = derive_pairs("Glossary", "terms", "terms:\n  Anchor: Our HR system, for time off and payslips.")
-    assert [(p.question, p.answer) for p in glossary] == [("What is Anchor?", "Anchor: Our HR system, for time off and payslips.")]
+    assert [(p.question, p.answer) for p in glossary] == [
+        ("What is Anchor?", "Anchor: Our HR system, for time off and payslips.")
+    ]
     table = derive_pairs("Team directory", "", "Name | Role | Office\nNoor Vermeulen | Head of People | Rotterdam")
     assert len(table) == 1 and table[0].kind == "table_row"
     assert table[0].question in {"What is the role of Noor Vermeulen?", "What is the office of Noor Vermeulen?"}
@@ -41,10 +43,16 @@ def test_derivation_is_deterministic() -> None:
 
 
 def test_sentences_that_only_look_like_definitions_or_labels_are_skipped() -> None:
-    pairs = derive_pairs("Handbook", "", "This folder is the employee handbook of the company.\n\nShifts are one week long. The handoff is on Mondays.")
+    pairs = derive_pairs(
+        "Handbook",
+        "",
+        "This folder is the employee handbook of the company.\n\nShifts are one week long. The handoff is on Mondays.",
+    )
     assert "What is This folder?" not in {p.question for p in pairs}
     assert all("shifts are" not in p.question.lower() for p in pairs)
-    who = derive_pairs("Handbook", "Handbook > Who maintains it", "The People team owns the handbook and reviews it yearly.")
+    who = derive_pairs(
+        "Handbook", "Handbook > Who maintains it", "The People team owns the handbook and reviews it yearly."
+    )
     assert who[0].question == "Who maintains it?"
 
 
@@ -70,4 +78,6 @@ def test_clauses_labels_and_example_headings_yield_no_questions() -> None:
 def test_table_cells_are_plain_text_and_empty_cells_are_not_asked_about() -> None:
     table = "Error | Cause | Fix\n**Timeout** | N/A | Raise the <br /> limit to 60 s.\nOOM | - | ✓"
     pairs = derive_pairs("Troubleshooting", "", table)
-    assert [(p.question, p.answer) for p in pairs] == [("What is the fix of Timeout?", "The fix of Timeout is Raise the limit to 60 s.")]
+    assert [(p.question, p.answer) for p in pairs] == [
+        ("What is the fix of Timeout?", "The fix of Timeout is Raise the limit to 60 s.")
+    ]

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from bot.app import Services
 from bot.conversation.memory import answer_and_remember
 from bot.core.evaluation import EvalQuestion
-from bot.core.types import Asker, Question
 from bot.customize.evaluate import compare
 from bot.store.answers import answers_table
 from bot.store.threads import thread_turns
+from bot.types import Asker, Question
 from tests.support.stack import build_test_services
 
 

@@ -34,7 +34,11 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def registry(base: Path, tmp_path: Path) -> AdapterRegistry:
     registry = AdapterRegistry(tmp_path / "adapters")
     for number, name in enumerate(("first", "second", "third"), start=1):
-        metadata = {"base_model": "tiny", "created": f"2026-11-0{number}T10:00:00+00:00", "metrics": {"validation_loss": 1.0 / number}}
+        metadata = {
+            "base_model": "tiny",
+            "created": f"2026-11-0{number}T10:00:00+00:00",
+            "metrics": {"validation_loss": 1.0 / number},
+        }
         build_tiny_adapter(base, registry.directory / name, seed=number, metadata=metadata)
     return registry
 

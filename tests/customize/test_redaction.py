@@ -15,7 +15,11 @@ def test_secrets_are_always_redacted_and_counted() -> None:
     for secret in ("xoxb-", "ghp_", "AKIA", "hunter2", "s3cr3t", "b3BlbnNzaC1rZXktdjEAAAAA"):
         assert secret not in clean
     assert counts == {
-        "slack_token": 1, "github_token": 1, "aws_key": 1, "password": 2, "private_key": 1,
+        "slack_token": 1,
+        "github_token": 1,
+        "aws_key": 1,
+        "password": 2,
+        "private_key": 1,
     }
     assert "password: [REDACTED password]" in clean  # the key stays readable
 

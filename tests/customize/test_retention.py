@@ -46,7 +46,9 @@ def test_start_up_purges_old_feedback_datasets_runs_and_adapters_but_never_the_a
     )
     database = Database(settings.database)
     feedback = FeedbackStore(database)
-    feedback.record(Feedback("a-old", "slack", "U1", "not_helpful", correction="Old news", created_at=NOW - timedelta(days=31)))
+    feedback.record(
+        Feedback("a-old", "slack", "U1", "not_helpful", correction="Old news", created_at=NOW - timedelta(days=31))
+    )
     kept_feedback = feedback.record(Feedback("a-new", "slack", "U1", "helpful", created_at=NOW - timedelta(days=29)))
     database.close()
     datasets = settings.home / "datasets"

@@ -27,7 +27,6 @@ from bot.app import Services, build_services
 from bot.cli.main import cli
 from bot.cli.serve_command import SCHEDULER, _add_schedules
 from bot.conversation.memory import answer_and_remember
-from bot.core.types import Asker, Question
 from bot.customize.dataset import DatasetCard
 from bot.customize.inputs import evaluation_model
 from bot.customize.notify import (
@@ -49,6 +48,7 @@ from bot.model.local import LocalModel
 from bot.server import create_web_app
 from bot.settings import CustomizeSettings, LoreSettings, ModelSettings, SlackSettings
 from bot.store.feedback import Feedback
+from bot.types import Asker, Question
 from knowledge.config import RetrievalSettings, SourceSettings
 from knowledge.errors import ConfigurationError
 from tests.customize.conftest import write_share
@@ -60,8 +60,16 @@ ADMIN_CHANNEL = "C0ADMINS"
 WEBHOOK_SECRET = "IncomingWebhook/0123456789abcdef"
 # Fast settings for the tiny model: a couple of steps on short prompts.
 FAST = TrainingSettings(
-    rank=4, alpha=16, learning_rate=0.05, warmup_steps=0, gradient_accumulation=2,
-    max_steps=2, checkpoint_every=2, max_validation_examples=2, max_length=512, max_minutes=5,
+    rank=4,
+    alpha=16,
+    learning_rate=0.05,
+    warmup_steps=0,
+    gradient_accumulation=2,
+    max_steps=2,
+    checkpoint_every=2,
+    max_validation_examples=2,
+    max_length=512,
+    max_minutes=5,
 )
 
 
@@ -138,9 +146,13 @@ def give_feedback(services: Services, count: int, correction: str = "") -> None:
     """`count` feedback items as users leave them: the asker's 👎 on a real answer, with
     `correction` (approved by an admin), or without one (a gap)."""
     for _ in range(count):
-        question = Question("On which day does the salary arrive?", Asker("U1"), "C1", uuid.uuid4().hex, platform="slack")
+        question = Question(
+            "On which day does the salary arrive?", Asker("U1"), "C1", uuid.uuid4().hex, platform="slack"
+        )
         answer = answer_and_remember(services.agent, services.memory, question)
-        feedback_id = services.feedback.record(Feedback(answer.id, "slack", "U1", "not_helpful", "wrong day", correction))
+        feedback_id = services.feedback.record(
+            Feedback(answer.id, "slack", "U1", "not_helpful", "wrong day", correction)
+        )
         if correction:
             services.feedback.decide(feedback_id, approved=True, reviewer="cli:admin")
 
@@ -148,7 +160,9 @@ def give_feedback(services: Services, count: int, correction: str = "") -> None:
 def stranger_ratings(services: Services, count: int) -> None:
     """`count` 👎 by someone other than the asker, and as many general feedback items."""
     for _ in range(count):
-        question = Question("On which day does the salary arrive?", Asker("U1"), "C1", uuid.uuid4().hex, platform="slack")
+        question = Question(
+            "On which day does the salary arrive?", Asker("U1"), "C1", uuid.uuid4().hex, platform="slack"
+        )
         answer = answer_and_remember(services.agent, services.memory, question)
         services.feedback.record(Feedback(answer.id, "slack", "U9", "not_helpful", "spam"))
         services.feedback.record(Feedback(None, "slack", "U9", None, "retrain please"))
@@ -157,7 +171,11 @@ def stranger_ratings(services: Services, count: int) -> None:
 def add_incumbent(services: Services, tiny: Path, stored_accuracy: float) -> AdapterRegistry:
     """An adapter promoted earlier, whose stored evaluation says `stored_accuracy`."""
     registry = AdapterRegistry(services.settings.adapters_dir)
-    build_tiny_adapter(tiny, registry.directory / "incumbent", metadata={"base_model": str(tiny), "created": "2026-01-01T00:00:00+00:00"})
+    build_tiny_adapter(
+        tiny,
+        registry.directory / "incumbent",
+        metadata={"base_model": str(tiny), "created": "2026-01-01T00:00:00+00:00"},
+    )
     set_score(registry, "incumbent", stored_accuracy)
     promote(registry, "incumbent", force=True)
     return registry
@@ -173,7 +191,10 @@ async def test_retraining_follows_the_feedback_and_the_metric(
 ) -> None:
     caplog.set_level(logging.INFO)
     faq = tmp_path / "faq.yaml"
-    faq.write_text("- question: Where do I find the wifi password?\n  answer: Ask reception for the guest code.\n", encoding="utf-8")
+    faq.write_text(
+        "- question: Where do I find the wifi password?\n  answer: Ask reception for the guest code.\n",
+        encoding="utf-8",
+    )
     async with slack_api() as api, teams_webhook() as webhook:
         services = make_services(
             slack=SlackSettings(bot_token=SecretStr(BOT_TOKEN), api_url=api.base_url),
@@ -197,7 +218,9 @@ async def test_retraining_follows_the_feedback_and_the_metric(
         def posted() -> list[str]:
             texts = [call.args["text"] for call in api.calls_to("chat.postMessage")]
             assert [call.args["channel"] for call in api.calls_to("chat.postMessage")] == [ADMIN_CHANNEL] * len(texts)
-            assert [post["text"] for post in webhook.posts] == [t.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") for t in texts]
+            assert [post["text"] for post in webhook.posts] == [
+                t.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") for t in texts
+            ]
             return texts
 
         # Below the threshold: nothing is built or trained. Other people's ratings of U1's
@@ -228,7 +251,11 @@ async def test_retraining_follows_the_feedback_and_the_metric(
         assert result.training["steps"] == 2
         report = posted()[-1]
         assert report.startswith(f"Lore retraining trained {first}, not promoted")
-        assert "answer_accuracy: base " in report and "active incumbent (stored) 1.000" in report and f"new {first} " in report
+        assert (
+            "answer_accuracy: base " in report
+            and "active incumbent (stored) 1.000" in report
+            and f"new {first} " in report
+        )
 
         # Nothing new since: skipped, and the marker survives in LORE_HOME.
         result = await asyncio.to_thread(job.run)
@@ -251,7 +278,9 @@ async def test_retraining_follows_the_feedback_and_the_metric(
     assert BOT_TOKEN not in caplog.text and WEBHOOK_SECRET not in caplog.text
 
 
-def test_a_failed_run_changes_nothing_and_is_retried(make_services: Any, tiny: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failed_run_changes_nothing_and_is_retried(
+    make_services: Any, tiny: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     services = make_services(retrain_min_feedback=1)
     registry = add_incumbent(services, tiny, stored_accuracy=0.0)
     give_feedback(services, 1)
@@ -371,17 +400,20 @@ def test_candidates_are_measured_on_local_base_weights_whatever_serves_users(tmp
         evaluation_model(settings.model_copy(update={"model": endpoint.model_copy(update={"base_model": None})}))
 
 
-def test_the_dataset_command_and_the_retraining_job_build_the_same_dataset(
-    make_services: Any, tmp_path: Path
-) -> None:
+def test_the_dataset_command_and_the_retraining_job_build_the_same_dataset(make_services: Any, tmp_path: Path) -> None:
     """Same settings, same dataset: the curated files (one listed twice), the admins' feedback
     rights, the prompt budget and the token counts all come from one builder."""
     faq = tmp_path / "faq.yaml"
-    faq.write_text("- question: Where do I find the wifi password?\n  answer: Ask reception for the guest code.\n", encoding="utf-8")
+    faq.write_text(
+        "- question: Where do I find the wifi password?\n  answer: Ask reception for the guest code.\n",
+        encoding="utf-8",
+    )
     services = make_services(curated_files=[faq, faq], admins=["slack:U7"], retrain_min_feedback=1)
     give_feedback(services, 1, correction="Salaries are paid on the 25th of every month.")
 
-    built = CliRunner().invoke(cli.commands["customize"], ["dataset", "--json"], obj=services.settings, catch_exceptions=False)
+    built = CliRunner().invoke(
+        cli.commands["customize"], ["dataset", "--json"], obj=services.settings, catch_exceptions=False
+    )
     assert built.exit_code == 0, built.output
     by_command = json.loads(built.stdout)
     # Training is made to fail at once: the dataset the job built is what this test compares.

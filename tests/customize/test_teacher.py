@@ -114,7 +114,12 @@ def test_teacher_pairs_go_through_the_raft_path_and_bad_ones_are_dropped(
     asked = [chunk_of(body) for body in server.chat_requests]
     # Every chunk of the public documents was asked about, the HR-only page never.
     assert {title for title, _, _ in asked} == {
-        "Time off", "People FAQ", "On-call", "Continuous integration", "Rotterdam office", "Porto office"
+        "Time off",
+        "People FAQ",
+        "On-call",
+        "Continuous integration",
+        "Rotterdam office",
+        "Porto office",
     }
     assert not any("Salary" in title or "98,000" in passage for title, _, passage in asked)
     assert all(body["model"] == MODEL for body in server.chat_requests)

@@ -26,8 +26,16 @@ from tests.support.tiny_model import build_tiny_model
 
 # Short prompts (one or two passages) keep a step to a fraction of a second on a busy CPU.
 FAST = TrainingSettings(
-    rank=4, alpha=16, dropout=0.05, learning_rate=0.05, warmup_steps=0, gradient_accumulation=2,
-    max_steps=4, checkpoint_every=2, max_validation_examples=2, max_length=512,
+    rank=4,
+    alpha=16,
+    dropout=0.05,
+    learning_rate=0.05,
+    warmup_steps=0,
+    gradient_accumulation=2,
+    max_steps=4,
+    checkpoint_every=2,
+    max_validation_examples=2,
+    max_length=512,
 )
 
 
@@ -56,7 +64,9 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_trained_adapter_loads_and_changes_the_output(dataset: DatasetCard, base: Path, tmp_path: Path) -> None:
     registry = AdapterRegistry(tmp_path / "adapters")
     steps: list[StepReport] = []
-    result = train_adapter(dataset.folder, base, "tiny", registry, tmp_path / "runs", FAST, name="first", on_step=steps.append)
+    result = train_adapter(
+        dataset.folder, base, "tiny", registry, tmp_path / "runs", FAST, name="first", on_step=steps.append
+    )
     assert registry.list() == ["first"] and result.path == registry.path("first")
     assert [s.step for s in steps] == [1, 2, 3, 4] and steps[1].validation_loss is not None
     metadata = json.loads((result.path / "lore.json").read_text(encoding="utf-8"))
@@ -64,7 +74,9 @@ def test_trained_adapter_loads_and_changes_the_output(dataset: DatasetCard, base
     assert metadata["base_model_hash"] == base_model_fingerprint(base)
     assert metadata["dataset"]["hash"] == dataset.hash
     assert metadata["hyperparameters"]["rank"] == 4 and metadata["metrics"]["steps"] == 4
-    assert metadata["metrics"]["validation_loss"] == pytest.approx(min(loss for _, loss in metadata["validation_curve"]), abs=1e-4)
+    assert metadata["metrics"]["validation_loss"] == pytest.approx(
+        min(loss for _, loss in metadata["validation_curve"]), abs=1e-4
+    )
 
     prompt = [ChatMessage("user", "When is payday?")]
     settings = GenerationSettings(max_new_tokens=16)
@@ -77,7 +89,9 @@ def test_trained_adapter_loads_and_changes_the_output(dataset: DatasetCard, base
 
 def test_resume_continues_from_the_last_checkpoint(dataset: DatasetCard, base: Path, tmp_path: Path) -> None:
     settings = replace(FAST, gradient_accumulation=1)
-    straight = train_adapter(dataset.folder, base, "tiny", AdapterRegistry(tmp_path / "a"), tmp_path / "runs-a", settings)
+    straight = train_adapter(
+        dataset.folder, base, "tiny", AdapterRegistry(tmp_path / "a"), tmp_path / "runs-a", settings
+    )
 
     def stop_at_three(report: StepReport) -> None:
         if report.step == 3:
@@ -106,7 +120,13 @@ def test_a_time_budget_shortens_the_run_and_stops_it_with_its_best_weights(
     settings = replace(FAST, epochs=30, max_steps=40, checkpoint_every=100, max_minutes=2.0)
     steps: list[StepReport] = []
     result = train_adapter(
-        dataset.folder, base, "tiny", AdapterRegistry(tmp_path / "adapters"), tmp_path / "runs", settings, on_step=steps.append
+        dataset.folder,
+        base,
+        "tiny",
+        AdapterRegistry(tmp_path / "adapters"),
+        tmp_path / "runs",
+        settings,
+        on_step=steps.append,
     )
     metrics = result.metadata["metrics"]
     assert metrics["planned_steps"] == 40
@@ -161,7 +181,9 @@ def test_top_layers_adapts_only_the_last_layers(dataset: DatasetCard, base: Path
     last = json.loads((base / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"] - 1
     assert layers == {last}
     with pytest.raises(ConfigurationError, match="top_layers must be between 1 and"):
-        train_adapter(dataset.folder, base, "tiny", registry, tmp_path / "runs", replace(FAST, top_layers=99), name="bad")
+        train_adapter(
+            dataset.folder, base, "tiny", registry, tmp_path / "runs", replace(FAST, top_layers=99), name="bad"
+        )
 
 
 def owner_only(tree: Path) -> dict[str, str]:
@@ -174,7 +196,9 @@ def owner_only(tree: Path) -> dict[str, str]:
     return loose
 
 
-def test_datasets_adapters_and_checkpoints_are_readable_by_their_owner_only(dataset: DatasetCard, base: Path, tmp_path: Path) -> None:
+def test_datasets_adapters_and_checkpoints_are_readable_by_their_owner_only(
+    dataset: DatasetCard, base: Path, tmp_path: Path
+) -> None:
     registry = AdapterRegistry(tmp_path / "adapters")
 
     result = train_adapter(dataset.folder, base, "tiny", registry, tmp_path / "runs", FAST, name="private")

@@ -70,9 +70,13 @@ def test_permission_filter_inside_the_server(tmp_path: Path, port: int, embedder
     kb = make_knowledge(tmp_path / "home", {"docs": docs}, embedder, permissions=permissions, index=index)
     kb.refresh()
     staff = SearchFilters(principals=frozenset({"user:bob@example.com"}))
-    assert {p.path for p in kb.retriever.search("salary review budget", k=5, filters=staff, mode="dense")} == {"pay.txt"}
+    assert {p.path for p in kb.retriever.search("salary review budget", k=5, filters=staff, mode="dense")} == {
+        "pay.txt"
+    }
     hr = SearchFilters(principals=frozenset({"group:hr"}))
-    assert "hr/salaries.txt" in {p.path for p in kb.retriever.search("salary review budget", k=5, filters=hr, mode="dense")}
+    assert "hr/salaries.txt" in {
+        p.path for p in kb.retriever.search("salary review budget", k=5, filters=hr, mode="dense")
+    }
     kb.close()
 
 
@@ -80,4 +84,3 @@ def test_unreachable_server_is_a_clear_error(tmp_path: Path, embedder: CountingE
     index = IndexSettings(chroma_host="127.0.0.1", chroma_port=free_port())
     with pytest.raises(IndexUnavailableError, match="Start the Chroma server"):
         make_knowledge(tmp_path / "home", {"docs": tmp_path}, embedder, index=index)
-

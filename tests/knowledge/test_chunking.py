@@ -120,7 +120,7 @@ def test_table_blocks_are_split_by_rows_with_the_header_repeated(
     assert all(chunk.text.split("\n")[0] == header for chunk in table)
     assert [row for chunk in table for row in chunk.text.split("\n")[1:]] == rows
     # Pieces are filled: adding the next row would have broken the budget.
-    for chunk, following in zip(table, table[1:]):
+    for chunk, following in zip(table, table[1:], strict=False):
         next_row = following.text.split("\n")[1]
         grown = Chunk(chunk.title, chunk.heading_path, f"{chunk.text}\n{next_row}", 0)
         assert count_tokens(grown.indexed_text) > BUDGET
@@ -154,7 +154,7 @@ def test_overlap_repeats_the_end_of_one_piece_at_the_start_of_the_next(count_tok
     chunks = chunker.chunk(document(Section(("Travel",), prose(40))))
 
     assert len(chunks) > 2
-    for before, after in zip(chunks, chunks[1:]):
+    for before, after in zip(chunks, chunks[1:], strict=False):
         first_sentence = re.match(r"Sentence \d+ [^.]*\.", after.text)
         assert first_sentence and first_sentence.group(0) in before.text
 

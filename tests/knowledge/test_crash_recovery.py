@@ -139,14 +139,18 @@ def test_killed_refresh_leaves_old_answers_and_next_run_completes(
     kb.close()
 
 
-def test_second_refresh_is_refused_while_one_runs_in_another_process(tmp_path: Path, embedder: CountingEmbedder) -> None:
+def test_second_refresh_is_refused_while_one_runs_in_another_process(
+    tmp_path: Path, embedder: CountingEmbedder
+) -> None:
     docs, home = tmp_path / "docs", tmp_path / "home"
     write_docs(docs, "alpha")
     kb = make_knowledge(home, {"docs": docs}, embedder)
     child = start_child(home, docs, "slow")
     try:
         deadline = time.monotonic() + 120
-        while (home / "index/refresh.lock").exists() is False or (home / "index/refresh.lock").read_text() != str(child.pid):
+        while (home / "index/refresh.lock").exists() is False or (home / "index/refresh.lock").read_text() != str(
+            child.pid
+        ):
             assert child.poll() is None and time.monotonic() < deadline, child.stderr.read() if child.stderr else ""
             time.sleep(0.1)
         with pytest.raises(IndexBusyError, match=f"another refresh is running \\(pid {child.pid}\\)"):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from knowledge.embeddings import Embedder, _length_batches, embedding_text
 from knowledge.errors import ConfigurationError
@@ -44,7 +45,15 @@ def test_markup_that_only_costs_tokens_is_not_embedded() -> None:
     view = embedding_text(text)
     assert "http" not in view and "<a" not in view and "|" not in view and "```" not in view and "**" not in view
     assert "---" not in view
-    for words in ("Intro with a link", "a tag", "first bold item", "numbered strong item", "Plan", "Basic $0", "print('hi')"):
+    for words in (
+        "Intro with a link",
+        "a tag",
+        "first bold item",
+        "numbered strong item",
+        "Plan",
+        "Basic $0",
+        "print('hi')",
+    ):
         assert words in view
 
 

@@ -46,7 +46,9 @@ def share_with_a_good_document(tmp_path: Path) -> Path:
     return share
 
 
-def refresh(tmp_path: Path, share: Path, embedder: CountingEmbedder, **index: object) -> tuple[KnowledgeBase, RefreshReport]:
+def refresh(
+    tmp_path: Path, share: Path, embedder: CountingEmbedder, **index: object
+) -> tuple[KnowledgeBase, RefreshReport]:
     kb = make_knowledge(tmp_path / "home", {"share": share}, embedder, index=IndexSettings(**index))
     return kb, kb.refresh()
 
@@ -102,7 +104,9 @@ def test_an_office_file_inflating_past_the_total_cap_is_reported(tmp_path: Path,
 
 
 @pytest.mark.parametrize("suffix", [".docx", ".pptx", ".xlsx"])
-def test_an_office_zip_bomb_forging_its_declared_sizes_is_refused_before_it_is_opened(tmp_path: Path, suffix: str) -> None:
+def test_an_office_zip_bomb_forging_its_declared_sizes_is_refused_before_it_is_opened(
+    tmp_path: Path, suffix: str
+) -> None:
     forged = write_size_forging_zip_bomb(tmp_path / f"forged{suffix}", inflated_mib=100)  # declares 1,000 bytes
     started = time.monotonic()
     with pytest.raises(LoaderError, match="declares 1,000 bytes but inflates to more: a forged zip"):
@@ -165,4 +169,3 @@ def test_a_hostile_version_of_an_indexed_file_is_reported_and_the_last_good_text
     assert report.deleted == 0
     assert kb.retriever.search("dental plan cleanings", k=1)[0].path == "a-policy.docx"
     kb.close()
-

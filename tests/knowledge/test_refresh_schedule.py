@@ -44,14 +44,17 @@ def test_interval_and_cron_triggers() -> None:
 
 
 @pytest.mark.parametrize(
-    "settings", [RefreshSettings(cron="every hour"), RefreshSettings(interval_minutes=None), RefreshSettings(interval_minutes=0)]
+    "settings",
+    [RefreshSettings(cron="every hour"), RefreshSettings(interval_minutes=None), RefreshSettings(interval_minutes=0)],
 )
 def test_bad_schedules_are_configuration_errors(settings: RefreshSettings) -> None:
     with pytest.raises(ConfigurationError, match="refresh"):
         refresh_trigger(settings)
 
 
-def test_job_runs_one_at_a_time_and_refreshes_the_index(knowledge: KnowledgeBase, caplog: pytest.LogCaptureFixture) -> None:
+def test_job_runs_one_at_a_time_and_refreshes_the_index(
+    knowledge: KnowledgeBase, caplog: pytest.LogCaptureFixture
+) -> None:
     scheduler = BackgroundScheduler()
     scheduler.start(paused=True)
     caplog.set_level(logging.INFO)
@@ -69,7 +72,9 @@ def test_job_runs_one_at_a_time_and_refreshes_the_index(knowledge: KnowledgeBase
     finally:
         scheduler.shutdown(wait=True)
     assert knowledge.status().last_refresh_at is not None
-    assert any("refresh: added=1 updated=0 deleted=0 unchanged=0 skipped=0 failed=0 in" in r.message for r in caplog.records)
+    assert any(
+        "refresh: added=1 updated=0 deleted=0 unchanged=0 skipped=0 failed=0 in" in r.message for r in caplog.records
+    )
 
 
 def test_busy_index_is_logged_not_raised(knowledge: KnowledgeBase, caplog: pytest.LogCaptureFixture) -> None:
@@ -80,7 +85,9 @@ def test_busy_index_is_logged_not_raised(knowledge: KnowledgeBase, caplog: pytes
     assert knowledge.status().documents == 0
 
 
-def test_failing_refresh_is_logged_not_raised(tmp_path: Path, embedder: CountingEmbedder, caplog: pytest.LogCaptureFixture) -> None:
+def test_failing_refresh_is_logged_not_raised(
+    tmp_path: Path, embedder: CountingEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
     # A broken ACL file stops the whole refresh. (Any other failure to decide one file's
     # readers withdraws that file instead: tests/permissions/test_narrowing.py.)
     def broken_permissions(file: object) -> frozenset[str]:

@@ -41,7 +41,11 @@ def _write_corpus(root: Path) -> dict[str, Path]:
     # Restricted: many chunks that match salary questions better than the public page.
     hr = root / "hr"
     for n in range(6):
-        _page(hr / f"reviews/review-{n}.md", f"Salary review {n}", f"{SECRET}; salary review salary bands salary raise {n}.")
+        _page(
+            hr / f"reviews/review-{n}.md",
+            f"Salary review {n}",
+            f"{SECRET}; salary review salary bands salary raise {n}.",
+        )
     _page(handbook / "benefits/salary.md", "Pay day", "Salary is paid on the last working day of the month.")
     return {"handbook": handbook, "hr": hr}
 
@@ -136,7 +140,20 @@ def test_restricted_chunks_never_returned_nor_push_out_readable_ones(retriever: 
 
 @pytest.mark.parametrize(
     "query",
-    ['"', '""', "AND(", "NEAR(salary, 3)", "salary*", "title:leave", "^leave", "-", "' OR 1=1 --", "a AND OR NOT b", "\\", "{x}"],
+    [
+        '"',
+        '""',
+        "AND(",
+        "NEAR(salary, 3)",
+        "salary*",
+        "title:leave",
+        "^leave",
+        "-",
+        "' OR 1=1 --",
+        "a AND OR NOT b",
+        "\\",
+        "{x}",
+    ],
 )
 def test_keyword_query_syntax_is_never_interpreted(retriever: Retriever, query: str) -> None:
     for mode in ("keyword", "hybrid"):
@@ -176,7 +193,9 @@ def test_fusion_counts_a_document_found_by_both_indexes_through_different_chunks
     def record(chunk_id: str, path: str) -> ChunkRecord:
         return ChunkRecord(chunk_id, "s", path, 0, "", "", "", "", "acl")
 
-    records = {r.chunk_id: r for r in (record("a1", "a.md"), record("a2", "a.md"), record("b1", "b.md"), record("c1", "c.md"))}
+    records = {
+        r.chunk_id: r for r in (record("a1", "a.md"), record("a2", "a.md"), record("b1", "b.md"), record("c1", "c.md"))
+    }
     dense = [("b1", 0.9), ("a1", 0.8)]  # b first by meaning
     keyword = [("c1", 9.0), ("a2", 8.0)]  # c first by words; a found through another chunk
     fused = _fuse([dense, keyword], 60, records)

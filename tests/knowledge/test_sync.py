@@ -78,14 +78,18 @@ def test_every_format_is_indexed_and_broken_files_are_reported(tmp_path: Path, e
     kb.close()
 
 
-def test_unchanged_files_are_not_read_nor_embedded(knowledge: KnowledgeBase, docs: Path, embedder: CountingEmbedder) -> None:
+def test_unchanged_files_are_not_read_nor_embedded(
+    knowledge: KnowledgeBase, docs: Path, embedder: CountingEmbedder
+) -> None:
     report, reads = refresh_counting(knowledge, docs)
     assert report["unchanged"] == 3 and report["added"] == report["updated"] == report["deleted"] == 0
     assert reads == []
     assert embedder.take() == []
 
 
-def test_touched_file_is_read_but_not_reembedded(knowledge: KnowledgeBase, docs: Path, embedder: CountingEmbedder) -> None:
+def test_touched_file_is_read_but_not_reembedded(
+    knowledge: KnowledgeBase, docs: Path, embedder: CountingEmbedder
+) -> None:
     path = docs / "handbook/leave.md"
     os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 100))
     report, reads = refresh_counting(knowledge, docs)
@@ -166,7 +170,9 @@ def test_permission_change_updates_principals_without_reembedding(
     assert (report.updated, report.unchanged) == (1, 2)
     assert embedder.take() == []
     for mode in ("hybrid", "dense", "keyword"):
-        assert "handbook/leave.md" not in [p.path for p in kb.retriever.search("parental leave", k=10, filters=staff, mode=mode)]
+        assert "handbook/leave.md" not in [
+            p.path for p in kb.retriever.search("parental leave", k=10, filters=staff, mode=mode)
+        ]
     restricted = [p for p in kb.retriever.search("parental leave", filters=hr) if p.path == "handbook/leave.md"]
     assert restricted and restricted[0].principals == frozenset({"group:hr"})
     # Vector metadata follows the catalog.
@@ -216,7 +222,9 @@ def test_a_folder_failing_to_list_is_reported_and_its_files_stay_indexed(
 def test_full_refresh_reembeds_everything(knowledge: KnowledgeBase, docs: Path, embedder: CountingEmbedder) -> None:
     before = knowledge.catalog.counts()
     report, reads = refresh_counting(knowledge, docs, full=True)
-    assert report["updated"] == 3 and sorted(reads) == sorted(["handbook/leave.md", "handbook/expenses.txt", "it/laptops.html"])
+    assert report["updated"] == 3 and sorted(reads) == sorted(
+        ["handbook/leave.md", "handbook/expenses.txt", "it/laptops.html"]
+    )
     assert len(embedder.take()) == before[1]
     assert knowledge.catalog.counts() == before
     assert_consistent(knowledge)
@@ -238,7 +246,9 @@ def test_leftovers_of_an_interrupted_write_are_removed(knowledge: KnowledgeBase,
     assert_consistent(knowledge)
 
 
-def test_embedding_reused_for_identical_text_across_files(knowledge: KnowledgeBase, docs: Path, embedder: CountingEmbedder) -> None:
+def test_embedding_reused_for_identical_text_across_files(
+    knowledge: KnowledgeBase, docs: Path, embedder: CountingEmbedder
+) -> None:
     shutil.copy(docs / "it/laptops.html", docs / "it/laptops-copy.html")
     report = knowledge.refresh()
     assert report.added == 1
@@ -281,7 +291,9 @@ def test_a_documents_passages_come_in_reading_order_with_their_readers(
     kb = make_knowledge(tmp_path / "home", {"docs": docs}, embedder, permissions=resolver)
     kb.refresh()
     assert {(record.source, record.path) for record in kb.documents()} == {
-        ("docs", "handbook/leave.md"), ("docs", "handbook/expenses.txt"), ("docs", "it/laptops.html"),
+        ("docs", "handbook/leave.md"),
+        ("docs", "handbook/expenses.txt"),
+        ("docs", "it/laptops.html"),
     }
     passages = kb.document_passages("docs", "it/laptops.html")
     assert [p.chunk_id for p in passages] == kb.catalog.file_chunk_ids("docs", "it/laptops.html") != []

@@ -16,12 +16,12 @@ import pytest
 from bot.app import Services
 from bot.cli.serve_command import serving_services
 from bot.conversation.memory import answer_and_remember
-from bot.core.types import Asker, Question
 from bot.customize.promotion import promote, rollback, store_evaluation
 from bot.model.active_adapter import FollowActiveAdapter, follow_promotions
 from bot.model.adapters import AdapterRegistry
 from bot.model.openai_backend import OpenAIModel
 from bot.settings import LoreSettings, ModelSettings
+from bot.types import Asker, Question
 from knowledge.config import SourceSettings
 from tests.customize.conftest import write_share
 from tests.support.tiny_model import build_tiny_adapter, build_tiny_model
@@ -75,7 +75,9 @@ def registry(served: Services, adapters: AdapterRegistry) -> Iterator[AdapterReg
 
 def ask(services: Services) -> str | None:
     """Ask the bot; the adapter its answer and the answer log report (which must agree)."""
-    answer = answer_and_remember(services.agent, services.memory, Question(QUESTION, Asker("U1"), "C1", uuid.uuid4().hex))
+    answer = answer_and_remember(
+        services.agent, services.memory, Question(QUESTION, Asker("U1"), "C1", uuid.uuid4().hex)
+    )
     assert answer.confident  # the model wrote it (an uncovered question never reaches the model)
     stored = services.answers.get(answer.id)
     assert stored is not None and stored.adapter == answer.adapter
@@ -103,7 +105,9 @@ def test_two_promotions_between_answers_end_on_the_last(served: Services, regist
     assert ask(served) == "v2"
 
 
-def test_an_adapter_chosen_explicitly_holds_until_the_next_promotion(served: Services, registry: AdapterRegistry) -> None:
+def test_an_adapter_chosen_explicitly_holds_until_the_next_promotion(
+    served: Services, registry: AdapterRegistry
+) -> None:
     served.model.use_adapter("v2")  # as `lore customize eval` does to measure one
     assert ask(served) == "v2"
     assert ask(served) == "v2"
@@ -131,7 +135,9 @@ def test_a_promotion_that_cannot_be_applied_keeps_the_bot_answering(
     assert ask(served) == "v2"
 
 
-def test_a_pinned_adapter_and_the_openai_backend_do_not_follow(served: Services, adapters: AdapterRegistry, tiny: Path) -> None:
+def test_a_pinned_adapter_and_the_openai_backend_do_not_follow(
+    served: Services, adapters: AdapterRegistry, tiny: Path
+) -> None:
     local = served.model
     pinned = follow_promotions(local, ModelSettings(base_model=tiny, adapter="v1"), adapters)
     assert pinned is local  # model.adapter decides, not the marker

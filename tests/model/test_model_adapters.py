@@ -62,9 +62,7 @@ def test_registry_lists_oldest_first_and_promotes(base: Path, registry: AdapterR
 
 def test_registry_errors_say_what_to_do(base: Path, registry: AdapterRegistry) -> None:
     build_tiny_adapter(base, registry.directory / "v1")
-    with pytest.raises(
-        ModelNotFoundError, match=r"no adapter named 'v2' .*available: v1.*lore customize train"
-    ):
+    with pytest.raises(ModelNotFoundError, match=r"no adapter named 'v2' .*available: v1.*lore customize train"):
         registry.path("v2")
     with pytest.raises(ModelNotFoundError):
         registry.set_active("v2")
@@ -74,9 +72,7 @@ def test_registry_errors_say_what_to_do(base: Path, registry: AdapterRegistry) -
             registry.path(bad)
 
 
-def test_adapter_changes_output_and_base_comes_back_exactly(
-    base: Path, registry: AdapterRegistry
-) -> None:
+def test_adapter_changes_output_and_base_comes_back_exactly(base: Path, registry: AdapterRegistry) -> None:
     build_tiny_adapter(base, registry.directory / "acme-v1")
     with LocalModel(base, adapters=registry) as model:
         plain = model.generate(QUESTION, PLAIN)
@@ -93,9 +89,7 @@ def test_adapter_changes_output_and_base_comes_back_exactly(
     assert adapted_again == adapted
 
 
-def test_swap_between_two_adapters_and_the_promoted_one_at_start(
-    base: Path, registry: AdapterRegistry
-) -> None:
+def test_swap_between_two_adapters_and_the_promoted_one_at_start(base: Path, registry: AdapterRegistry) -> None:
     build_tiny_adapter(base, registry.directory / "one", seed=1)
     build_tiny_adapter(base, registry.directory / "two.2026-11", seed=2)  # '.' is fine in names
     registry.set_active("two.2026-11")
@@ -136,22 +130,16 @@ def test_swap_waits_for_the_answer_in_progress(base: Path, registry: AdapterRegi
     assert answer == plain  # begun on the base model, finished on it
 
 
-def test_adapter_for_another_base_model_is_refused_by_name(
-    base: Path, registry: AdapterRegistry, home: Path
-) -> None:
+def test_adapter_for_another_base_model_is_refused_by_name(base: Path, registry: AdapterRegistry, home: Path) -> None:
     other = build_tiny_model(home / "models" / "other-model", seed=99)
     build_tiny_adapter(other, registry.directory / "foreign")
     with LocalModel(base, adapters=registry) as model:
-        with pytest.raises(
-            AdapterMismatchError, match=r"needs base model .*other-model.* set model\.base_model"
-        ):
+        with pytest.raises(AdapterMismatchError, match=r"needs base model .*other-model.* set model\.base_model"):
             model.use_adapter("foreign")
         assert model.adapter is None
 
 
-def test_adapter_recording_another_weights_hash_is_refused(
-    base: Path, registry: AdapterRegistry, home: Path
-) -> None:
+def test_adapter_recording_another_weights_hash_is_refused(base: Path, registry: AdapterRegistry, home: Path) -> None:
     other = build_tiny_model(home / "elsewhere" / "tiny", seed=99)  # same name, other weights
     build_tiny_adapter(
         other,
@@ -178,9 +166,7 @@ def test_adapter_with_wrong_shapes_is_refused_and_the_model_keeps_working(
     folder = build_tiny_adapter(wider, registry.directory / "wide-adapter")
     # Claims our base model, but its matrices are sized for another one.
     config = json.loads((folder / "adapter_config.json").read_text())
-    (folder / "adapter_config.json").write_text(
-        json.dumps({**config, "base_model_name_or_path": str(base)})
-    )
+    (folder / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(base)}))
     build_tiny_adapter(base, registry.directory / "good")
     with LocalModel(base, adapters=registry) as model:
         plain = model.generate(QUESTION, PLAIN)

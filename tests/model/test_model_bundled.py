@@ -53,9 +53,7 @@ def test_bundled_model_converts_caches_and_answers(tmp_path: Path) -> None:
         total = time.perf_counter() - started
     finally:
         model.close()
-    tokens = len(
-        AutoTokenizer.from_pretrained(cache)(answer, add_special_tokens=False)["input_ids"]
-    )
+    tokens = len(AutoTokenizer.from_pretrained(cache)(answer, add_special_tokens=False)["input_ids"])
     print(
         f"\nSmolLM2-135M-Instruct: first load (GGUF conversion + cache) {first_load:.1f} s, "
         f"cached load {cached_load:.2f} s, time to first token {first_token:.2f} s, "

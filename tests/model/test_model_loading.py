@@ -43,9 +43,7 @@ def test_local_backend_loads_the_promoted_adapter(tmp_path: Path, tiny_folder: P
 
 
 def test_openai_backend_from_settings(tmp_path: Path, tiny_folder: Path) -> None:
-    with OpenAIServer(
-        reply=lambda body: "Hi there", models=["smol", "acme"], api_key="k-123"
-    ) as server:
+    with OpenAIServer(reply=lambda body: "Hi there", models=["smol", "acme"], api_key="k-123") as server:
         settings = ModelSettings(
             backend="openai",
             openai_base_url=server.url,
@@ -72,9 +70,7 @@ def test_missing_model_folder_says_what_to_set(tmp_path: Path) -> None:
         load_model(ModelSettings(backend="openai", base_model=tmp_path / "nope"), tmp_path)
 
 
-def test_missing_bundled_package_names_the_install_command(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_missing_bundled_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import importlib.util
 
     real = importlib.util.find_spec

@@ -44,9 +44,7 @@ def reference_ids(
     return output[0, inputs["input_ids"].shape[1] :].tolist()
 
 
-def reference_answer(
-    folder: Path, messages: list[ChatMessage], max_new_tokens: int, repetition_penalty: float
-) -> str:
+def reference_answer(folder: Path, messages: list[ChatMessage], max_new_tokens: int, repetition_penalty: float) -> str:
     """What plain transformers generates for the same prompt, decoded in one go."""
     ids = reference_ids(folder, messages, max_new_tokens, repetition_penalty)
     return AutoTokenizer.from_pretrained(folder).decode(ids, skip_special_tokens=True)
@@ -55,21 +53,17 @@ def reference_answer(
 def test_stream_yields_pieces_that_join_to_what_transformers_generates(
     tiny_model: LocalModel, tiny_folder: Path
 ) -> None:
-    pieces = list(
-        tiny_model.stream(QUESTION, GenerationSettings(max_new_tokens=24, stop_on_repeated_ngram=0))
-    )
+    pieces = list(tiny_model.stream(QUESTION, GenerationSettings(max_new_tokens=24, stop_on_repeated_ngram=0)))
     assert len(pieces) > 5  # incremental, not one block
     assert all(pieces)
     assert "".join(pieces) == reference_answer(tiny_folder, QUESTION, 24, 1.2)
-    assert tiny_model.generate(
-        QUESTION, GenerationSettings(max_new_tokens=24, stop_on_repeated_ngram=0)
-    ) == "".join(pieces)
+    assert tiny_model.generate(QUESTION, GenerationSettings(max_new_tokens=24, stop_on_repeated_ngram=0)) == "".join(
+        pieces
+    )
 
 
 def test_defaults_apply_when_a_request_brings_no_settings(tiny_folder: Path) -> None:
-    with LocalModel(
-        tiny_folder, defaults=GenerationSettings(max_new_tokens=5, stop_on_repeated_ngram=0)
-    ) as model:
+    with LocalModel(tiny_folder, defaults=GenerationSettings(max_new_tokens=5, stop_on_repeated_ngram=0)) as model:
         assert model.generate(QUESTION) == reference_answer(tiny_folder, QUESTION, 5, 1.2)
 
 
@@ -81,9 +75,7 @@ def test_properties(tiny_model: LocalModel, tiny_folder: Path) -> None:
         return_dict=True,
     )["input_ids"]
     assert tiny_model.count_tokens(QUESTION) == len(expected)
-    assert tiny_model.count_tokens(
-        QUESTION + [ChatMessage("assistant", "Twenty five days.")]
-    ) > len(expected)
+    assert tiny_model.count_tokens(QUESTION + [ChatMessage("assistant", "Twenty five days.")]) > len(expected)
     assert tiny_model.context_window == 8192
     assert tiny_model.name == "tiny"
     assert tiny_model.adapter is None
@@ -124,9 +116,7 @@ def test_repeated_ngram_stops_a_loop(tmp_path: Path) -> None:
     free = GenerationSettings(max_new_tokens=30, repetition_penalty=1.0, stop_on_repeated_ngram=0)
     with LocalModel(folder) as model:
         looping = model.generate(question, free)
-        guarded = model.generate(
-            question, GenerationSettings(**{**free.__dict__, "stop_on_repeated_ngram": 4})
-        )
+        guarded = model.generate(question, GenerationSettings(**{**free.__dict__, "stop_on_repeated_ngram": 4}))
     ids = reference_ids(folder, question, 30, 1.0)
     assert len(ids) == 30 and len(set(ids)) < 5, "the echo model should loop until max_new_tokens"
     assert looping == AutoTokenizer.from_pretrained(folder).decode(ids, skip_special_tokens=True)
@@ -155,9 +145,7 @@ def test_full_queue_refuses_with_busy_error(tiny_folder: Path) -> None:
 
 def test_abandoning_a_stream_stops_its_generation(tiny_folder: Path) -> None:
     with LocalModel(tiny_folder) as model:
-        long = model.stream(
-            QUESTION, GenerationSettings(max_new_tokens=4000, stop_on_repeated_ngram=0)
-        )
+        long = model.stream(QUESTION, GenerationSettings(max_new_tokens=4000, stop_on_repeated_ngram=0))
         next(long)
         long.close()
         started = time.monotonic()

@@ -24,17 +24,13 @@ ANSWER = "The Berlin office is at Torstrasse 1 [1]."
 
 @pytest.fixture()
 def server() -> Iterator[OpenAIServer]:
-    with OpenAIServer(
-        reply=lambda body: ANSWER, models=["lore", "acme-v2"], api_key="sk-test-secret"
-    ) as running:
+    with OpenAIServer(reply=lambda body: ANSWER, models=["lore", "acme-v2"], api_key="sk-test-secret") as running:
         yield running
 
 
 @pytest.fixture()
 def model(server: OpenAIServer) -> Iterator[OpenAIModel]:
-    client = OpenAIModel(
-        server.url, "lore", api_key=SecretStr("sk-test-secret"), timeout_seconds=10
-    )
+    client = OpenAIModel(server.url, "lore", api_key=SecretStr("sk-test-secret"), timeout_seconds=10)
     yield client
     client.close()
 
@@ -83,9 +79,7 @@ def test_stop_strings_are_sent_and_applied(model: OpenAIModel, server: OpenAISer
 
 def test_a_looping_answer_is_cut_off(model: OpenAIModel, server: OpenAIServer) -> None:
     server.reply = lambda body: "Please ask HR. " + "Ask the team lead about it. " * 20
-    text = "".join(
-        model.stream(QUESTION, GenerationSettings(max_new_tokens=500, stop_on_repeated_ngram=4))
-    )
+    text = "".join(model.stream(QUESTION, GenerationSettings(max_new_tokens=500, stop_on_repeated_ngram=4)))
     assert text.startswith("Please ask HR. Ask the team lead about it. Ask the team lead")
     assert len(text) < 100
 
@@ -134,15 +128,11 @@ def test_server_error_is_explained(model: OpenAIModel, server: OpenAIServer) -> 
 
 def test_wrong_key_and_unknown_model_are_explained(server: OpenAIServer) -> None:
     wrong = OpenAIModel(server.url, "lore", api_key=SecretStr("sk-wrong"))
-    with pytest.raises(
-        ModelEndpointError, match=r"refused the API key \(HTTP 401\).*model\.openai_api_key"
-    ) as caught:
+    with pytest.raises(ModelEndpointError, match=r"refused the API key \(HTTP 401\).*model\.openai_api_key") as caught:
         wrong.generate(QUESTION)
     assert "sk-wrong" not in str(caught.value) and "sk-wrong" not in repr(wrong)
     client = OpenAIModel(server.url, "lore", api_key="sk-test-secret", adapter="acme-v9")
-    with pytest.raises(
-        ModelEndpointError, match=r"no model 'acme-v9'.*--lora-modules acme-v9=PATH"
-    ):
+    with pytest.raises(ModelEndpointError, match=r"no model 'acme-v9'.*--lora-modules acme-v9=PATH"):
         list(client.stream(QUESTION))
 
 
@@ -168,9 +158,7 @@ def test_context_window_and_token_counts(server: OpenAIServer, tmp_path: Path) -
     assert OpenAIModel(server.url, "lore", context_window=2048).context_window == 2048
 
 
-def test_exact_token_counts_with_the_base_models_tokenizer(
-    server: OpenAIServer, tiny_folder: Path
-) -> None:
+def test_exact_token_counts_with_the_base_models_tokenizer(server: OpenAIServer, tiny_folder: Path) -> None:
     tokenizer = ChatTokenizer.from_folder(tiny_folder)
     client = OpenAIModel(server.url, "lore", tokenizer=tokenizer)
     assert client.count_tokens(QUESTION) == len(tokenizer.encode_chat(QUESTION))

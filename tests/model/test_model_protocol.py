@@ -56,4 +56,3 @@ def test_a_lazy_model_closes_the_model_it_loaded() -> None:
     assert "".join(model.stream([])) == "hello there"
     model.close()
     assert inner.closed == 1
-

@@ -32,9 +32,7 @@ def test_earliest_of_several_stop_strings_wins() -> None:
     assert feed_all(StopScanner(["STOP", "END"]), ["one END two STOP"]) == "one "
 
 
-@given(
-    text=st.text(alphabet="abEND \n", max_size=40), cuts=st.lists(st.integers(0, 40), max_size=6)
-)
+@given(text=st.text(alphabet="abEND \n", max_size=40), cuts=st.lists(st.integers(0, 40), max_size=6))
 def test_any_split_gives_the_text_before_the_first_stop(text: str, cuts: list[int]) -> None:
     bounds = sorted({0, len(text), *(min(cut, len(text)) for cut in cuts)})
     pieces = [text[a:b] for a, b in pairwise(bounds)]

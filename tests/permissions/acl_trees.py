@@ -90,7 +90,9 @@ class AclTree:
 
 
 def acl_trees(source_names: tuple[str, ...]) -> st.SearchStrategy[AclTree]:
-    return st.builds(AclTree, sections, st.dictionaries(st.sampled_from(source_names), sections, max_size=len(source_names)))
+    return st.builds(
+        AclTree, sections, st.dictionaries(st.sampled_from(source_names), sections, max_size=len(source_names))
+    )
 
 
 def file_mode(mode: int) -> frozenset[str]:

@@ -36,8 +36,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "acl.yaml").write_text(ACL)
     (tmp_path / "lore.toml").write_text(
         f"""
-home = "{tmp_path / 'home'}"
-acl_file = "{tmp_path / 'acl.yaml'}"
+home = "{tmp_path / "home"}"
+acl_file = "{tmp_path / "acl.yaml"}"
 [[sources]]
 name = "finance"
 path = "{finance}"

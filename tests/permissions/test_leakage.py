@@ -27,19 +27,19 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 
-from bot.adapters.slack.routes import slack_routes
 from bot.adapters.slack.rendering import ACTION_HELPFUL, ACTION_SHARE
+from bot.adapters.slack.routes import slack_routes
 from bot.app import Services
 from bot.cli.main import cli
 from bot.conversation.memory import answer_and_remember
 from bot.core.agent import Agent
-from bot.core.types import Asker, Question
 from bot.model.base import ChatMessage, GenerationSettings
 from bot.server import create_web_app
 from bot.settings import SlackSettings
 from bot.store.answers import AnswerLog, StoredAnswer
 from bot.store.database import Database
 from bot.store.feedback import Feedback, FeedbackStore
+from bot.types import Asker, Question
 from tests.slack.slack_doubles import WrappedModel
 from tests.support.bot_connector import (
     TENANT_ID,
@@ -233,9 +233,7 @@ SLACK_PLACES = {
 
 @pytest.mark.parametrize("place", list(SLACK_PLACES))
 @pytest.mark.parametrize("person", PEOPLE, ids=IDS)
-async def test_slack_answers_only_from_what_everyone_reading_may_read(
-    slack: Slack, person: Person, place: str
-) -> None:
+async def test_slack_answers_only_from_what_everyone_reading_may_read(slack: Slack, person: Person, place: str) -> None:
     channel, how, expected_for = SLACK_PLACES[place]
     channel = f"{channel}{person.name.upper()}" if how == "im" else channel
     if how == "im":
@@ -299,9 +297,7 @@ async def test_slack_ephemeral_answer_uses_the_askers_own_permissions(slack: Sla
     [(ALICE, "C0GENERAL"), (ALICE, SLACK_HR_CHANNEL), (CAROL, SLACK_HR_CHANNEL), (BOB, "C0GENERAL")],
     ids=["alice-general", "alice-hr", "carol-hr", "bob-general"],
 )
-async def test_slack_share_in_channel_rechecks_against_the_channel(
-    slack: Slack, person: Person, channel: str
-) -> None:
+async def test_slack_share_in_channel_rechecks_against_the_channel(slack: Slack, person: Person, channel: str) -> None:
     private, _ = await _ephemeral_answer(slack, person, channel)
     allowed = person.may_read <= (in_hr_room(ALICE) if channel == SLACK_HR_CHANNEL else PUBLIC_ONLY)
 
@@ -346,11 +342,15 @@ async def test_slack_guests_and_other_organisations_get_no_content_not_even_ever
         await slack.sender.event(event)
 
     refusal = await slack.api.wait_until(
-        lambda: [m for m in slack.api.messages.values() if m.text.startswith("Sorry") and m.ephemeral_for in (user, None)]
+        lambda: [
+            m for m in slack.api.messages.values() if m.text.startswith("Sorry") and m.ephemeral_for in (user, None)
+        ]
     )
 
     await asyncio.sleep(0.5)  # anything else the bot was going to send
-    shown = "".join(m.text + json.dumps(m.blocks) for m in slack.api.messages.values()) + json.dumps(slack.api.responses)
+    shown = "".join(m.text + json.dumps(m.blocks) for m in slack.api.messages.values()) + json.dumps(
+        slack.api.responses
+    )
     assert phrases_in(shown) == set()
     assert refusal and slack.services.answers.latest_for(user, channel) is None
 
@@ -372,8 +372,14 @@ def _teams_text(turn: TeamsTurn) -> str:
 
 TEAMS_PLACES = {
     "personal": (lambda person: TeamsConversation(id=f"a:personal-{person.name}"), lambda person: person.may_read),
-    "group chat": (lambda person: TeamsConversation(id="19:group-chat@thread.v2", scope="groupChat"), lambda person: PUBLIC_ONLY),
-    "channel": (lambda person: TeamsConversation(id="19:general@thread.tacv2", scope="channel"), lambda person: PUBLIC_ONLY),
+    "group chat": (
+        lambda person: TeamsConversation(id="19:group-chat@thread.v2", scope="groupChat"),
+        lambda person: PUBLIC_ONLY,
+    ),
+    "channel": (
+        lambda person: TeamsConversation(id="19:general@thread.tacv2", scope="channel"),
+        lambda person: PUBLIC_ONLY,
+    ),
     "hr channel": (lambda person: TeamsConversation(id=TEAMS_HR_CHANNEL, scope="channel"), in_hr_room),
 }
 
@@ -426,7 +432,11 @@ async def test_teams_users_of_another_tenant_get_no_content_not_even_everyones(s
         connector.add_member(visitor)
         client = await teams_test_client(services)
         activity = message_activity(
-            QUESTION, service_url=connector.url, user=visitor, conversation=conversation, mention_bot=place != "personal"
+            QUESTION,
+            service_url=connector.url,
+            user=visitor,
+            conversation=conversation,
+            mention_bot=place != "personal",
         )
         activity["channelData"] = {"tenant": {"id": "0badc0de-0000-0000-0000-00000000beef"}}
         activity["conversation"]["tenantId"] = "0badc0de-0000-0000-0000-00000000beef"
@@ -507,13 +517,13 @@ def lore_cli(share: Path) -> Iterator[Path]:
     config.write_text(
         f"""
 home = "{home}"
-acl_file = "{share / 'acl.yaml'}"
-directory_file = "{share / 'directory.yaml'}"
+acl_file = "{share / "acl.yaml"}"
+directory_file = "{share / "directory.yaml"}"
 [[sources]]
 name = "share"
-path = "{share / 'share'}"
+path = "{share / "share"}"
 [model]
-base_model = "{build_tiny_model(share / 'cli-model')}"
+base_model = "{build_tiny_model(share / "cli-model")}"
 max_new_tokens = {MAX_NEW_TOKENS}
 """,
         encoding="utf-8",

@@ -25,8 +25,8 @@ from aiohttp import web
 
 import knowledge.sources.filesystem as filesystem
 from bot.app import Services
-from bot.core.types import Asker, Question
 from bot.server import create_web_app
+from bot.types import Asker, Question
 from tests.permissions.test_leakage import (  # noqa: F401  (fixtures: slack, teams)
     BOB,
     DIRECTORY,
@@ -100,7 +100,9 @@ def stack(share: Path) -> Iterator[Services]:
         directory_file=share / "directory.yaml",
         max_new_tokens=MAX_NEW_TOKENS,
     )
-    bob = services.access.filters_for(Question(QUESTION, Asker(BOB.email, email=BOB.email), "cli", "t", "cli", "private"))
+    bob = services.access.filters_for(
+        Question(QUESTION, Asker(BOB.email, email=BOB.email), "cli", "t", "cli", "private")
+    )
     before = {p.path for p in services.knowledge.retriever.search(QUESTION, k=20, filters=bob)}
     assert before == set(PHRASES), "every document starts readable by everyone"
     docs = share / "share"
@@ -125,7 +127,8 @@ async def test_slack_dm_after_narrowing_shows_only_what_is_still_public(slack: S
 
 
 async def test_teams_personal_chat_after_narrowing_shows_only_what_is_still_public(
-    teams: tuple[Any, ConnectorMock], stack: Services  # noqa: F811
+    teams: tuple[Any, ConnectorMock],  # noqa: F811  (the fixture imported above)
+    stack: Services,  # noqa: F811
 ) -> None:
     client, connector = teams
 
@@ -140,13 +143,13 @@ def cli_config(share: Path, stack: Services) -> Iterator[None]:
     config.write_text(
         f"""
 home = "{stack.settings.home}"
-acl_file = "{share / 'acl.yaml'}"
-directory_file = "{share / 'directory.yaml'}"
+acl_file = "{share / "acl.yaml"}"
+directory_file = "{share / "directory.yaml"}"
 [[sources]]
 name = "handbook"
-path = "{share / 'share'}"
+path = "{share / "share"}"
 [model]
-base_model = "{build_tiny_model(share / 'cli-model')}"
+base_model = "{build_tiny_model(share / "cli-model")}"
 max_new_tokens = {MAX_NEW_TOKENS}
 """
     )
@@ -179,9 +182,9 @@ def test_lore_index_lists_the_files_failing_refresh_after_refresh(cli_config: No
     assert code == 0, output
     failing = [line for line in output.splitlines() if "failing for" in line]
     assert len(failing) == 3 and all("failing for 4 refreshes" in line for line in failing)
-    assert {name for name in ("plan.pdf", "budget.docx", "handbook:restricted") if any(name in line for line in failing)} == {
-        "plan.pdf", "budget.docx", "handbook:restricted"
-    }
+    assert {
+        name for name in ("plan.pdf", "budget.docx", "handbook:restricted") if any(name in line for line in failing)
+    } == {"plan.pdf", "budget.docx", "handbook:restricted"}
 
 
 async def test_healthz_counts_the_files_failing_refresh_after_refresh(stack: Services) -> None:

@@ -197,7 +197,9 @@ def test_denying_lores_account_on_one_unchanged_file_withdraws_it(
 
     report = file_modes.refresh()
 
-    assert [(failure.path, failure.reason) for failure in report.failed] == [("share:hr/reviews.md", "Permission denied")]
+    assert [(failure.path, failure.reason) for failure in report.failed] == [
+        ("share:hr/reviews.md", "Permission denied")
+    ]
     assert "hr/reviews.md" not in found(file_modes, "review codename", STRANGER)
 
 
@@ -238,9 +240,7 @@ def test_a_file_failing_refresh_after_refresh_is_surfaced_with_its_count(
     assert report.failing == [] and file_modes.status().failing == ()
 
 
-def test_the_report_counts_the_documents_everyone_may_read_per_source(
-    file_modes: KnowledgeBase, share: Path
-) -> None:
+def test_the_report_counts_the_documents_everyone_may_read_per_source(file_modes: KnowledgeBase, share: Path) -> None:
     (share / "hr/reviews.md").chmod(0o600)
 
     report = file_modes.refresh()

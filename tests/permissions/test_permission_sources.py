@@ -17,13 +17,12 @@ import knowledge.sources.mounts as mounts
 from bot.cli.main import cli
 from bot.core.access import build_permission_policy
 from bot.settings import AgentSettings, CustomizeSettings, LoreSettings
-from knowledge.config import SourceSettings
+from knowledge.base import KnowledgeBase
+from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings
 from knowledge.errors import ConfigurationError
 from knowledge.permissions import FileModePermissions, PermissionPolicy, may_read
 from knowledge.sources.mounts import filesystem_type
 from knowledge.types import EVERYONE, Passage, SourceFile
-from knowledge.base import KnowledgeBase
-from knowledge.config import IndexSettings, RetrievalSettings
 from tests.support.knowledge_index import CountingEmbedder, make_knowledge
 
 # Two mounts of a host: the root on ext4, a Windows share on CIFS (a space in its name).
@@ -103,7 +102,9 @@ def test_each_permission_source_decides_and_says_so(tmp_path: Path, share: Path)
         ],
     )
     policy = build_permission_policy(settings)
-    pay = {name: SourceFile(name, str(share), "hr/pay.md", "file:///x", 1, 1.0, owner="root", mode=0o600) for name in names}
+    pay = {
+        name: SourceFile(name, str(share), "hr/pay.md", "file:///x", 1, 1.0, owner="root", mode=0o600) for name in names
+    }
 
     assert policy.choices == {"by-acl": "acl", "by-modes": "file-modes", "public": "public"}
     assert policy(pay["by-acl"]) == {"group:hr"}
@@ -139,7 +140,10 @@ def test_the_filesystem_type_comes_from_the_longest_mount_point() -> None:
 def test_file_modes_deciding_on_a_cifs_mount_are_warned_about(tmp_path: Path, share: Path) -> None:
     cifs = MOUNTINFO + f"97 22 0:53 / {share} rw - cifs //fs01/hr rw,file_mode=0755\n"
     policy = PermissionPolicy(
-        None, [("share", share)], FileModePermissions(), choices={"share": "file-modes"},
+        None,
+        [("share", share)],
+        FileModePermissions(),
+        choices={"share": "file-modes"},
         smb_folder=lambda folder: mounts.is_smb(folder, cifs),
     )
     knowledge = make_knowledge(tmp_path / "home", {"share": share}, CountingEmbedder(), permissions=policy)
@@ -167,7 +171,9 @@ def test_lore_index_warns_when_file_modes_decide_on_a_cifs_mount(
     assert "WARNING: source share: file modes decided who may read 2 document(s) on an SMB/CIFS mount" in output
 
 
-def test_an_acl_source_on_a_cifs_mount_is_not_warned_about(project: Path, share: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_acl_source_on_a_cifs_mount_is_not_warned_about(
+    project: Path, share: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     table = project / "mountinfo"
     table.write_text(f"97 22 0:53 / {share} rw - cifs //fs01/hr rw\n")
     monkeypatch.setattr(mounts, "MOUNTINFO", table)
@@ -185,7 +191,11 @@ def test_an_acl_source_on_a_cifs_mount_is_not_warned_about(project: Path, share:
 
 @pytest.mark.parametrize(
     ("setting", "name"),
-    [("directory_file", "Directory file"), ("glossary_file", "Glossary file"), ("curated_files", "Curated training file")],
+    [
+        ("directory_file", "Directory file"),
+        ("glossary_file", "Glossary file"),
+        ("curated_files", "Curated training file"),
+    ],
 )
 def test_a_directory_glossary_or_curated_file_inside_a_share_is_refused_at_start_up(
     tmp_path: Path, share: Path, setting: str, name: str
@@ -228,7 +238,10 @@ def test_a_passage_or_file_built_without_permissions_is_readable_by_nobody() -> 
 
 def test_an_index_built_without_a_permission_policy_shares_nothing(tmp_path: Path, share: Path) -> None:
     knowledge = KnowledgeBase(
-        tmp_path / "home", [SourceSettings(name="share", path=share)], IndexSettings(), RetrievalSettings(),
+        tmp_path / "home",
+        [SourceSettings(name="share", path=share)],
+        IndexSettings(),
+        RetrievalSettings(),
         embedder=CountingEmbedder(),
     )
     try:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from bot.core.access import AccessPolicy, build_access_policy, build_permission_policy
-from bot.core.types import Answer, Asker, Place, Question
 from bot.identity import DirectoryFile, PrincipalsResolver
 from bot.settings import LoreSettings
+from bot.types import Answer, Asker, Place, Question
 from knowledge.config import SourceSettings
 from knowledge.errors import ConfigurationError
 from knowledge.types import Passage, SearchFilters

@@ -31,9 +31,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "directory.yaml").write_text("users: {alice@example.com: [hr, board]}\n")
     (tmp_path / "lore.toml").write_text(
         f"""
-home = "{tmp_path / 'home'}"
-acl_file = "{tmp_path / 'acl.yaml'}"
-directory_file = "{tmp_path / 'directory.yaml'}"
+home = "{tmp_path / "home"}"
+acl_file = "{tmp_path / "acl.yaml"}"
+directory_file = "{tmp_path / "directory.yaml"}"
 [[sources]]
 name = "share"
 path = "{share}"

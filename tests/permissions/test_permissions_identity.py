@@ -183,8 +183,12 @@ async def test_slack_unreachable_means_unknown() -> None:
 # -- Teams: the roster on a loopback Bot Connector ------------------------------------------
 
 TEAMS_MEMBERS = {
-    "29:alice": {"id": "29:alice", "aadObjectId": "aad-alice", "email": "Alice@Example.com",
-                 "userPrincipalName": "alice@corp.example.com"},
+    "29:alice": {
+        "id": "29:alice",
+        "aadObjectId": "aad-alice",
+        "email": "Alice@Example.com",
+        "userPrincipalName": "alice@corp.example.com",
+    },
     "29:bob": {"id": "29:bob", "aadObjectId": "aad-bob", "userPrincipalName": "Bob@Example.com"},
     "29:guest": {"id": "29:guest", "aadObjectId": "aad-guest", "userPrincipalName": "guest#EXT"},
 }

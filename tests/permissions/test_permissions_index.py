@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.core.access import AccessPolicy
-from bot.core.types import Asker, Place, Question
 from bot.identity import DirectoryFile, PrincipalsResolver
+from bot.types import Asker, Place, Question
 from knowledge.base import KnowledgeBase
 from knowledge.permissions import (
     FileModePermissions,
@@ -66,7 +66,10 @@ PEOPLE = {
     "alice": (Asker("U1", email="alice@example.com"), {"handbook/holidays.md", "hr/salaries.md"}),
     "bob": (Asker("U2", email="bob@example.com"), {"handbook/holidays.md", "finance/budget.md"}),
     "carol": (Asker("U3", email="carol@example.com"), {"handbook/holidays.md", "board/minutes.md"}),
-    "dana": (Asker("U4", email="dana@example.com"), {"handbook/holidays.md", "people/dana-review.md", "finance/budget.md"}),
+    "dana": (
+        Asker("U4", email="dana@example.com"),
+        {"handbook/holidays.md", "people/dana-review.md", "finance/budget.md"},
+    ),
     "cfo": (Asker("U5", email="cfo@example.com"), {"handbook/holidays.md", "hr/salaries.md"}),
     "stranger": (Asker("U6"), {"handbook/holidays.md"}),
 }
@@ -121,7 +124,9 @@ def setup(tmp_path: Path, embedder: CountingEmbedder) -> Iterator[tuple[Knowledg
     knowledge.close()
 
 
-def visible(knowledge: KnowledgeBase, filters: SearchFilters, query: str = "quarterly figures", mode: str = "hybrid") -> set[str]:
+def visible(
+    knowledge: KnowledgeBase, filters: SearchFilters, query: str = "quarterly figures", mode: str = "hybrid"
+) -> set[str]:
     passages = knowledge.retriever.search(query, k=20, filters=filters, mode=mode, max_per_document=1)  # type: ignore[arg-type]
     return {passage.path for passage in passages}
 
@@ -233,7 +238,9 @@ def test_a_broken_acl_edit_stops_the_refresh_and_keeps_the_index(
 
 
 @pytest.fixture(scope="module")
-def random_share(tmp_path_factory: pytest.TempPathFactory, embedder: CountingEmbedder) -> Iterator[tuple[KnowledgeBase, Path]]:
+def random_share(
+    tmp_path_factory: pytest.TempPathFactory, embedder: CountingEmbedder
+) -> Iterator[tuple[KnowledgeBase, Path]]:
     folder = tmp_path_factory.mktemp("random-share")
     share = folder / "share"
     write_share(share, {path: (0o644, f"document {number}") for number, path in enumerate(PATHS)})
@@ -271,7 +278,9 @@ def test_random_acl_trees_through_the_index(
     for reader in people:
         readable = {path for path, principals in expected.items() if principals & reader.principals()}
         assert visible(knowledge, SearchFilters(principals=reader.principals()), "document", mode) == readable
-    assert public_documents(knowledge) == {("share", p) for p, principals in expected.items() if "everyone" in principals}
+    assert public_documents(knowledge) == {
+        ("share", p) for p, principals in expected.items() if "everyone" in principals
+    }
     assert embedder.take() == []
 
 

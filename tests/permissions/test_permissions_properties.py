@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.core.types import Asker
 from bot.identity import PrincipalsResolver
+from bot.types import Asker
 from knowledge.index.catalog import Catalog, acl_key
 from knowledge.permissions import (
     FileModePermissions,

@@ -96,9 +96,7 @@ async def start_rig(
             api_url=api.base_url,
             **slack,
         )
-        services = dataclasses.replace(
-            base, settings=base.settings.model_copy(update={"slack": settings})
-        )
+        services = dataclasses.replace(base, settings=base.settings.model_copy(update={"slack": settings}))
         app = create_web_app(services, [slack_routes(services, PROGRESS_INTERVAL)])
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -30,9 +30,7 @@ class WrappedModel:
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return self.inner.count_tokens(messages)
 
-    def stream(
-        self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
-    ) -> Iterator[str]:
+    def stream(self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None) -> Iterator[str]:
         return self.inner.stream(messages, settings)
 
     def use_adapter(self, name: str | None) -> None:
@@ -55,9 +53,7 @@ class PuppetModel(WrappedModel):
     def reset(self) -> None:
         self.delay, self.fail_after = 0.0, None
 
-    def stream(
-        self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None
-    ) -> Iterator[str]:
+    def stream(self, messages: Sequence[ChatMessage], settings: GenerationSettings | None = None) -> Iterator[str]:
         for count, piece in enumerate(self.inner.stream(messages, settings)):
             if self.fail_after is not None and count >= self.fail_after:
                 raise RuntimeError("CUDA error: the model backend fell over (test)")

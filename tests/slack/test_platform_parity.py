@@ -19,8 +19,8 @@ import pytest
 from bot.adapters.slack.rendering import ACTION_HELPFUL
 from bot.app import Services
 from bot.conversation.memory import answer_and_remember
-from bot.core.types import Asker, Question
 from bot.errors import BusyError
+from bot.types import Asker, Question
 from tests.slack.conftest import SlackRig, fresh_id
 from tests.support.bot_connector import (
     ConnectorMock,
@@ -46,7 +46,7 @@ async def _slack_turns(rig: SlackRig) -> list[Turn]:
     for number, text in enumerate(SCRIPT, start=1):
         await rig.sender.event(message(text, user, dm, "im"))
         finals = await rig.api.wait_until(
-            lambda: (lambda found: found if len(found) >= number else None)(
+            lambda number=number: (lambda found: found if len(found) >= number else None)(
                 [m for m in rig.api.thread(dm, None) if _answer_id(m)]
             ),
             timeout=120,
@@ -80,8 +80,8 @@ def _direct_turns(services: Services) -> list[Turn]:
     asker = Asker(user_id=f"U{uuid.uuid4().hex}")
     turns: list[Turn] = []
     for text in SCRIPT:
-        answer = answer_and_remember(services.agent, services.memory,
-            Question(text=text, asker=asker, conversation_id=thread, thread_id=thread)
+        answer = answer_and_remember(
+            services.agent, services.memory, Question(text=text, asker=asker, conversation_id=thread, thread_id=thread)
         )
         turns.append((answer.text, tuple(c.source for c in answer.citations)))
     return turns
@@ -96,9 +96,7 @@ def _answer_id(slack_message: object) -> str | None:
 
 
 @pytest.mark.parametrize("platform", ["slack", "teams"])
-async def test_both_adapters_give_the_core_agents_answers_and_citations(
-    platform: str, rig: SlackRig
-) -> None:
+async def test_both_adapters_give_the_core_agents_answers_and_citations(platform: str, rig: SlackRig) -> None:
     turns = await (_slack_turns(rig) if platform == "slack" else _teams_turns(rig.services))
 
     expected = _direct_turns(rig.services)
@@ -121,7 +119,9 @@ def _same(text: str) -> str:
     return re.sub(r"`\w+`", "`ID`", text)
 
 
-async def _slack_notice(start_rig: Callable[..., Awaitable[SlackRig]], services: Services, asked: int, **slack: Any) -> str:
+async def _slack_notice(
+    start_rig: Callable[..., Awaitable[SlackRig]], services: Services, asked: int, **slack: Any
+) -> str:
     rig = await start_rig(services=services, **slack)
     dm, user = fresh_id("D"), fresh_id("U")
     for text in SCRIPT[:asked]:

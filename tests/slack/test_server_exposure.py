@@ -25,9 +25,7 @@ HEALTH_TOKEN = "health-s3cret"
 
 
 def with_server(stack: Services, **server: Any) -> Services:
-    settings = stack.settings.model_copy(
-        update={"server": stack.settings.server.model_copy(update=server)}
-    )
+    settings = stack.settings.model_copy(update={"server": stack.settings.server.model_copy(update=server)})
     return dataclasses.replace(stack, settings=settings)
 
 
@@ -46,10 +44,7 @@ async def raw_request(port: int, head: bytes, body: bytes, wait: float) -> bytes
 
 async def test_a_body_that_trickles_in_too_slowly_gets_408(rig: SlackRig) -> None:
     """A slow-loris sender holds a connection for `server.body_read_seconds` (10 s), no more."""
-    head = (
-        b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 5000\r\n\r\n"
-    )
+    head = b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
 
     reply = await raw_request(rig.port, head, b'{"type": "', wait=15.0)
 

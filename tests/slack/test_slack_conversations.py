@@ -58,16 +58,12 @@ def all_text(message: Message) -> str:
         if "text" in block:
             parts.append(block["text"]["text"])
         parts += [
-            element.get("text", "")
-            for element in block.get("elements", [])
-            if isinstance(element.get("text"), str)
+            element.get("text", "") for element in block.get("elements", []) if isinstance(element.get("text"), str)
         ]
     return "\n".join(parts)
 
 
-async def final_reply(
-    rig: SlackRig, channel: str, thread_ts: str | None, timeout: float = 60.0
-) -> Message:
+async def final_reply(rig: SlackRig, channel: str, thread_ts: str | None, timeout: float = 60.0) -> Message:
     """The bot's finished answer in a thread (or at the top level of a DM when None)."""
     return await rig.api.wait_until(
         lambda: next((m for m in rig.api.thread(channel, thread_ts) if is_final(m)), None),
@@ -140,14 +136,10 @@ async def test_reply_in_an_answered_thread_is_a_follow_up(rig: SlackRig) -> None
     await rig.sender.event(first)
     await final_reply(rig, channel, first["ts"])
 
-    follow_up = message(
-        "And how many can I carry over?", colleague, channel, "channel", thread_ts=first["ts"]
-    )
+    follow_up = message("And how many can I carry over?", colleague, channel, "channel", thread_ts=first["ts"])
     await rig.sender.event(follow_up)
 
-    await rig.api.wait_until(
-        lambda: len([m for m in rig.api.thread(channel, first["ts"]) if is_final(m)]) == 2
-    )
+    await rig.api.wait_until(lambda: len([m for m in rig.api.thread(channel, first["ts"]) if is_final(m)]) == 2)
     history = rig.services.threads.history("slack", channel, first["ts"])
     assert [turn.question for turn in history] == [QUESTIONS[0], "And how many can I carry over?"]
     assert history[1].user_id == colleague
@@ -178,12 +170,8 @@ async def test_messages_that_are_not_for_the_bot_are_ignored(
             thread_ts=answered["ts"],
             bot_id="BOTHER",
         ),
-        message(
-            "the bot itself", BOT_USER, channel, "channel", thread_ts=answered["ts"], bot_id=BOT_ID
-        ),
-        message(
-            "edited", user, channel, "channel", thread_ts=answered["ts"], subtype="message_changed"
-        ),
+        message("the bot itself", BOT_USER, channel, "channel", thread_ts=answered["ts"], bot_id=BOT_ID),
+        message("edited", user, channel, "channel", thread_ts=answered["ts"], subtype="message_changed"),
         message("mention_only channel", user, quiet, "channel", thread_ts=quiet_question["ts"]),
     ]
     for event in ignored:
@@ -346,9 +334,7 @@ async def test_bad_or_stale_signatures_get_401(rig: SlackRig) -> None:
     attempts = [
         await rig.sender.post(body, "application/json", signature="v0=" + "0" * 64),
         await rig.sender.post(body, "application/json", timestamp=now - 600),  # stale, signed
-        await rig.sender.post(
-            body + b" ", "application/json", signature=rig.sender.sign(body, now), timestamp=now
-        ),
+        await rig.sender.post(body + b" ", "application/json", signature=rig.sender.sign(body, now), timestamp=now),
         await rig.sender.post(b"{not json", "application/json", signature="v0=bad"),
         await rig.sender.post(
             body,
@@ -403,9 +389,7 @@ async def test_a_failing_model_gets_an_apology_with_an_error_id(
     with caplog.at_level(logging.ERROR):
         await rig.sender.event(event)
         apology = await rig.api.wait_until(
-            lambda: next(
-                (m for m in rig.api.thread(channel, event["ts"]) if "error id" in m.text), None
-            )
+            lambda: next((m for m in rig.api.thread(channel, event["ts"]) if "error id" in m.text), None)
         )
 
     error_id = re.search(r"error id `(\w+)`", apology.text).group(1)
@@ -476,9 +460,7 @@ async def test_twenty_questions_at_once_are_all_answered(rig: SlackRig) -> None:
     assert max(reply.seconds for reply in replies) < ACK_BUDGET
     # The model answers one question at a time: on a busy 2-core machine the last of 20 tiny-model
     # answers can take a minute or two. What matters is that none is lost.
-    answered = await asyncio.gather(
-        *(final_reply(rig, channel, e["ts"], timeout=600) for e in events)
-    )
+    answered = await asyncio.gather(*(final_reply(rig, channel, e["ts"], timeout=600) for e in events))
     answer_ids = {buttons(m)[ACTION_HELPFUL] for m in answered}
     assert len(answer_ids) == 20
     for event, answer_message in zip(events, answered, strict=True):
@@ -508,9 +490,7 @@ async def test_answers_are_posted_without_link_previews(
     elsewhere = fresh_id("C")
     rig.api.fail("chat.postEphemeral", "not_in_channel", lambda args: args["channel"] == elsewhere)
     await rig.sender.command(QUESTIONS[4], user, elsewhere)
-    (through_url,) = await rig.api.wait_until(
-        lambda: [body for _, body in rig.api.responses if body.get("blocks")]
-    )
+    (through_url,) = await rig.api.wait_until(lambda: [body for _, body in rig.api.responses if body.get("blocks")])
     await settle(rig)
     assert through_url["unfurl_links"] is False and through_url["unfurl_media"] is False
 

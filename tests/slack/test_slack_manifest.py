@@ -13,8 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bot.adapters.slack.app import build_slack_bot
-from bot.adapters.slack.app import SlackBot
+from bot.adapters.slack.app import SlackBot, build_slack_bot
 from bot.adapters.slack.scopes import EVENT_SCOPES, METHOD_SCOPES, required_scopes
 from bot.app import Services
 from bot.server import Workload
@@ -33,9 +32,7 @@ def _load(name: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def bot(stack: Services) -> Iterator[SlackBot]:
     settings = SlackSettings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET)
-    services = dataclasses.replace(
-        stack, settings=stack.settings.model_copy(update={"slack": settings})
-    )
+    services = dataclasses.replace(stack, settings=stack.settings.model_copy(update={"slack": settings}))
     bot = build_slack_bot(services, Workload())
     yield bot
     services.conversation.close()  # the answer workers the bot was built with
@@ -66,9 +63,7 @@ def test_manifest_subscribes_to_what_the_code_handles(name: str, bot: SlackBot) 
 def test_manifest_asks_for_exactly_the_scopes_needed(name: str, bot: SlackBot) -> None:
     granted = set(_load(name)["oauth_config"]["scopes"]["bot"])
     # Web API methods the bot calls are checked against METHOD_SCOPES by every conversation test.
-    needed = required_scopes(
-        bot.subscriptions.bot_events, METHOD_SCOPES, bool(bot.subscriptions.commands)
-    )
+    needed = required_scopes(bot.subscriptions.bot_events, METHOD_SCOPES, bool(bot.subscriptions.commands))
     assert granted == needed
 
 
@@ -84,6 +79,5 @@ def test_modes_differ_only_in_how_slack_reaches_the_bot() -> None:
     for section in ("oauth_config", "display_information"):
         assert socket[section] == http[section]
     assert (
-        socket["settings"]["event_subscriptions"]["bot_events"]
-        == http["settings"]["event_subscriptions"]["bot_events"]
+        socket["settings"]["event_subscriptions"]["bot_events"] == http["settings"]["event_subscriptions"]["bot_events"]
     )

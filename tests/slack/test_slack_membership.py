@@ -15,8 +15,8 @@ from bot.adapters.slack.rendering import ACTION_HELPFUL, ACTION_NOT_HELPFUL, ACT
 from bot.app import Services
 from tests.slack.conftest import SlackRig, fresh_id
 from tests.slack.test_slack_conversations import final_reply, is_final, settle
-from tests.support.slack_api import Message, event_callback, mention, message
 from tests.support.recording_agent import RecordingAgent
+from tests.support.slack_api import Message, event_callback, mention, message
 
 QUESTION = "How many days of paid time off do employees get per year?"
 FOREIGN_TEAM = "T0OTHERORG"
@@ -128,13 +128,9 @@ async def test_a_single_channel_guest_mentioning_the_bot_is_refused(start_rig: S
     assert agent.questions == []
 
 
-async def test_a_guest_is_answered_only_when_a_guest_group_is_configured(
-    start_rig: Start, stack: Services
-) -> None:
+async def test_a_guest_is_answered_only_when_a_guest_group_is_configured(start_rig: Start, stack: Services) -> None:
     permissions = stack.settings.permissions.model_copy(update={"slack_guest_group": "contractors"})
-    guest_stack = dataclasses.replace(
-        stack, settings=stack.settings.model_copy(update={"permissions": permissions})
-    )
+    guest_stack = dataclasses.replace(stack, settings=stack.settings.model_copy(update={"permissions": permissions}))
     rig, agent = await recorded_rig(start_rig, guest_stack)
     guest, dm = fresh_id("U"), fresh_id("D")
     rig.api.users[guest] = {"is_restricted": True}
@@ -145,9 +141,7 @@ async def test_a_guest_is_answered_only_when_a_guest_group_is_configured(
     assert [q.asker.groups for q in agent.questions] == [("contractors",)]
 
 
-async def test_a_stranger_following_up_in_an_answered_thread_is_refused(
-    start_rig: Start, stack: Services
-) -> None:
+async def test_a_stranger_following_up_in_an_answered_thread_is_refused(start_rig: Start, stack: Services) -> None:
     rig, agent = await recorded_rig(start_rig, stack)
     colleague, stranger, channel = fresh_id("U"), fresh_id("U"), fresh_id("C")
     rig.api.users[stranger] = {"team_id": FOREIGN_TEAM, "is_stranger": True}
@@ -163,9 +157,7 @@ async def test_a_stranger_following_up_in_an_answered_thread_is_refused(
     assert [q.asker.user_id for q in agent.questions] == [colleague]
 
 
-async def test_a_stranger_clicking_the_feedback_buttons_records_nothing(
-    start_rig: Start, stack: Services
-) -> None:
+async def test_a_stranger_clicking_the_feedback_buttons_records_nothing(start_rig: Start, stack: Services) -> None:
     rig, _ = await recorded_rig(start_rig, stack)
     colleague, stranger, channel = fresh_id("U"), fresh_id("U"), fresh_id("C")
     rig.api.users[stranger] = {"team_id": FOREIGN_TEAM, "is_stranger": True}
@@ -177,9 +169,7 @@ async def test_a_stranger_clicking_the_feedback_buttons_records_nothing(
     for action in (ACTION_HELPFUL, ACTION_NOT_HELPFUL):
         assert (await rig.sender.interaction(rig.sender.button_click(stranger, answer, action))).status == 200
 
-    await rig.api.wait_until(
-        lambda: len([m for m in rig.api.ephemeral_for(stranger) if NOT_A_MEMBER in m.text]) == 2
-    )
+    await rig.api.wait_until(lambda: len([m for m in rig.api.ephemeral_for(stranger) if NOT_A_MEMBER in m.text]) == 2)
     assert len(stack.feedback.list()) == before
     assert rig.api.calls_to("views.open") == []
 
@@ -192,7 +182,7 @@ async def test_a_stranger_typing_slash_lore_feedback_records_nothing(start_rig: 
     rig.api.users[guest] = {"is_restricted": True}
     before = len(stack.feedback.list())
 
-    from_stranger = await rig.sender.command("feedback =HYPERLINK(\"https://x.example\")", stranger, channel)
+    from_stranger = await rig.sender.command('feedback =HYPERLINK("https://x.example")', stranger, channel)
     from_guest = await rig.sender.command("feedback your answers are wrong", guest, channel)
 
     assert from_stranger.status == from_guest.status == 200
@@ -218,9 +208,7 @@ async def test_allowed_team_ids_admit_a_second_workspace_and_no_third(start_rig:
 # --- the channel -------------------------------------------------------------------------
 
 
-async def test_a_mention_in_an_externally_shared_channel_is_not_answered(
-    start_rig: Start, stack: Services
-) -> None:
+async def test_a_mention_in_an_externally_shared_channel_is_not_answered(start_rig: Start, stack: Services) -> None:
     rig, agent = await recorded_rig(start_rig, stack)
     colleague, channel = fresh_id("U"), fresh_id("C")
     body = {**event_callback(mention(QUESTION, colleague, channel), "EvSHARED1"), "is_ext_shared_channel": True}
@@ -234,9 +222,7 @@ async def test_a_mention_in_an_externally_shared_channel_is_not_answered(
     assert answers_posted(rig) == []
 
 
-async def test_a_channel_slack_calls_externally_shared_is_not_answered_in(
-    start_rig: Start, stack: Services
-) -> None:
+async def test_a_channel_slack_calls_externally_shared_is_not_answered_in(start_rig: Start, stack: Services) -> None:
     """When the event does not say, conversations.info decides."""
     rig, agent = await recorded_rig(start_rig, stack)
     colleague, channel = fresh_id("U"), fresh_id("C")
@@ -276,9 +262,7 @@ async def test_sharing_an_answer_into_an_externally_shared_channel_is_refused(
     colleague, channel = fresh_id("U"), fresh_id("C")
     rig.api.channels[channel] = {"is_shared": True, "is_ext_shared": True}
     await rig.sender.command(QUESTION, colleague, channel)
-    private = await rig.api.wait_until(
-        lambda: next((m for m in rig.api.ephemeral_for(colleague) if is_final(m)), None)
-    )
+    private = await rig.api.wait_until(lambda: next((m for m in rig.api.ephemeral_for(colleague) if is_final(m)), None))
 
     await rig.sender.interaction(rig.sender.button_click(colleague, private, ACTION_SHARE))
 

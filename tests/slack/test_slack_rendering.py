@@ -21,7 +21,7 @@ from bot.adapters.slack.rendering import (
     render_progress,
     split_text,
 )
-from bot.core.types import Citation, Evidence
+from bot.types import Citation, Evidence
 from tests.support.injection import ATTACKER_HOST, STOLEN, attacked_answer
 from tests.support.slack_api import mrkdwn_problems, payload_problems
 
@@ -89,9 +89,7 @@ def test_plain_text_is_only_escaped(text: str) -> None:
 @settings(max_examples=100, deadline=None, database=None)
 @given(
     st.lists(
-        st.sampled_from(
-            ["word", "<https://a.io/x|a link>", "\n", "\n\n", "```", "x" * 700, " ", "&amp;"]
-        ),
+        st.sampled_from(["word", "<https://a.io/x|a link>", "\n", "\n\n", "```", "x" * 700, " ", "&amp;"]),
         max_size=60,
     ),
     st.integers(min_value=40, max_value=500),
@@ -167,9 +165,7 @@ def test_shareable_and_shared_answers() -> None:
 
 
 def test_long_answers_are_split_into_valid_messages() -> None:
-    paragraph = (
-        "Lorem ipsum dolor sit amet, **consectetur** [adipiscing](https://e.io/x) elit. " * 40
-    )
+    paragraph = "Lorem ipsum dolor sit amet, **consectetur** [adipiscing](https://e.io/x) elit. " * 40
     content = _content("\n\n".join([paragraph] * 60), citations=14, evidence=12)
 
     messages = render_answer(content)
@@ -187,10 +183,7 @@ def test_long_answers_are_split_into_valid_messages() -> None:
 def test_one_enormous_word_still_fits() -> None:
     messages = render_answer(_content("x" * 100_000, citations=0, evidence=0))
     assert all(post_problems(m) == [] for m in messages)
-    assert (
-        sum(len(b["text"]["text"]) for m in messages for b in m.blocks if b["type"] == "section")
-        == 100_000
-    )
+    assert sum(len(b["text"]["text"]) for m in messages for b in m.blocks if b["type"] == "section") == 100_000
 
 
 def test_progress_shows_the_newest_text_within_limits() -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.adapters.slack.routes import slack_routes
 from bot.adapters.slack.rendering import ACTION_HELPFUL
+from bot.adapters.slack.routes import slack_routes
 from bot.app import Services
 from bot.server import WORKLOAD, create_web_app, run_server
 from tests.slack.conftest import PROGRESS_INTERVAL, SlackRig, fresh_id
@@ -67,9 +67,7 @@ async def test_queue_depth_counts_answers_in_flight(
     rig = await start_rig(services=puppet_stack)
     puppet.delay = 0.05
     channel = fresh_id("C")
-    events = [
-        mention("When is the Beacon on-call handoff?", fresh_id("U"), channel) for _ in range(3)
-    ]
+    events = [mention("When is the Beacon on-call handoff?", fresh_id("U"), channel) for _ in range(3)]
     await asyncio.gather(*(rig.sender.event(event) for event in events))
 
     async with aiohttp.ClientSession() as session:
@@ -92,9 +90,7 @@ async def test_stopping_finishes_answers_in_flight_and_refuses_new_connections(
     caplog.set_level(logging.INFO, logger="bot.server")
     api = await MockSlackApi().start()
     slack = SlackSettings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=api.base_url)
-    services = replace(
-        puppet_stack, settings=puppet_stack.settings.model_copy(update={"slack": slack})
-    )
+    services = replace(puppet_stack, settings=puppet_stack.settings.model_copy(update={"slack": slack}))
     app = create_web_app(services, [slack_routes(services, PROGRESS_INTERVAL)])
     port, stop = free_port(), asyncio.Event()
     server = asyncio.create_task(run_server(app, "127.0.0.1", port, stop))
@@ -103,9 +99,7 @@ async def test_stopping_finishes_answers_in_flight_and_refuses_new_connections(
         await api.wait_until(lambda: _listening(port), timeout=10)
         puppet.delay = 0.05
         channel = fresh_id("C")
-        event = mention(
-            "How many days of paid time off do employees get per year?", fresh_id("U"), channel
-        )
+        event = mention("How many days of paid time off do employees get per year?", fresh_id("U"), channel)
         assert (await sender.event(event)).status == 200
         await api.wait_until(lambda: api.calls_to("chat.postMessage"))  # placeholder is up
 

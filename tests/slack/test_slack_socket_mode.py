@@ -46,11 +46,7 @@ async def test_socket_mode_receives_envelopes_and_acks_them(
 
     answer = await api.wait_until(
         lambda: next(
-            (
-                m
-                for m in api.thread(channel, event["ts"])
-                if any(b["type"] == "actions" for b in m.blocks)
-            ),
+            (m for m in api.thread(channel, event["ts"]) if any(b["type"] == "actions" for b in m.blocks)),
             None,
         )
     )
@@ -70,7 +66,5 @@ async def test_socket_mode_serves_no_http_endpoint(
 ) -> None:
     rig = await start_rig(app_token=APP_TOKEN)
     await rig.api.wait_connected()
-    reply = await rig.sender.post(
-        b'{"type": "url_verification", "challenge": "x"}', "application/json"
-    )
+    reply = await rig.sender.post(b'{"type": "url_verification", "challenge": "x"}', "application/json")
     assert reply.status in (404, 405)

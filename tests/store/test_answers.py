@@ -54,7 +54,13 @@ def test_record_and_get_round_trip(db: Database) -> None:
     assert stored.question == "Are contractors eligible for vacation?"
     assert stored.answer == "No, contractors are not eligible [1]."
     assert stored.citations == [
-        {"number": 1, "source": VACATION.path, "title": VACATION.title, "heading": VACATION.heading, "url": VACATION.url}
+        {
+            "number": 1,
+            "source": VACATION.path,
+            "title": VACATION.title,
+            "heading": VACATION.heading,
+            "url": VACATION.url,
+        }
     ]
     assert stored.evidence[0]["quote"] == "Contractors are not eligible for paid vacation."
     assert [(p["path"], p["given_to_model"]) for p in stored.passages] == [

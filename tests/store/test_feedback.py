@@ -64,11 +64,7 @@ def test_time_defaults_to_now(any_database: Database) -> None:
     before = datetime.now(UTC)
     store.record(Feedback("a2", "slack", "U1", "helpful"))
     (entry,) = store.list()
-    assert (
-        before - timedelta(seconds=1)
-        <= entry.created_at
-        <= datetime.now(UTC) + timedelta(seconds=1)
-    )
+    assert before - timedelta(seconds=1) <= entry.created_at <= datetime.now(UTC) + timedelta(seconds=1)
 
 
 def test_modal_details_are_added_to_the_rating(any_database: Database) -> None:
@@ -113,15 +109,11 @@ def lore_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FeedbackStore:
     return store
 
 
-def test_feedback_list_shows_a_table(
-    lore_env: FeedbackStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_feedback_list_shows_a_table(lore_env: FeedbackStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")  # rich folds long cells in a narrow terminal
     result = CliRunner().invoke(cli, ["feedback", "list"])
     assert result.exit_code == 0, result.output
-    assert (
-        "general idea" in result.output and "👎" in result.output and "(general)" in result.output
-    )
+    assert "general idea" in result.output and "👎" in result.output and "(general)" in result.output
 
 
 def test_feedback_list_on_an_empty_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,7 +174,9 @@ def test_export_rejects_unknown_formats(lore_env: FeedbackStore) -> None:
     assert result.exit_code == 2 and "xml" in result.output
 
 
-def test_a_formula_typed_as_feedback_opens_as_text_in_a_spreadsheet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_formula_typed_as_feedback_opens_as_text_in_a_spreadsheet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LORE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LORE_CONFIG", str(tmp_path / "absent.toml"))
     monkeypatch.delenv("LORE_DATABASE_URL", raising=False)
@@ -208,7 +202,9 @@ def test_a_formula_typed_as_feedback_opens_as_text_in_a_spreadsheet(tmp_path: Pa
 def test_feedback_past_its_retention_is_purged(any_database: Database) -> None:
     store = FeedbackStore(any_database)
     now = datetime.now(UTC)
-    old = store.record(Feedback("a-old", "slack", "U1", "not_helpful", correction="x", created_at=now - timedelta(days=40)))
+    old = store.record(
+        Feedback("a-old", "slack", "U1", "not_helpful", correction="x", created_at=now - timedelta(days=40))
+    )
     kept = store.record(Feedback("a-new", "slack", "U1", "helpful", created_at=now - timedelta(days=20)))
 
     assert store.purge_older_than(30) == 1

@@ -40,7 +40,8 @@ def test_every_error_lore_defines_is_a_lore_error() -> None:
 def test_the_knowledge_layer_has_its_own_root_under_lore_error() -> None:
     shared = {LoreError, ConfigurationError}
     defined = {
-        value for value in vars(knowledge_errors).values()
+        value
+        for value in vars(knowledge_errors).values()
         if isinstance(value, type) and issubclass(value, BaseException) and value not in shared
     }
     assert KnowledgeError in defined and len(defined) > 5

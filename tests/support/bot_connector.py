@@ -57,11 +57,7 @@ class SentActivity:
     @property
     def cards(self) -> list[dict[str, Any]]:
         """The Adaptive Cards attached to this activity."""
-        return [
-            a["content"]
-            for a in self.body.get("attachments") or []
-            if a.get("contentType") == CARD_TYPE
-        ]
+        return [a["content"] for a in self.body.get("attachments") or [] if a.get("contentType") == CARD_TYPE]
 
     @property
     def card_text(self) -> str:
@@ -126,18 +122,12 @@ class ConnectorMock:
             method=request.method,
             conversation_id=request.match_info["conversation_id"],
             reply_to_id=request.match_info.get("activity_id") if request.method == "POST" else None,
-            id=(
-                request.match_info.get("activity_id", activity_id)
-                if request.method == "PUT"
-                else activity_id
-            ),
+            id=(request.match_info.get("activity_id", activity_id) if request.method == "PUT" else activity_id),
             body=json.loads(raw),
             size=len(raw),
             authorization=request.headers.get("Authorization"),
         )
-        if self.refuse_streaming and any(
-            e.get("type") == "streaminfo" for e in sent.body.get("entities") or []
-        ):
+        if self.refuse_streaming and any(e.get("type") == "streaminfo" for e in sent.body.get("entities") or []):
             return web.json_response(
                 {"error": {"code": "ContentStreamNotAllowed", "message": "Streaming not allowed"}},
                 status=403,
@@ -167,8 +157,7 @@ class ConnectorMock:
         return [
             s
             for s in self.sent
-            if s.type == "message"
-            and (conversation_id is None or s.conversation_id == conversation_id)
+            if s.type == "message" and (conversation_id is None or s.conversation_id == conversation_id)
         ]
 
 
@@ -305,9 +294,7 @@ _activity_ids = itertools.count(1000)
 _bot_activity_ids = itertools.count(1)
 
 
-def _base(
-    kind: str, user: TeamsUser, conversation: TeamsConversation, service_url: str
-) -> dict[str, Any]:
+def _base(kind: str, user: TeamsUser, conversation: TeamsConversation, service_url: str) -> dict[str, Any]:
     return {
         "type": kind,
         "id": f"{int(time.time() * 1000)}{next(_activity_ids)}",
@@ -337,9 +324,7 @@ def message_activity(
     if mention_bot:
         mention = f"<at>{BOT_NAME}</at>"
         text = f"{mention} {text}"
-        entities.append(
-            {"type": "mention", "text": mention, "mentioned": {"id": BOT_ID, "name": BOT_NAME}}
-        )
+        entities.append({"type": "mention", "text": mention, "mentioned": {"id": BOT_ID, "name": BOT_NAME}})
     activity.update(text=text, textFormat="plain", entities=entities)
     return activity
 
@@ -445,9 +430,7 @@ async def serve(app: web.Application) -> TestClient:
     return client
 
 
-async def post_activity(
-    client: TestClient, activity: dict[str, Any], *, token: str | None = None
-) -> tuple[int, str]:
+async def post_activity(client: TestClient, activity: dict[str, Any], *, token: str | None = None) -> tuple[int, str]:
     """POST an activity to /api/messages as the Bot Framework does; returns (status, body)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = await client.post("/api/messages", json=activity, headers=headers)
@@ -478,10 +461,7 @@ async def ask_via_teams(
     assert status == 200, body
 
     def done(sent: list[SentActivity]) -> bool:
-        return any(
-            s.reply_to_id == activity["id"] and s.type == "message" and _ends_reply(s)
-            for s in sent[before:]
-        )
+        return any(s.reply_to_id == activity["id"] and s.type == "message" and _ends_reply(s) for s in sent[before:])
 
     sent = await connector.wait_for(done, timeout)
     return TeamsTurn([s for s in sent[before:] if s.reply_to_id == activity["id"]])

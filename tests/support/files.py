@@ -135,8 +135,8 @@ def write_docx(path: Path, phrase: str) -> None:
     document.add_heading("Dental", level=2)
     document.add_paragraph(f"Our {phrase}.")
     table = document.add_table(rows=3, cols=2)
-    for row, values in zip(table.rows, [("Plan", "Monthly cost"), ("Basic", "12"), ("Plus", "30")]):
-        for cell, value in zip(row.cells, values):
+    for row, values in zip(table.rows, [("Plan", "Monthly cost"), ("Basic", "12"), ("Plus", "30")], strict=True):
+        for cell, value in zip(row.cells, values, strict=True):
             cell.text = value
     document.save(str(path))
 

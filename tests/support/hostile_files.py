@@ -112,7 +112,6 @@ def write_empty_paragraphs_docx(path: Path, paragraphs: int = 20_000) -> Path:
     return path
 
 
-
 def write_csv_with_a_huge_header(path: Path, header_chars: int = 100_000, rows: int = 100_000) -> Path:
     """~300 KB of CSV whose header row (~100,000 characters) heads every block of rows:
     the loader repeats it each ~800 characters of rows, ~125 times the rows' own text."""

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core.agent import Agent
-from bot.core.types import Answer, Asker, Question
 from bot.settings import AgentSettings
+from bot.types import Answer, Asker, Question
 from knowledge.config import RetrievalSettings
 from tests.core.doubles import ListRetriever, ScriptedModel
 from tests.core.passages import passage

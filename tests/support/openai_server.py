@@ -83,11 +83,7 @@ class OpenAIServer:
     @property
     def chat_requests(self) -> list[dict[str, Any]]:
         """The bodies of the chat completion requests received, in order."""
-        return [
-            request["body"]
-            for request in self.requests
-            if request["path"] == "/v1/chat/completions"
-        ]
+        return [request["body"] for request in self.requests if request["path"] == "/v1/chat/completions"]
 
     def fail_with(self, status: int | None, message: str = "") -> None:
         """Answer every request with HTTP `status` and an OpenAI-style error (None: stop failing)."""
@@ -109,15 +105,10 @@ class OpenAIServer:
 
     def answer(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         body = _read_body(handler) if method == "POST" else {}
-        self.requests.append(
-            {"method": method, "path": handler.path, "headers": dict(handler.headers), "body": body}
-        )
+        self.requests.append({"method": method, "path": handler.path, "headers": dict(handler.headers), "body": body})
         if self._failure is not None:
             _send_error(handler, *self._failure)
-        elif (
-            self.api_key is not None
-            and handler.headers.get("Authorization") != f"Bearer {self.api_key}"
-        ):
+        elif self.api_key is not None and handler.headers.get("Authorization") != f"Bearer {self.api_key}":
             _send_error(handler, 401, "Incorrect API key provided.")
         elif method == "GET" and handler.path == "/v1/models":
             _send_json(
@@ -141,9 +132,7 @@ class OpenAIServer:
     def _complete(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         unknown = sorted(set(body) - _OPENAI_FIELDS)
         if self.strict and unknown:
-            _send_error(
-                handler, 400, f"Unrecognized request argument supplied: {', '.join(unknown)}"
-            )
+            _send_error(handler, 400, f"Unrecognized request argument supplied: {', '.join(unknown)}")
             return
         if body.get("model") not in self.models:
             _send_error(handler, 404, f"The model `{body.get('model')}` does not exist.")
@@ -234,9 +223,7 @@ def _send_error(handler: BaseHTTPRequestHandler, status: int, message: str) -> N
     )
 
 
-def _send_event(
-    handler: BaseHTTPRequestHandler, model: str, delta: dict[str, Any], finish: str | None
-) -> None:
+def _send_event(handler: BaseHTTPRequestHandler, model: str, delta: dict[str, Any], finish: str | None) -> None:
     chunk = {
         "id": "chatcmpl-test",
         "object": "chat.completion.chunk",

@@ -126,9 +126,7 @@ class MockSlackApi:
 
     # --- test controls --------------------------------------------------------------------
 
-    def fail(
-        self, method: str, error: str, when: Callable[[dict[str, Any]], bool] = lambda _: True
-    ) -> None:
+    def fail(self, method: str, error: str, when: Callable[[dict[str, Any]], bool] = lambda _: True) -> None:
         """Answer calls to `method` matching `when` with Slack error `error`."""
         self._failures.append((method, error, when))
 
@@ -172,9 +170,7 @@ class MockSlackApi:
     async def wait_connected(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self._connected.wait(), timeout)
 
-    async def send_envelope(
-        self, kind: str, payload: dict[str, Any], accepts_response_payload: bool = False
-    ) -> str:
+    async def send_envelope(self, kind: str, payload: dict[str, Any], accepts_response_payload: bool = False) -> str:
         """Push one envelope to the connected app; returns its envelope id."""
         envelope_id = uuid.uuid4().hex
         envelope = {
@@ -206,9 +202,7 @@ class MockSlackApi:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await _read_args(request)
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ") or args.get(
-            "token"
-        )
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ") or args.get("token")
         self.calls.append(ApiCall(method, args, token, time.monotonic()))
         expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
         if token != expected:
@@ -484,9 +478,7 @@ class SlackSender:
             text = await response.text()
             return Reply(response.status, text, time.perf_counter() - started)
 
-    async def event(
-        self, event: dict[str, Any], event_id: str | None = None, retry: int | None = None
-    ) -> Reply:
+    async def event(self, event: dict[str, Any], event_id: str | None = None, retry: int | None = None) -> Reply:
         """An Events API callback; `retry` adds Slack's retry headers."""
         body = event_callback(event, event_id or f"Ev{next(self._ids):08d}")
         headers = {}
@@ -548,9 +540,7 @@ class SlackSender:
                     }
         raise AssertionError(f"no button {action_id!r} in message {message.ts}")
 
-    def view_submission(
-        self, user: str, view: dict[str, Any], answers: dict[str, str]
-    ) -> dict[str, Any]:
+    def view_submission(self, user: str, view: dict[str, Any], answers: dict[str, str]) -> dict[str, Any]:
         """The `view_submission` payload for `view` (as sent to views.open) filled in with
         `answers` (block id → typed text; others left empty)."""
         values = {}

@@ -39,15 +39,11 @@ def build_test_services(
     services (`services.close()`, or `knowledge.close()` and `database.close()`)."""
     model_settings = ModelSettings(max_new_tokens=max_new_tokens)
     if model is None:
-        model_settings = model_settings.model_copy(
-            update={"base_model": build_tiny_model(tmp_path / "tiny-model")}
-        )
+        model_settings = model_settings.model_copy(update={"base_model": build_tiny_model(tmp_path / "tiny-model")})
     settings = LoreSettings(
         home=tmp_path / "home",
         # Without an ACL file the test documents are public, as the docstring says.
-        sources=[
-            SourceSettings(name="handbook", path=docs or SAMPLE_DOCS, permissions=None if acl_file else "public")
-        ],
+        sources=[SourceSettings(name="handbook", path=docs or SAMPLE_DOCS, permissions=None if acl_file else "public")],
         model=model_settings,
         acl_file=acl_file,
         directory_file=directory_file,

@@ -37,9 +37,7 @@ def build_tiny_model(folder: Path, *, seed: int = _SEED, hidden_size: int = 64) 
 
 
 def _cache_root() -> Path:
-    return Path(
-        os.environ.get("LORE_TEST_CACHE") or Path(tempfile.gettempdir()) / "lore-test-cache"
-    )
+    return Path(os.environ.get("LORE_TEST_CACHE") or Path(tempfile.gettempdir()) / "lore-test-cache")
 
 
 def _cached_model(seed: int, hidden_size: int) -> Path:
@@ -125,9 +123,7 @@ def build_tiny_adapter(
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(base_folder)
-    config = LoraConfig(
-        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], task_type="CAUSAL_LM"
-    )
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], task_type="CAUSAL_LM")
     model = get_peft_model(base, config)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -42,9 +42,7 @@ def test_filled_manifest_is_valid(validator: jsonschema.Draft4Validator) -> None
     assert errors(validator, manifest) == []
     # draft-04 ignores `const`; check the version the schema pins by hand.
     assert manifest["manifestVersion"] == validator.schema["properties"]["manifestVersion"]["const"]
-    assert manifest["$schema"].endswith(
-        f"/v{manifest['manifestVersion']}/MicrosoftTeams.schema.json"
-    )
+    assert manifest["$schema"].endswith(f"/v{manifest['manifestVersion']}/MicrosoftTeams.schema.json")
     assert "{{" not in json.dumps(manifest)
     (bot,) = manifest["bots"]
     assert manifest["id"] == bot["botId"] == APP_ID
@@ -104,9 +102,7 @@ def test_cli_builds_the_zip(tmp_path: Path, validator: jsonschema.Draft4Validato
 
 def test_cli_rejects_a_bad_app_id(tmp_path: Path) -> None:
     out = tmp_path / "lore-teams.zip"
-    result = CliRunner().invoke(
-        cli, ["manifests", "teams", "--app-id", "my-bot", "--out", str(out)]
-    )
+    result = CliRunner().invoke(cli, ["manifests", "teams", "--app-id", "my-bot", "--out", str(out)])
     assert result.exit_code == 1
     assert "--app-id must be the bot's Microsoft App ID, a GUID" in result.output
     assert not out.exists()

@@ -3,6 +3,7 @@ loopback (OpenID metadata + JWKS), so only correctly signed Bot Framework tokens
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -66,9 +67,7 @@ async def test_requests_without_a_valid_token_get_401(
     connector: ConnectorMock,
     issuer: TokenIssuer,
 ) -> None:
-    activity = message_activity(
-        "What is the leave policy?", service_url=connector.url, user=USER, conversation=CHAT
-    )
+    activity = message_activity("What is the leave policy?", service_url=connector.url, user=USER, conversation=CHAT)
     for case, token in bad_tokens(issuer, app_id(production_services), connector.url).items():
         status, body = await post_activity(production_client, activity, token=token)
         assert status == 401, case
@@ -90,9 +89,7 @@ async def test_a_validly_signed_request_is_processed(
     token = issuer.token(app_id(production_services), connector.url)
     # Invokes and membership updates answer without calling back to the connector, which in
     # production mode needs an Azure AD token for the bot (not reachable offline).
-    like = submit_action_activity(
-        "like", service_url=connector.url, reply_to_id="m-1", user=USER, conversation=CHAT
-    )
+    like = submit_action_activity("like", service_url=connector.url, reply_to_id="m-1", user=USER, conversation=CHAT)
     assert await post_activity(production_client, like, token=token) == (200, "")
     feedback = [f for f in production_services.feedback.list() if f.user_id == USER.aad_object_id]
     assert [(f.rating, f.platform) for f in feedback] == [("helpful", "teams")]
@@ -109,15 +106,11 @@ async def test_the_same_request_without_token_is_refused_after_a_valid_one(
     connector: ConnectorMock,
     issuer: TokenIssuer,
 ) -> None:
-    like = submit_action_activity(
-        "dislike", service_url=connector.url, reply_to_id="m-2", user=USER, conversation=CHAT
-    )
+    like = submit_action_activity("dislike", service_url=connector.url, reply_to_id="m-2", user=USER, conversation=CHAT)
     token = issuer.token(app_id(production_services), connector.url)
     assert (await post_activity(production_client, like, token=token))[0] == 200
     assert (await post_activity(production_client, like))[0] == 401
-    ratings = [
-        f.rating for f in production_services.feedback.list() if f.user_id == USER.aad_object_id
-    ]
+    ratings = [f.rating for f in production_services.feedback.list() if f.user_id == USER.aad_object_id]
     assert ratings.count("not_helpful") == 1
 
 
@@ -161,11 +154,18 @@ def test_single_tenant_settings_reach_botbuilder() -> None:
 def deeply_nested(levels: int, service_url: str) -> bytes:
     """An activity whose channelData nests `levels` lists deep."""
     inner = "[" * levels + "]" * levels
-    return (
-        '{"type": "message", "id": "deep-1", "serviceUrl": "%s", "channelId": "msteams", '
-        '"from": {"id": "29:x"}, "recipient": {"id": "28:lore-bot"}, '
-        '"conversation": {"id": "a:deep"}, "channelData": %s}' % (service_url, inner)
-    ).encode()
+    head = json.dumps(
+        {
+            "type": "message",
+            "id": "deep-1",
+            "serviceUrl": service_url,
+            "channelId": "msteams",
+            "from": {"id": "29:x"},
+            "recipient": {"id": "28:lore-bot"},
+            "conversation": {"id": "a:deep"},
+        }
+    )
+    return (head[:-1] + f', "channelData": {inner}}}').encode()
 
 
 async def test_an_unauthenticated_body_is_not_even_parsed(

@@ -15,7 +15,7 @@ from bot.adapters.teams.cards import (
     streamed_final_activity,
     teams_markdown,
 )
-from bot.core.types import Answer, Asker, Citation, Evidence, Question
+from bot.types import Answer, Asker, Citation, Evidence, Question
 from tests.support.bot_connector import TEAMS_MESSAGE_LIMIT_BYTES
 from tests.support.injection import ATTACKER_HOST, STOLEN, attacked_answer
 
@@ -43,11 +43,7 @@ def make_answer(text: str, citations: int = 2, evidence: int = 1) -> Answer:
             )
             for n in range(1, citations + 1)
         )
-        + (
-            Citation(
-                citations + 1, "hr/local.md", "Local file", "", "file:///srv/share/hr/local.md"
-            ),
-        ),
+        + (Citation(citations + 1, "hr/local.md", "Local file", "", "file:///srv/share/hr/local.md"),),
         evidence=tuple(
             Evidence(
                 "policies/leave-1.md",
@@ -80,9 +76,7 @@ def texts(card: dict) -> list[str]:
 
 
 def test_short_answer_is_one_card_with_sources_evidence_and_feedback() -> None:
-    (activity,) = answer_activities(
-        make_answer("## Vacation\nYou get **25 days** [1].\n* carry over 5 days [2]")
-    )
+    (activity,) = answer_activities(make_answer("## Vacation\nYou get **25 days** [1].\n* carry over 5 days [2]"))
     card = card_of(activity)
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.5"
     body = texts(card)
@@ -113,10 +107,7 @@ def test_code_blocks_become_monospace_blocks() -> None:
 
 
 def test_markdown_subset() -> None:
-    assert (
-        teams_markdown("# Title\nUse `lore ask`.\n  * nested")
-        == "**Title**\nUse lore ask.\n  - nested"
-    )
+    assert teams_markdown("# Title\nUse `lore ask`.\n  * nested") == "**Title**\nUse lore ask.\n  - nested"
 
 
 def test_long_answer_is_split_under_the_size_limit_and_loses_nothing() -> None:
@@ -140,9 +131,7 @@ def test_one_enormous_paragraph_is_cut_at_sentences() -> None:
     text = "A sentence that goes on. " * 3000  # 75 000 characters, no paragraph breaks
     activities = answer_activities(make_answer(text))
     assert all(activity_bytes(a) <= MAX_MESSAGE_BYTES for a in activities)
-    rendered = " ".join(
-        t for a in activities for t in texts(card_of(a)) if t.startswith("A sentence")
-    )
+    rendered = " ".join(t for a in activities for t in texts(card_of(a)) if t.startswith("A sentence"))
     assert rendered.count("A sentence that goes on.") == 3000
 
 

@@ -83,12 +83,8 @@ def test_message_without_bot_mention() -> None:
 def test_commands() -> None:
     assert parse_request("help") == Request("help", "")
     assert parse_request("Help!") == Request("help", "")
-    assert parse_request("HELP me find the VPN guide") == Request(
-        "ask", "HELP me find the VPN guide"
-    )
-    assert parse_request("feedback: the VPN answer is outdated") == Request(
-        "feedback", "the VPN answer is outdated"
-    )
+    assert parse_request("HELP me find the VPN guide") == Request("ask", "HELP me find the VPN guide")
+    assert parse_request("feedback: the VPN answer is outdated") == Request("feedback", "the VPN answer is outdated")
     assert parse_request("ask how do I get a laptop?") == Request("ask", "how do I get a laptop?")
     assert parse_request("asking for a friend") == Request("ask", "asking for a friend")
     assert parse_request("feedback") == Request("feedback", "")

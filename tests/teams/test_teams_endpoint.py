@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.adapters.teams.routes import teams_routes
 from bot.adapters.teams.cards import FEEDBACK_ACTION, teams_markdown
+from bot.adapters.teams.routes import teams_routes
 from bot.errors import BusyError
 from tests.support.bot_connector import (
     BOT_ID,
@@ -75,9 +75,7 @@ async def test_personal_message_gets_a_card_with_sources_and_feedback(
     assert stored.question == QUESTION
     assert stored.citations, "a question the sample docs answer is answered with sources"
     assert turn.answer_id == answer_id
-    assert [line.split("]")[0] + "]" for line in turn.source_lines] == [
-        f"[{c['number']}]" for c in stored.citations
-    ]
+    assert [line.split("]")[0] + "]" for line in turn.source_lines] == [f"[{c['number']}]" for c in stored.citations]
     assert all(s.conversation_id == "a:dm-dana" for s in turn.activities)
     (question,) = services.agent.questions
     assert question.place == "private" and question.platform == "teams"
@@ -138,9 +136,7 @@ async def test_follow_up_in_the_chain_keeps_the_thread(
     assert threads == [chain.wire_id, chain.wire_id, other_chain.wire_id]
     history = services.threads.history("teams", CHANNEL, chain.wire_id)
     assert [turn.question for turn in history] == [QUESTION, follow]
-    assert [
-        t.question for t in services.threads.history("teams", CHANNEL, other_chain.wire_id)
-    ] == [follow]
+    assert [t.question for t in services.threads.history("teams", CHANNEL, other_chain.wire_id)] == [follow]
     # The follow-up's prompt carries the earlier turn of its chain; another chain's does not.
     assert follow_up_prompts and elsewhere_prompts
     assert any(QUESTION in p for p in follow_up_prompts)
@@ -162,9 +158,7 @@ async def edited_answer(
     return await edit_of(connector, turn.final)
 
 
-async def test_group_chat_needs_a_mention(
-    client: TestClient, connector: ConnectorMock, services: object
-) -> None:
+async def test_group_chat_needs_a_mention(client: TestClient, connector: ConnectorMock, services: object) -> None:
     group = TeamsConversation("19:group-chat@thread.v2", "groupChat")
     ignored = message_activity(QUESTION, service_url=connector.url, conversation=group)
     assert (await post_activity(client, ignored))[0] == 200
@@ -206,16 +200,12 @@ async def test_builtin_feedback_on_an_unknown_message_is_kept_without_answer(
     client: TestClient, connector: ConnectorMock, services: object
 ) -> None:
     user = TeamsUser("29:fb-user2", "Gil", "aad-gil")
-    like = submit_action_activity(
-        "like", service_url=connector.url, reply_to_id="not-ours", user=user
-    )
+    like = submit_action_activity("like", service_url=connector.url, reply_to_id="not-ours", user=user)
     assert await post_activity(client, like) == (200, "")
     assert [(f.answer_id, f.rating) for f in feedback_rows(services, user)] == [(None, "helpful")]
 
 
-async def test_malformed_feedback_invoke_is_400(
-    client: TestClient, connector: ConnectorMock, services: object
-) -> None:
+async def test_malformed_feedback_invoke_is_400(client: TestClient, connector: ConnectorMock, services: object) -> None:
     user = TeamsUser("29:fb-user3", "Hal", "aad-hal")
     invoke = submit_action_activity("like", service_url=connector.url, reply_to_id="x", user=user)
     invoke["value"]["actionValue"]["reaction"] = "love"
@@ -224,9 +214,7 @@ async def test_malformed_feedback_invoke_is_400(
     assert feedback_rows(services, user) == []
 
 
-async def test_card_buttons_store_feedback(
-    client: TestClient, connector: ConnectorMock, services: object
-) -> None:
+async def test_card_buttons_store_feedback(client: TestClient, connector: ConnectorMock, services: object) -> None:
     user = TeamsUser("29:card-user", "Ivy", "aad-ivy")
     chat = TeamsConversation("a:dm-ivy")
     turn = await ask_via_teams(client, connector, QUESTION, user, chat)
@@ -249,10 +237,9 @@ async def test_card_buttons_store_feedback(
         assert (await post_activity(client, submit))[0] == 200
         (thanks,) = (
             await connector.wait_for(
-                lambda s: len(
-                    [m for m in s if m.conversation_id == "a:dm-ivy" and m.type == "message"]
+                lambda s, before=before: (
+                    len([m for m in s if m.conversation_id == "a:dm-ivy" and m.type == "message"]) > before
                 )
-                > before
             )
         )[-1:]
         assert "feedback" in thanks.body["text"]
@@ -268,9 +255,7 @@ async def test_card_buttons_store_feedback(
 
 async def test_help_command(client: TestClient, connector: ConnectorMock, services: object) -> None:
     chain = TeamsConversation(CHANNEL, "channel", root="1700000000400")
-    activity = message_activity(
-        "help", service_url=connector.url, conversation=chain, mention_bot=True
-    )
+    activity = message_activity("help", service_url=connector.url, conversation=chain, mention_bot=True)
     assert (await post_activity(client, activity))[0] == 200
     (reply,) = connector.messages(chain.wire_id)  # sent during the request
     assert reply.reply_to_id == activity["id"]
@@ -315,11 +300,7 @@ async def test_feedback_command_refers_to_the_latest_answer(
 
 async def test_welcome_when_the_bot_is_added(client: TestClient, connector: ConnectorMock) -> None:
     team = TeamsConversation("19:team-general@thread.tacv2", "channel")
-    assert (
-        await post_activity(
-            client, bot_added_activity(service_url=connector.url, conversation=team)
-        )
-    )[0] == 200
+    assert (await post_activity(client, bot_added_activity(service_url=connector.url, conversation=team)))[0] == 200
     (welcome,) = connector.messages(team.id)
     assert "I'm **Lore**" in welcome.body["text"] and "**help**" in welcome.body["text"]
 
@@ -346,9 +327,7 @@ async def test_malformed_requests_are_rejected_and_nothing_breaks(
     client: TestClient, connector: ConnectorMock, services: object
 ) -> None:
     for body, content_type, status in BAD_REQUESTS:
-        response = await client.post(
-            "/api/messages", data=body, headers={"Content-Type": content_type}
-        )
+        response = await client.post("/api/messages", data=body, headers={"Content-Type": content_type})
         assert response.status == status, body
         assert "error" in await response.json()
     # No Content-Type at all.
@@ -356,9 +335,7 @@ async def test_malformed_requests_are_rejected_and_nothing_breaks(
     assert response.status == 415
     assert connector.sent == [] and services.agent.questions == []
     # The server still answers the next real question.
-    await ask_via_teams(
-        client, connector, QUESTION, TeamsUser(), TeamsConversation("a:after-bad-request")
-    )
+    await ask_via_teams(client, connector, QUESTION, TeamsUser(), TeamsConversation("a:after-bad-request"))
 
 
 async def test_redelivered_activity_is_answered_once(
@@ -389,9 +366,7 @@ async def test_a_failing_model_gets_an_apology_with_an_error_id(
     client = await teams_test_client(broken)
     try:
         with caplog.at_level(logging.ERROR, logger="bot.adapters.teams"):
-            turn = await ask_via_teams(
-                client, connector, QUESTION, TeamsUser(), TeamsConversation("a:dm-broken")
-            )
+            turn = await ask_via_teams(client, connector, QUESTION, TeamsUser(), TeamsConversation("a:dm-broken"))
         apology = turn.final.body["text"]
         assert apology.startswith("Sorry, something went wrong")
         assert "model exploded" not in apology and "Traceback" not in apology
@@ -405,17 +380,13 @@ async def test_a_busy_model_gets_a_polite_reply(services: object, connector: Con
     busy = dataclasses.replace(services, agent=FailingAgent(BusyError("queue full")))
     client = await teams_test_client(busy)
     try:
-        turn = await ask_via_teams(
-            client, connector, QUESTION, TeamsUser(), TeamsConversation("a:dm-busy")
-        )
+        turn = await ask_via_teams(client, connector, QUESTION, TeamsUser(), TeamsConversation("a:dm-busy"))
         assert "many questions" in turn.final.body["text"]
     finally:
         await client.close()
 
 
-async def test_questions_over_the_rate_limit_get_a_polite_reply(
-    services: object, connector: ConnectorMock
-) -> None:
+async def test_questions_over_the_rate_limit_get_a_polite_reply(services: object, connector: ConnectorMock) -> None:
     teams = services.settings.teams.model_copy(update={"rate_limit_per_minute": 2})
     limited = dataclasses.replace(services, settings=services.settings.model_copy(update={"teams": teams}))
     client = await teams_test_client(limited)
@@ -433,9 +404,7 @@ async def test_questions_over_the_rate_limit_get_a_polite_reply(
         await client.close()
 
 
-async def test_typing_indicator_repeats_while_the_answer_takes_long(
-    services: object, connector: ConnectorMock
-) -> None:
+async def test_typing_indicator_repeats_while_the_answer_takes_long(services: object, connector: ConnectorMock) -> None:
     class SlowAgent:
         def answer(self, question: object, history: object, on_text: object = None, on_draft: object = None) -> object:
             time.sleep(1.0)
@@ -474,10 +443,7 @@ async def test_twenty_questions_at_once_are_all_answered(
 def test_local_mode_warns_loudly(services: object, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="bot.adapters.teams"):
         teams_routes(services)
-    assert any(
-        r.levelno == logging.WARNING and "WITHOUT AUTHENTICATION" in r.getMessage()
-        for r in caplog.records
-    )
+    assert any(r.levelno == logging.WARNING and "WITHOUT AUTHENTICATION" in r.getMessage() for r in caplog.records)
 
 
 async def test_personal_chat_streams_the_answer(services: object, connector: ConnectorMock) -> None:
@@ -523,9 +489,7 @@ async def test_personal_chat_streams_the_answer(services: object, connector: Con
         assert sequences == list(range(2, 2 + len(updates)))
         # The final message ends the stream: the answer as text, sources and feedback in a card.
         assert final.type == "message"
-        assert {"type": "streaminfo", "streamId": stream_id, "streamType": "final"} in final.body[
-            "entities"
-        ]
+        assert {"type": "streaminfo", "streamId": stream_id, "streamType": "final"} in final.body["entities"]
         answer_id = assert_answer_card(final, services)
         assert final.body["text"] == teams_markdown(services.answers.get(answer_id).answer)
         assert final.body["channelData"]["feedbackLoopEnabled"] is True
@@ -537,18 +501,14 @@ async def test_personal_chat_streams_the_answer(services: object, connector: Con
         assert await post_activity(client, like) == (200, "")
     finally:
         await client.close()
-    assert [(f.answer_id, f.rating) for f in feedback_rows(services, user)] == [
-        (answer_id, "helpful")
-    ]
+    assert [(f.answer_id, f.rating) for f in feedback_rows(services, user)] == [(answer_id, "helpful")]
 
 
 async def test_without_streaming_a_personal_chat_gets_typing_and_one_card(
     client: TestClient, connector: ConnectorMock, services: object
 ) -> None:
     connector.refuse_streaming = True
-    turn = await ask_via_teams(
-        client, connector, QUESTION, TeamsUser(), TeamsConversation("a:dm-old")
-    )
+    turn = await ask_via_teams(client, connector, QUESTION, TeamsUser(), TeamsConversation("a:dm-old"))
     *typing, final = turn.activities
     assert typing and {a.type for a in typing} == {"typing"} and final.type == "message"
     assert all("entities" not in a.body for a in typing)
@@ -568,18 +528,14 @@ async def test_a_failing_store_gets_an_apology_not_a_crash(
     client = await teams_test_client(broken)
     chat = TeamsConversation("a:dm-broken-store")
     try:
-        command = message_activity(
-            "feedback more on travel", service_url=connector.url, conversation=chat
-        )
+        command = message_activity("feedback more on travel", service_url=connector.url, conversation=chat)
         assert (await post_activity(client, command))[0] == 200
         (apology,) = connector.messages(chat.id)
         assert apology.body["text"].startswith("Sorry, something went wrong")
         error_id = apology.body["text"].split("`")[1]
         assert any(error_id in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
         # Teams' own feedback buttons get a 500 (Teams shows the user an error), never a hang.
-        like = submit_action_activity(
-            "like", service_url=connector.url, reply_to_id="m", conversation=chat
-        )
+        like = submit_action_activity("like", service_url=connector.url, reply_to_id="m", conversation=chat)
         assert (await post_activity(client, like))[0] == 500
     finally:
         await client.close()

@@ -25,9 +25,7 @@ def test_remember_look_up_and_purge(tmp_path: Path) -> None:
         old = datetime.now(UTC) - timedelta(days=100)
         with db.engine.begin() as connection:
             connection.execute(
-                update(teams_sent_answers)
-                .where(teams_sent_answers.c.activity_id == "m-2")
-                .values(sent_at=old)
+                update(teams_sent_answers).where(teams_sent_answers.c.activity_id == "m-2").values(sent_at=old)
             )
         assert sent.purge_older_than(90) == 1
         assert sent.answer_id("19:chan", "m-2") is None

@@ -32,9 +32,7 @@ VISITOR = TeamsUser("29:visitor", "Vic Visitor", "aad-visitor")
 
 
 def with_teams(services: Any, **teams: Any) -> Any:
-    settings = services.settings.model_copy(
-        update={"teams": services.settings.teams.model_copy(update=teams)}
-    )
+    settings = services.settings.model_copy(update={"teams": services.settings.teams.model_copy(update=teams)})
     return dataclasses.replace(services, settings=settings)
 
 
@@ -113,8 +111,6 @@ async def test_a_signed_feedback_invoke_from_another_tenant_gets_403_and_records
 
 
 def test_a_multitenant_bot_that_names_no_tenant_does_not_start(services: Any) -> None:
-    open_to_all = with_teams(
-        services, app_id="0f8fad5b-d9cb-469f-a165-70867728950e", app_password=SecretStr("s3cret")
-    )
+    open_to_all = with_teams(services, app_id="0f8fad5b-d9cb-469f-a165-70867728950e", app_password=SecretStr("s3cret"))
     with pytest.raises(ConfigurationError, match="allowed_tenant_ids"):
         teams_routes(open_to_all)

@@ -66,9 +66,7 @@ class SlackBot:
     def subscriptions(self) -> Subscriptions:
         return Subscriptions(frozenset(self._events), frozenset(self._commands), self._interactive)
 
-    def _on_event(
-        self, event: str, listener: Callable[..., Awaitable[None]], delivers: Iterable[str]
-    ) -> None:
+    def _on_event(self, event: str, listener: Callable[..., Awaitable[None]], delivers: Iterable[str]) -> None:
         self.app.event(event)(listener)
         self._events.update(delivers)
 
@@ -76,9 +74,7 @@ class SlackBot:
         self.app.command(command)(listener)
         self._commands.add(command)
 
-    def _on_interaction(
-        self, register: Callable[..., Any], listener: Callable[..., Awaitable[None]]
-    ) -> None:
+    def _on_interaction(self, register: Callable[..., Any], listener: Callable[..., Awaitable[None]]) -> None:
         register(listener)
         self._interactive = True
 
@@ -93,9 +89,7 @@ async def _log_error(error: Exception, body: dict[str, Any]) -> None:
     )
 
 
-def build_slack_bot(
-    services: Services, workload: Workload, progress_interval: float = 1.0
-) -> SlackBot:
+def build_slack_bot(services: Services, workload: Workload, progress_interval: float = 1.0) -> SlackBot:
     """Wire the Slack adapter from the services (Socket Mode needs no signing secret)."""
     settings = services.settings.slack
     if settings.bot_token is None:
@@ -110,9 +104,7 @@ def build_slack_bot(
     app = AsyncApp(
         name="lore",
         client=client,
-        signing_secret=settings.signing_secret.get_secret_value()
-        if settings.signing_secret
-        else "",
+        signing_secret=settings.signing_secret.get_secret_value() if settings.signing_secret else "",
         # Socket Mode messages come over the app's own authenticated websocket, unsigned.
         request_verification_enabled=not socket_mode,
         logger=logging.getLogger("bot.adapters.slack.bolt"),
@@ -129,9 +121,7 @@ def build_slack_bot(
         workload=workload,
         membership=SlackMembership(
             client,
-            SlackEmails(
-                client, TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds)
-            ),
+            SlackEmails(client, TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds)),
             allowed_team_ids=settings.allowed_team_ids,
             allowed_enterprise_ids=settings.allowed_enterprise_ids,
             guest_group=services.settings.permissions.slack_guest_group,

@@ -40,12 +40,12 @@ from bot.adapters.slack.responder import (
 )
 from bot.conversation.service import ConversationService
 from bot.core.access import AccessPolicy
-from bot.core.types import Citation, Evidence, Place
 from bot.server import Workload
 from bot.settings import SlackSettings
 from bot.store.answers import AnswerLog, StoredAnswer
 from bot.store.feedback import Feedback, Rating
 from bot.store.slack_threads import AnsweredThreads
+from bot.types import Citation, Evidence, Place
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +171,7 @@ class SlackHandlers:
 
     # --- /lore --------------------------------------------------------------------------
 
-    async def on_command(
-        self, ack: Any, command: dict[str, Any], respond: Respond, client: AsyncWebClient
-    ) -> None:
+    async def on_command(self, ack: Any, command: dict[str, Any], respond: Respond, client: AsyncWebClient) -> None:
         """`/lore <question>`, `/lore help`, `/lore feedback <text>`."""
         text = " ".join(command.get("text", "").split())
         user, channel = command["user_id"], command["channel_id"]
@@ -198,13 +196,9 @@ class SlackHandlers:
             # channel" re-checks against the channel).
             admission = await self._membership.admit(user)
             if not admission.allowed:
-                await post_ephemeral(
-                    client, respond, channel, user, render_notice(admission.refusal)
-                )
+                await post_ephemeral(client, respond, channel, user, render_notice(admission.refusal))
                 return
-            question = slack_question(
-                text, user, channel, thread_id, "private", admission.email, admission.groups
-            )
+            question = slack_question(text, user, channel, thread_id, "private", admission.email, admission.groups)
             await self._responder.answer_privately(question, user, respond)
 
         self._workload.spawn(answer(), name="slack-ephemeral")
@@ -275,13 +269,9 @@ class SlackHandlers:
         if not await self._admitted_to_rate(body, client, respond):
             return
         feedback_id = await self._rate(body, action, "not_helpful")
-        await client.views_open(
-            trigger_id=body["trigger_id"], view=feedback_modal(action["value"], feedback_id)
-        )
+        await client.views_open(trigger_id=body["trigger_id"], view=feedback_modal(action["value"], feedback_id))
 
-    async def on_feedback_submitted(
-        self, ack: Any, body: dict[str, Any], view: dict[str, Any]
-    ) -> None:
+    async def on_feedback_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
         metadata = json.loads(view["private_metadata"])
         values = view["state"]["values"]
@@ -290,9 +280,7 @@ class SlackHandlers:
         if not wrong and not right:
             return
         # Only onto the submitter's own 👎: the modal names the feedback it belongs to.
-        found = await self._conversation.add_feedback_details(
-            metadata["feedback_id"], body["user"]["id"], wrong, right
-        )
+        found = await self._conversation.add_feedback_details(metadata["feedback_id"], body["user"]["id"], wrong, right)
         if not found:
             log.warning(
                 "feedback %s vanished before its details arrived, or is not %s's",
@@ -314,9 +302,7 @@ class SlackHandlers:
         channel = _container(body)["channel"]
         admission = await self._membership.admit_in_channel(user, channel)
         if not admission.allowed:
-            await respond(
-                text=admission.refusal, response_type="ephemeral", replace_original=False
-            )
+            await respond(text=admission.refusal, response_type="ephemeral", replace_original=False)
             return
         stored = await asyncio.to_thread(self._answers.get, action["value"])
         if stored is None:
@@ -348,16 +334,13 @@ class SlackHandlers:
             if error.response.get("error") not in ("not_in_channel", "channel_not_found"):
                 raise
             await respond(
-                text="I can't post in this conversation. Invite me first (/invite @Lore), "
-                "then share again.",
+                text="I can't post in this conversation. Invite me first (/invite @Lore), then share again.",
                 response_type="ephemeral",
                 replace_original=False,
             )
             return
         for message in messages[1:]:
-            await client.chat_postMessage(
-                channel=channel, thread_ts=posted["ts"], **message.payload()
-            )
+            await client.chat_postMessage(channel=channel, thread_ts=posted["ts"], **message.payload())
         await asyncio.to_thread(self._threads.remember, channel, posted["ts"])
         await respond(delete_original=True)
 
@@ -405,23 +388,17 @@ class SlackHandlers:
             if not admission.allowed:
                 await self._tell(client, user, channel, where, render_notice(admission.refusal))
                 return
-            question = slack_question(
-                text, user, channel, thread_id, place, admission.email, admission.groups
-            )
+            question = slack_question(text, user, channel, thread_id, place, admission.email, admission.groups)
             await self._responder.answer_publicly(question, where)
 
         self._workload.spawn(answer(), name="slack-answer")
 
     @staticmethod
-    async def _tell(
-        client: AsyncWebClient, user: str, channel: str, where: Delivery, notice: SlackMessage
-    ) -> None:
+    async def _tell(client: AsyncWebClient, user: str, channel: str, where: Delivery, notice: SlackMessage) -> None:
         """A notice only `user` sees: in their DM, or ephemeral in a channel."""
         try:
             if channel.startswith("D"):
-                await client.chat_postMessage(
-                    channel=channel, thread_ts=where.thread_ts, **notice.payload()
-                )
+                await client.chat_postMessage(channel=channel, thread_ts=where.thread_ts, **notice.payload())
             else:
                 await client.chat_postEphemeral(
                     channel=channel, user=user, thread_ts=where.thread_ts, **notice.payload()
@@ -429,9 +406,7 @@ class SlackHandlers:
         except SlackApiError as error:
             log.warning("slack: could not tell user=%s: %s", user, error.response.get("error"))
 
-    async def _admitted_to_rate(
-        self, body: dict[str, Any], client: AsyncWebClient, respond: Respond
-    ) -> bool:
+    async def _admitted_to_rate(self, body: dict[str, Any], client: AsyncWebClient, respond: Respond) -> bool:
         """Only colleagues' ratings are recorded (they may become training data)."""
         user = body["user"]["id"]
         admission = await self._membership.admit(user)

@@ -29,9 +29,7 @@ MAX_AGE_SECONDS = 300
 class SlackEventsEndpoint:
     """The aiohttp handler in front of the bolt app."""
 
-    def __init__(
-        self, app: AsyncApp, signing_secret: str, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, app: AsyncApp, signing_secret: str, clock: Callable[[], float] = time.time) -> None:
         self._app = app
         self._secret = signing_secret.encode()
         self._clock = clock
@@ -47,9 +45,7 @@ class SlackEventsEndpoint:
         problem = _malformed(body, request.content_type)
         if problem:
             return _bad_request(problem)
-        bolt_request = AsyncBoltRequest(
-            body=body, query=request.query_string, headers=dict(request.headers)
-        )
+        bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
         return await to_aiohttp_response(await self._app.async_dispatch(bolt_request))
 
     def _signed(self, raw: bytes, request: web.Request) -> bool:

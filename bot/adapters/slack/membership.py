@@ -28,10 +28,7 @@ NOT_A_MEMBER = (
     "Sorry, I only answer members of this company's Slack workspace, so I can't help here. "
     "Ask your contact at the company instead."
 )
-GUEST = (
-    "Sorry, I don't answer guest accounts. If you need the company's documents, ask the "
-    "person who invited you."
-)
+GUEST = "Sorry, I don't answer guest accounts. If you need the company's documents, ask the person who invited you."
 UNKNOWN = "Sorry, I couldn't check your Slack account just now. Please try again in a few minutes."
 SHARED_CHANNEL = (
     "I don't answer in channels shared with other organisations: people outside the company "
@@ -155,9 +152,7 @@ class SlackMembership:
                 log.warning("slack: auth.test failed (%s); cannot tell colleagues from others", error)
                 return None
             team, enterprise = response.get("team_id"), response.get("enterprise_id")
-            self._home = Home(
-                frozenset({team} if team else ()), frozenset({enterprise} if enterprise else ())
-            )
+            self._home = Home(frozenset({team} if team else ()), frozenset({enterprise} if enterprise else ()))
         return self._home
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-from bot.core.types import Asker, Place, Question
+from bot.types import Asker, Place, Question
 
 _USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#[A-Z0-9]+\|([^>]*)>")

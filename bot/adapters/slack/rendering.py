@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.adapters.slack.mrkdwn import escape, link, plain_text, to_mrkdwn
-from bot.core.types import Answer, Citation, Evidence
+from bot.types import Answer, Citation, Evidence
 
 # Slack's documented limits (https://api.slack.com/reference/block-kit/blocks).
 SECTION_TEXT_LIMIT = 3000
@@ -186,17 +186,13 @@ def _tokens(text: str, budget: int) -> Iterator[str]:
             yield token[start : start + budget]
 
 
-def _pack(
-    body: Sequence[dict[str, Any]], footer: Sequence[dict[str, Any]]
-) -> Iterator[list[dict[str, Any]]]:
+def _pack(body: Sequence[dict[str, Any]], footer: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     """Group blocks into messages within the block-count and total-text limits."""
     message: list[dict[str, Any]] = []
     size = 0
     for block in body:
         block_size = len(json.dumps(block))
-        if message and (
-            len(message) >= BLOCKS_PER_MESSAGE or size + block_size > MESSAGE_TEXT_LIMIT
-        ):
+        if message and (len(message) >= BLOCKS_PER_MESSAGE or size + block_size > MESSAGE_TEXT_LIMIT):
             yield message
             message, size = [], 0
         message.append(block)
@@ -211,11 +207,7 @@ def _evidence_text(evidence: Sequence[Evidence]) -> str:
     lines = []
     for item in evidence:
         quote = escape(_clip(" ".join(item.quote.split()), QUOTE_LIMIT))
-        source = (
-            link(item.url, item.title or item.source)
-            if item.url
-            else escape(item.title or item.source)
-        )
+        source = link(item.url, item.title or item.source) if item.url else escape(item.title or item.source)
         lines.append(f">“{quote}” — _{source}_")
     return "\n".join(lines)
 

@@ -24,8 +24,8 @@ from bot.adapters.slack.rendering import (
 )
 from bot.adapters.slack.streaming import ProgressUpdater
 from bot.conversation.service import ConversationService, Notice
-from bot.core.types import Answer, Question
 from bot.store.slack_threads import AnsweredThreads
+from bot.types import Answer, Question
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ Respond = Callable[..., Awaitable[Any]]
 # chat.postEphemeral fails with these when the bot is not in the channel; the interaction's
 # response_url still reaches the user there.
 _NOT_REACHABLE = {"channel_not_found", "not_in_channel", "user_not_in_channel"}
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -78,9 +79,7 @@ class Responder:
         try:
             # From now on replies under the answer are follow-ups (a DM is one conversation).
             if not where.channel.startswith("D"):
-                await asyncio.to_thread(
-                    self._threads.remember, where.channel, where.thread_ts or ts
-                )
+                await asyncio.to_thread(self._threads.remember, where.channel, where.thread_ts or ts)
             answer = await self._conversation.ask(
                 question,
                 progress.push,
@@ -161,9 +160,7 @@ async def post_ephemeral(
     """Show `message` to `user_id` only; through the interaction's response_url when the bot
     is not a member of the channel (slash commands work in any channel)."""
     try:
-        await client.chat_postEphemeral(
-            channel=channel, user=user_id, thread_ts=thread_ts, **message.payload()
-        )
+        await client.chat_postEphemeral(channel=channel, user=user_id, thread_ts=thread_ts, **message.payload())
     except SlackApiError as error:
         if error.response.get("error") not in _NOT_REACHABLE:
             raise

@@ -21,9 +21,7 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 
 
-def slack_routes(
-    services: Services, progress_interval: float = 1.0
-) -> Callable[[web.Application], None]:
+def slack_routes(services: Services, progress_interval: float = 1.0) -> Callable[[web.Application], None]:
     """Mounts the Slack adapter on the web app: `POST /slack/events` in HTTP mode, a Socket
     Mode connection opened on startup and closed on shutdown otherwise. `progress_interval`:
     the least time between two streaming updates of one answer."""

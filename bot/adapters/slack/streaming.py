@@ -23,9 +23,7 @@ log = logging.getLogger(__name__)
 class ProgressUpdater:
     """Throttled `chat.update`s of one message with the latest draft and partial text."""
 
-    def __init__(
-        self, client: AsyncWebClient, channel: str, ts: str, interval: float = 1.0
-    ) -> None:
+    def __init__(self, client: AsyncWebClient, channel: str, ts: str, interval: float = 1.0) -> None:
         self._client = client
         self._channel = channel
         self._ts = ts
@@ -53,9 +51,7 @@ class ProgressUpdater:
 
     async def _update(self, message: SlackMessage) -> None:
         try:
-            await self._client.chat_update(
-                channel=self._channel, ts=self._ts, **message.payload()
-            )
+            await self._client.chat_update(channel=self._channel, ts=self._ts, **message.payload())
         except SlackApiError as error:
             # A missed progress update is harmless: the final answer replaces it anyway.
             log.warning("progress update failed: %s", error.response.get("error"))

@@ -60,9 +60,7 @@ def manifest_values(
     return {"APP_ID": app_id.lower(), "DOMAIN": host, "WEBSITE_URL": url, "VERSION": version}
 
 
-def build_package(
-    values: Mapping[str, str | None], out: Path, template_dir: Path = TEMPLATE_DIR
-) -> dict[str, Any]:
+def build_package(values: Mapping[str, str | None], out: Path, template_dir: Path = TEMPLATE_DIR) -> dict[str, Any]:
     """Write the app package zip to `out` and return the filled manifest."""
     missing = [name for name in PACKAGE_FILES if not (template_dir / name).is_file()]
     if missing:
@@ -96,9 +94,7 @@ def _only_placeholder(text: str) -> str | None:
 def _value(values: Mapping[str, str | None], name: str) -> str:
     value = values.get(name)
     if value is None:
-        raise ConfigurationError(
-            f"The Teams manifest template uses {{{{{name}}}}} but no value was given for it."
-        )
+        raise ConfigurationError(f"The Teams manifest template uses {{{{{name}}}}} but no value was given for it.")
     return value
 
 
@@ -106,7 +102,5 @@ def _host(domain: str) -> str:
     # Accept "bot.example.com", "https://bot.example.com/api/messages" or "bot.example.com:3978".
     parts = urlsplit(domain if "://" in domain else f"https://{domain}")
     if not parts.hostname:
-        raise ConfigurationError(
-            f"--domain must be a host name such as bot.example.com (got {domain!r})."
-        )
+        raise ConfigurationError(f"--domain must be a host name such as bot.example.com (got {domain!r}).")
     return parts.hostname

@@ -45,9 +45,7 @@ class BotFrameworkConfig:
     CALLER_ID: str | None = None
 
 
-def bot_framework_config(
-    settings: TeamsSettings, *, openid_metadata_url: str | None = None
-) -> BotFrameworkConfig:
+def bot_framework_config(settings: TeamsSettings, *, openid_metadata_url: str | None = None) -> BotFrameworkConfig:
     """Check the Teams settings and turn them into botbuilder's configuration.
 
     `openid_metadata_url` replaces the Bot Framework's OpenID metadata document (where the
@@ -59,11 +57,7 @@ def bot_framework_config(
             "MICROSOFT_APP_ID is set but MICROSOFT_APP_PASSWORD is empty: set the client "
             "secret of the bot's Azure app registration (or unset MICROSOFT_APP_ID for local mode)."
         )
-    if (
-        settings.app_id
-        and app_type in ("SingleTenant", "UserAssignedMSI")
-        and not settings.app_tenant_id
-    ):
+    if settings.app_id and app_type in ("SingleTenant", "UserAssignedMSI") and not settings.app_tenant_id:
         raise ConfigurationError(
             f"MICROSOFT_APP_TYPE={app_type} needs MICROSOFT_APP_TENANT_ID (the Azure AD tenant "
             "the bot is registered in)."

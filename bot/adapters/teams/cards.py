@@ -13,7 +13,7 @@ from typing import Any
 
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 
-from bot.core.types import Answer, Citation, Evidence
+from bot.types import Answer, Citation, Evidence
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_VERSION = "1.5"
@@ -218,9 +218,7 @@ def _feedback_actions(answer_id: str) -> list[dict[str, Any]]:
                 "maxLength": 2000,
             },
         ],
-        "actions": [
-            {"type": "Action.Submit", "title": "Send feedback", "data": data("not_helpful")}
-        ],
+        "actions": [{"type": "Action.Submit", "title": "Send feedback", "data": data("not_helpful")}],
     }
     return [
         {"type": "Action.Submit", "title": "👍 Helpful", "data": data("helpful")},

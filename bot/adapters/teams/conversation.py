@@ -11,7 +11,7 @@ from typing import Literal
 
 from botbuilder.schema import Activity
 
-from bot.core.types import Asker, Place, Question
+from bot.types import Asker, Place, Question
 
 Scope = Literal["personal", "groupChat", "channel"]
 Command = Literal["ask", "help", "feedback"]
@@ -56,9 +56,7 @@ def where(activity: Activity) -> Where:
         base, _, root = raw_id.partition(_THREAD_MARKER)
         # A new channel post starts its own chain; Teams names the chain after the post's id.
         root = root or activity.id
-        return Where(
-            "channel", base, f"{base}{_THREAD_MARKER}{root}", in_reply_chain=root != activity.id
-        )
+        return Where("channel", base, f"{base}{_THREAD_MARKER}{root}", in_reply_chain=root != activity.id)
     if kind == "groupchat" or conversation.is_group:
         return Where("groupChat", raw_id, raw_id)
     return Where("personal", raw_id, raw_id)
@@ -69,9 +67,7 @@ def asker(activity: Activity, email: str | None = None) -> Asker:
     a directory knows, so it is preferred over the bot-scoped Teams user id. `email` (from the
     roster) decides which documents they may read; None holds only `everyone`."""
     account = activity.from_property
-    return Asker(
-        user_id=account.aad_object_id or account.id, display_name=account.name or "", email=email
-    )
+    return Asker(user_id=account.aad_object_id or account.id, display_name=account.name or "", email=email)
 
 
 def mentions_bot(activity: Activity) -> bool:

@@ -39,11 +39,11 @@ from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS, TeamsStream
 from bot.adapters.teams.tenants import REFUSAL as OTHER_TENANT_REFUSAL
 from bot.adapters.teams.tenants import TenantAllowList
 from bot.conversation.service import ConversationService, Notice
-from bot.core.types import Answer, Question
 from bot.identity.teams import TeamsEmails
 from bot.server import Workload
 from bot.store.feedback import Feedback
 from bot.store.teams_sent_answers import SentAnswers
+from bot.types import Answer, Question
 
 if TYPE_CHECKING:
     from bot.store.answers import AnswerLog
@@ -132,9 +132,7 @@ class LoreTeamsBot(ActivityHandler):
             if stream is None:
                 await turn_context.send_activity(Activity(type=ActivityTypes.typing))
             # The server's workload reports queue depth and finishes the answer on shutdown.
-            task = self._workload.spawn(
-                self._answer(turn_context, question, stream), name="teams-answer"
-            )
+            task = self._workload.spawn(self._answer(turn_context, question, stream), name="teams-answer")
             self._in_flight[task] = question.conversation_id
             task.add_done_callback(lambda done: self._in_flight.pop(done, None))
 
@@ -145,9 +143,7 @@ class LoreTeamsBot(ActivityHandler):
         stream = TeamsStream(turn_context, self._stream_interval)
         return stream if await stream.start() else None
 
-    async def on_members_added_activity(
-        self, members_added: list[ChannelAccount], turn_context: TurnContext
-    ) -> None:
+    async def on_members_added_activity(self, members_added: list[ChannelAccount], turn_context: TurnContext) -> None:
         bot_id = turn_context.activity.recipient.id
         if any(member.id == bot_id for member in members_added):
             scope = where(turn_context.activity).scope
@@ -175,23 +171,15 @@ class LoreTeamsBot(ActivityHandler):
         if not activity.reply_to_id:
             return None
         conversation_id = where(activity).conversation_id
-        answer_id = await asyncio.to_thread(
-            self._sent.answer_id, conversation_id, activity.reply_to_id
-        )
-        pending = {
-            task for task, where_id in self._in_flight.items() if where_id == conversation_id
-        }
+        answer_id = await asyncio.to_thread(self._sent.answer_id, conversation_id, activity.reply_to_id)
+        pending = {task for task, where_id in self._in_flight.items() if where_id == conversation_id}
         if answer_id is None and pending:
             # The rating can arrive between an answer's send and our note of its message id.
             await asyncio.wait(pending, timeout=FEEDBACK_WAIT_SECONDS)
-            answer_id = await asyncio.to_thread(
-                self._sent.answer_id, conversation_id, activity.reply_to_id
-            )
+            answer_id = await asyncio.to_thread(self._sent.answer_id, conversation_id, activity.reply_to_id)
         return answer_id
 
-    async def _answer(
-        self, turn_context: TurnContext, question: Question, stream: TeamsStream | None
-    ) -> None:
+    async def _answer(self, turn_context: TurnContext, question: Question, stream: TeamsStream | None) -> None:
         typing = None if stream else asyncio.create_task(self._keep_typing(turn_context))
         started = time.monotonic()
         try:
@@ -225,9 +213,7 @@ class LoreTeamsBot(ActivityHandler):
                 if sent is not None and sent.id:
                     message_ids.append(sent.id)
             for message_id in dict.fromkeys(message_ids):
-                await asyncio.to_thread(
-                    self._sent.remember, question.conversation_id, message_id, answer.id
-                )
+                await asyncio.to_thread(self._sent.remember, question.conversation_id, message_id, answer.id)
             log.info(
                 "teams answer %s conversation=%s thread=%s user=%s confident=%s messages=%d "
                 "streamed=%s retrieval=%.2fs generation=%.2fs total=%.2fs",
@@ -258,17 +244,13 @@ class LoreTeamsBot(ActivityHandler):
                 log.debug("teams: typing indicator failed: %s", error)
                 return
 
-    async def _reply_safely(
-        self, turn_context: TurnContext, text: str, stream: TeamsStream | None
-    ) -> None:
+    async def _reply_safely(self, turn_context: TurnContext, text: str, stream: TeamsStream | None) -> None:
         try:
             message = text_activity(text)
             # A started stream must be ended, or Teams keeps showing the partial answer.
             await turn_context.send_activity(await stream.finish(message) if stream else message)
         except Exception:
-            log.exception(
-                "teams: could not send a reply to %s", turn_context.activity.conversation.id
-            )
+            log.exception("teams: could not send a reply to %s", turn_context.activity.conversation.id)
 
     async def _record_text_feedback(self, turn_context: TurnContext, text: str) -> None:
         if not text:
@@ -276,9 +258,7 @@ class LoreTeamsBot(ActivityHandler):
             return
         activity = turn_context.activity
         question = question_for(activity, text)
-        latest = await asyncio.to_thread(
-            self._answers.latest_for, question.asker.user_id, question.conversation_id
-        )
+        latest = await asyncio.to_thread(self._answers.latest_for, question.asker.user_id, question.conversation_id)
         await self._store(
             Feedback(
                 answer_id=latest.id if latest else None,
@@ -298,9 +278,7 @@ class LoreTeamsBot(ActivityHandler):
             log.warning("teams: ignored card feedback %s: %s", turn_context.activity.id, error)
             return
         await self._store(feedback)
-        await turn_context.send_activity(
-            text_activity(replies.feedback_thanks(feedback.answer_id is not None))
-        )
+        await turn_context.send_activity(text_activity(replies.feedback_thanks(feedback.answer_id is not None)))
 
     async def _store(self, feedback: Feedback) -> None:
         await self._conversation.record_feedback(feedback)

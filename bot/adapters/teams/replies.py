@@ -36,7 +36,5 @@ def feedback_thanks(about_answer: bool) -> str:
     return "Thanks, your feedback has been recorded."
 
 
-FEEDBACK_NEEDS_TEXT = (
-    "Please add what you'd like to tell us, e.g. `feedback the VPN answer is outdated`."
-)
+FEEDBACK_NEEDS_TEXT = "Please add what you'd like to tell us, e.g. `feedback the VPN answer is outdated`."
 EMPTY_QUESTION = "What would you like to know? Type a question, or **help** to see what I can do."

@@ -56,9 +56,7 @@ def teams_routes(
     document than the Bot Framework's (tests, private clouds); `stream_interval=None` turns
     streamed replies off."""
     # Built now, so a configuration error or the local-mode warning shows at startup.
-    authentication = bot_framework_authentication(
-        services.settings.teams, openid_metadata_url=openid_metadata_url
-    )
+    authentication = bot_framework_authentication(services.settings.teams, openid_metadata_url=openid_metadata_url)
     tenants = tenant_allow_list(services.settings.teams)
 
     def add_routes(app: web.Application) -> None:
@@ -90,9 +88,7 @@ def teams_routes(
 class MessagesEndpoint:
     """Parses, authenticates and dispatches one Bot Framework request."""
 
-    def __init__(
-        self, authentication: BotFrameworkAuthentication, bot: LoreTeamsBot, local: bool = False
-    ) -> None:
+    def __init__(self, authentication: BotFrameworkAuthentication, bot: LoreTeamsBot, local: bool = False) -> None:
         """`local`: no app id, so no token is checked (the Bot Framework Emulator's mode)."""
         self._authentication = authentication
         self._local = local
@@ -142,9 +138,7 @@ class MessagesEndpoint:
             invoke = await self._adapter.process_activity(authenticated, activity, self.bot.on_turn)
         except Exception:
             error_id = new_error_id()
-            log.exception(
-                "teams: processing activity %s failed (error id %s)", activity.id, error_id
-            )
+            log.exception("teams: processing activity %s failed (error id %s)", activity.id, error_id)
             return _error(500, f"internal error {error_id}")
         return _invoke_response(invoke) if invoke is not None else web.Response(status=200)
 
@@ -204,9 +198,7 @@ def _parse_activity(body: object) -> tuple[Activity | None, str]:
         return None, f"not a Bot Framework activity: {error}"
     if not isinstance(activity.type, str) or not activity.type:
         return None, "the activity has no type"
-    if not isinstance(activity.service_url, str) or not activity.service_url.startswith(
-        ("https://", "http://")
-    ):
+    if not isinstance(activity.service_url, str) or not activity.service_url.startswith(("https://", "http://")):
         return None, "the activity has no serviceUrl"
     for name, account in (
         ("conversation", activity.conversation),

@@ -29,9 +29,7 @@ UPDATE_INTERVAL_SECONDS = 1.0  # Teams throttles streams to about one update a s
 class TeamsStream:
     """One streamed reply in a personal chat."""
 
-    def __init__(
-        self, turn_context: TurnContext, interval: float = UPDATE_INTERVAL_SECONDS
-    ) -> None:
+    def __init__(self, turn_context: TurnContext, interval: float = UPDATE_INTERVAL_SECONDS) -> None:
         self._context = turn_context
         self._interval = interval
         self._loop = asyncio.get_running_loop()
@@ -44,9 +42,7 @@ class TeamsStream:
     async def start(self) -> bool:
         """Send the informative update. False when Teams refused a stream (then reply plainly)."""
         try:
-            response = await self._context.send_activity(
-                self._update(INFORMATIVE_TEXT, "informative")
-            )
+            response = await self._context.send_activity(self._update(INFORMATIVE_TEXT, "informative"))
         except Exception as error:
             log.info("teams: streaming unavailable here (%s); replying in one message", error)
             return False
@@ -114,9 +110,7 @@ class StreamInfo(Entity):
         "stream_sequence": {"key": "streamSequence", "type": "int"},
     }
 
-    def __init__(
-        self, *, stream_type: str, stream_id: str | None = None, stream_sequence: int | None = None
-    ) -> None:
+    def __init__(self, *, stream_type: str, stream_id: str | None = None, stream_sequence: int | None = None) -> None:
         super().__init__(type="streaminfo")
         self.stream_type = stream_type
         self.stream_id = stream_id
