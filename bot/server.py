@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -106,7 +107,7 @@ def _body_within_limits(max_bytes: int, read_seconds: float) -> Any:
     does not arrive within `read_seconds` gets 408. Handlers then read it from memory."""
 
     @web.middleware
-    async def read_body(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.body_exists:
             return await handler(request)
         if (request.content_length or 0) > max_bytes:

@@ -125,7 +125,7 @@ def context_window(settings: LoreSettings) -> int:
         try:
             return model.context_window
         finally:
-            model.close()  # type: ignore[attr-defined]
+            model.close()
     from transformers import AutoConfig
 
     from bot.model.weights import resolve_base_model

@@ -332,7 +332,7 @@ def _optimizer_step(session: _Session, settings: TrainingSettings) -> float:
     session.optimizer.step()
     session.scheduler.step()
     session.state.step += 1
-    return sum(losses) / len(losses)
+    return float(sum(losses) / len(losses))
 
 
 def _publish(

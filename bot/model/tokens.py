@@ -43,12 +43,14 @@ class ChatTokenizer:
     @property
     def eos_token_id(self) -> int | None:
         """The end-of-sequence token, if the tokenizer defines one."""
-        return self._tokenizer.eos_token_id
+        eos: int | None = self._tokenizer.eos_token_id
+        return eos
 
     @property
     def pad_token_id(self) -> int | None:
         """The padding token, if the tokenizer defines one."""
-        return self._tokenizer.pad_token_id
+        pad: int | None = self._tokenizer.pad_token_id
+        return pad
 
     def encode_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
         """The prompt's token ids, chat template and generation prompt included."""
@@ -62,7 +64,8 @@ class ChatTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         """Text of `ids`, special tokens left out."""
         with self._lock:
-            return self._tokenizer.decode(list(ids), skip_special_tokens=True)
+            text: str = self._tokenizer.decode(list(ids), skip_special_tokens=True)
+            return text
 
 
 def estimate_tokens(messages: Sequence[ChatMessage]) -> int:

@@ -103,7 +103,7 @@ def render_progress(text: str, draft: SlackMessage | None = None) -> SlackMessag
     if len(tail) > SECTION_TEXT_LIMIT - 10:
         # Show the newest part; the final message carries all of it.
         tail = "…" + tail[-(SECTION_TEXT_LIMIT - 10) :]
-    blocks = (_section(tail or "…"), _context(["_Writing…_"]))
+    blocks: tuple[dict[str, Any], ...] = (_section(tail or "…"), _context(["_Writing…_"]))
     if draft is not None:
         blocks += (_divider(), *draft.blocks[: BLOCKS_PER_MESSAGE - len(blocks) - 1])
     return SlackMessage(_fallback(text) or PLACEHOLDER_TEXT, blocks)
