@@ -271,9 +271,8 @@ class RetrainJob:
                 measured_writing(self._services.settings.home), agent.model.name, name, reports, len(questions)
             )
         finally:
-            close = getattr(model, "close", None)
-            if callable(close):
-                close()
+            if model is not None:
+                model.close()
         return evaluation_record(reports, dataset, len(questions))
 
     def _scores(self, record: dict[str, Any], active: str | None) -> dict[str, dict[str, float | None]]:
