@@ -13,6 +13,7 @@ per test on loopback, in front of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -513,6 +514,16 @@ def test_a_private_thread_reused_by_someone_else_never_carries_the_first_answer(
 def lore_cli(share: Path) -> Iterator[Path]:
     """A lore.toml over the share (its own home), indexed with `lore index`."""
     home = share / "cli-home"
+    with lore_config(share, home, source="share"):
+        code, output = lore("index", "--json")
+        assert code == 0, output
+        yield home
+
+
+@contextlib.contextmanager
+def lore_config(share: Path, home: Path, source: str) -> Iterator[None]:
+    """`LORE_CONFIG` pointing at a lore.toml over the share (ACL, directory, tiny model), and no
+    other `LORE_*` variable, for the duration."""
     config = share / "lore.toml"
     config.write_text(
         f"""
@@ -520,7 +531,7 @@ home = "{home}"
 acl_file = "{share / "acl.yaml"}"
 directory_file = "{share / "directory.yaml"}"
 [[sources]]
-name = "share"
+name = "{source}"
 path = "{share / "share"}"
 [model]
 base_model = "{build_tiny_model(share / "cli-model")}"
@@ -532,9 +543,7 @@ max_new_tokens = {MAX_NEW_TOKENS}
         for name in [name for name in os.environ if name.startswith("LORE_")]:
             patch.delenv(name)
         patch.setenv("LORE_CONFIG", str(config))
-        code, output = lore("index", "--json")
-        assert code == 0, output
-        yield home
+        yield
 
 
 def lore(*args: str) -> tuple[int, str]:

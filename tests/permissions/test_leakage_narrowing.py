@@ -33,6 +33,7 @@ from tests.permissions.test_leakage import (  # noqa: F401  (fixtures: slack, te
     QUESTION,
     Slack,
     lore,
+    lore_config,
     slack,
     teams,
 )
@@ -40,7 +41,6 @@ from tests.support.bot_connector import ConnectorMock, TeamsConversation, ask_vi
 from tests.support.files import pdf_bytes, write_document
 from tests.support.slack_api import message
 from tests.support.stack import build_test_services
-from tests.support.tiny_model import build_tiny_model
 
 ARCHIVE, PLAN, BUDGET, MINUTES = "public/archive.md", "public/plan.pdf", "public/budget.docx", "restricted/minutes.md"
 PHRASES = {ARCHIVE: "AMBERFALCON", PLAN: "JADEPELICAN", BUDGET: "TEALMARMOT", MINUTES: "OLIVEBISON"}
@@ -139,24 +139,7 @@ async def test_teams_personal_chat_after_narrowing_shows_only_what_is_still_publ
 
 @pytest.fixture(scope="module")
 def cli_config(share: Path, stack: Services) -> Iterator[None]:
-    config = share / "lore.toml"
-    config.write_text(
-        f"""
-home = "{stack.settings.home}"
-acl_file = "{share / "acl.yaml"}"
-directory_file = "{share / "directory.yaml"}"
-[[sources]]
-name = "handbook"
-path = "{share / "share"}"
-[model]
-base_model = "{build_tiny_model(share / "cli-model")}"
-max_new_tokens = {MAX_NEW_TOKENS}
-"""
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        for name in [name for name in os.environ if name.startswith("LORE_")]:
-            patch.delenv(name)
-        patch.setenv("LORE_CONFIG", str(config))
+    with lore_config(share, stack.settings.home, source="handbook"):
         yield
 
 
