@@ -37,9 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from knowledge.base import KnowledgeBase  # noqa: E402
 from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings  # noqa: E402
 from knowledge.embeddings import Embedder, bundled_embedding_model  # noqa: E402
+from knowledge.knowledge_base import KnowledgeBase  # noqa: E402
 from knowledge.types import EVERYONE, SearchFilters  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "sourcegraph-handbook" / "content"

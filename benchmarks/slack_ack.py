@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bot.adapters.slack.rendering import ACTION_HELPFUL  # noqa: E402
-from bot.adapters.slack.routes import slack_routes  # noqa: E402
 from bot.app import Services  # noqa: E402
+from bot.platforms.slack.rendering import ACTION_HELPFUL  # noqa: E402
+from bot.platforms.slack.routes import slack_routes  # noqa: E402
 from bot.server import create_web_app  # noqa: E402
 from bot.settings import SlackSettings  # noqa: E402
 from tests.support.slack_api import (  # noqa: E402

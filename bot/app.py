@@ -33,7 +33,7 @@ from bot.store.answers import AnswerLog
 from bot.store.database import Database
 from bot.store.feedback import FeedbackStore
 from bot.store.threads import ThreadMemory
-from knowledge.base import KnowledgeBase
+from knowledge.knowledge_base import KnowledgeBase
 
 log = logging.getLogger(__name__)
 

@@ -199,7 +199,7 @@ class TeamsSettings(BaseModel):
     app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = "MultiTenant"
     rate_limit_per_minute: int = 10  # questions per user; more get a polite "please wait"
     # Azure AD tenants whose users count as colleagues; empty = the app's own tenant
-    # (app_tenant_id). A MultiTenant bot with neither does not start (bot.adapters.teams.tenants).
+    # (app_tenant_id). A MultiTenant bot with neither does not start (bot.platforms.teams.membership).
     allowed_tenant_ids: list[str] = Field(default_factory=list)
 
     @field_validator("app_id", "app_password", "app_tenant_id")

@@ -9,8 +9,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from knowledge.base import IndexStatus as IndexStatus
-    from knowledge.base import KnowledgeBase as KnowledgeBase
+    from knowledge.knowledge_base import IndexStatus as IndexStatus
+    from knowledge.knowledge_base import KnowledgeBase as KnowledgeBase
     from knowledge.retrieval import Retriever as Retriever
     from knowledge.sync import FailedFile as FailedFile
     from knowledge.sync import RefreshReport as RefreshReport
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "FailedFile": "knowledge.sync",
-    "IndexStatus": "knowledge.base",
-    "KnowledgeBase": "knowledge.base",
+    "IndexStatus": "knowledge.knowledge_base",
+    "KnowledgeBase": "knowledge.knowledge_base",
     "Passage": "knowledge.types",
     "RefreshReport": "knowledge.sync",
     "Retriever": "knowledge.retrieval",

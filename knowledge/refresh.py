@@ -12,9 +12,9 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from knowledge.base import KnowledgeBase
 from knowledge.config import RefreshSettings
 from knowledge.errors import ConfigurationError, IndexBusyError, LoreError
+from knowledge.knowledge_base import KnowledgeBase
 
 logger = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from knowledge.retrieval import NO_DOCUMENT_CAP, Mode
 from knowledge.types import Passage, SearchFilters
 
 if TYPE_CHECKING:
-    from knowledge.base import KnowledgeBase
+    from knowledge.knowledge_base import KnowledgeBase
     from knowledge.sync import RefreshReport
 
 
 def _knowledge(settings: LoreSettings, ad_hoc: list[SourceSettings] | None = None) -> KnowledgeBase:
     # Imported here: the index libraries are heavy and other commands do not need them.
     from bot.core.access import build_permission_policy
-    from knowledge.base import KnowledgeBase
+    from knowledge.knowledge_base import KnowledgeBase
 
     # The configured ACL file and file-mode mapping decide who may read each file, also for
     # folders given with --source that lie in no configured source (`ad_hoc`).

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bot.adapters.teams.app_package import (
+from bot.platforms.teams.app_package import (
     DEFAULT_WEBSITE_URL,
     TEMPLATE_DIR,
     build_package,

@@ -90,13 +90,13 @@ class Platform:
 
 
 def _slack_routes(services: Services) -> Routes:
-    from bot.adapters.slack.routes import slack_routes
+    from bot.platforms.slack.routes import slack_routes
 
     return slack_routes(services)
 
 
 def _teams_routes(services: Services) -> Routes:
-    from bot.adapters.teams.routes import teams_routes  # botbuilder is slow to import
+    from bot.platforms.teams.routes import teams_routes  # botbuilder is slow to import
 
     return teams_routes(services)
 

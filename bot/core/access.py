@@ -13,15 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
+from bot.identity.asker_principals import PrincipalsResolver
 from bot.identity.directory import Directory, DirectoryFile
-from bot.identity.principals import PrincipalsResolver
 from bot.settings import LoreSettings
 from bot.types import Answer, Asker, Question
 from knowledge.config import SourceSettings
 from knowledge.permissions import FileModePermissions, PermissionPolicy, may_read
 from knowledge.permissions.acl import check_outside_sources
+from knowledge.permissions.policy import permission_sources
 from knowledge.permissions.principals import group
-from knowledge.permissions.resolver import permission_sources
 from knowledge.types import EVERYONE, SearchFilters
 
 

@@ -30,9 +30,9 @@ from bot.model.base import ChatMessage
 from bot.private_files import make_private, private_folder
 from bot.store.answers import AnswerLog
 from bot.store.feedback import FeedbackStore
-from knowledge.base import KnowledgeBase
 from knowledge.config import RetrievalSettings
 from knowledge.errors import LoreError
+from knowledge.knowledge_base import KnowledgeBase
 from knowledge.types import EVERYONE, SearchFilters
 
 if TYPE_CHECKING:

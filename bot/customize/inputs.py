@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from bot.settings import LoreSettings
     from bot.store.answers import AnswerLog
     from bot.store.feedback import FeedbackStore
-    from knowledge.base import KnowledgeBase
+    from knowledge.knowledge_base import KnowledgeBase
 
 TokenCounter = Callable[[Sequence["ChatMessage"]], int]
 

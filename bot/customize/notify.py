@@ -17,8 +17,8 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
-from bot.adapters.slack.mrkdwn import escape
 from bot.errors import LoreError
+from bot.platforms.slack.mrkdwn import escape
 from bot.settings import LoreSettings
 
 log = logging.getLogger(__name__)

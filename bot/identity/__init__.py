@@ -1,6 +1,6 @@
-"""Who is asking: chat accounts → e-mail → the principals (user and groups) they hold."""
+"""Who is asking: chat accounts → e-mail (the platforms look accounts up: bot/platforms/*/users.py) → the principals (user and groups) they hold."""
 
+from bot.identity.asker_principals import PrincipalsResolver
 from bot.identity.directory import Directory, DirectoryFile, parse_directory
-from bot.identity.principals import PrincipalsResolver
 
 __all__ = ["Directory", "DirectoryFile", "PrincipalsResolver", "parse_directory"]

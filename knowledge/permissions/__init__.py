@@ -6,8 +6,8 @@ filter on them. See README.md in this folder for the ACL file format."""
 
 from knowledge.permissions.acl import AclFile, AclRule, Grant, load_acl_file, parse_acl
 from knowledge.permissions.filemode import FileModePermissions
+from knowledge.permissions.policy import PermissionExplanation, PermissionPolicy
 from knowledge.permissions.principals import group, may_read, parse_principal, user
-from knowledge.permissions.resolver import PermissionExplanation, PermissionPolicy
 
 __all__ = [
     "AclFile",

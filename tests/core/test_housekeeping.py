@@ -11,8 +11,8 @@ from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy import insert
 
-from bot.adapters.slack.app import build_slack_bot
-from bot.adapters.teams.routes import teams_routes
+from bot.platforms.slack.app import build_slack_bot
+from bot.platforms.teams.routes import teams_routes
 from bot.server import Workload
 from bot.settings import SlackSettings
 from bot.store.slack_threads import AnsweredThreads, slack_threads

@@ -14,8 +14,8 @@ from bot.settings import AgentSettings
 from bot.store.answers import AnswerLog
 from bot.store.database import Database
 from bot.store.feedback import FeedbackStore
-from knowledge.base import KnowledgeBase
 from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings
+from knowledge.knowledge_base import KnowledgeBase
 from knowledge.types import EVERYONE, SourceFile
 
 PAGES = {

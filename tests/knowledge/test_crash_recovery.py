@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.base import KnowledgeBase
 from knowledge.errors import IndexBusyError
+from knowledge.knowledge_base import KnowledgeBase
 from knowledge.lock import RefreshLock
 from tests.support.knowledge_index import CountingEmbedder, make_knowledge
 

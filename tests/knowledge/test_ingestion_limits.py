@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.base import KnowledgeBase
 from knowledge.config import IndexSettings, SourceSettings
 from knowledge.errors import LoaderError
+from knowledge.knowledge_base import KnowledgeBase
 from knowledge.loaders import load_document
 from knowledge.sources.filesystem import FilesystemSource
 from knowledge.sync import RefreshReport

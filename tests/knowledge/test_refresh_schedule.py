@@ -13,9 +13,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from knowledge.base import KnowledgeBase
 from knowledge.config import RefreshSettings
 from knowledge.errors import ConfigurationError
+from knowledge.knowledge_base import KnowledgeBase
 from knowledge.lock import RefreshLock
 from knowledge.refresh import refresh_trigger, run_refresh, schedule_refresh
 from tests.support.files import write_document

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.base import KnowledgeBase
 from knowledge.config import RetrievalSettings
+from knowledge.knowledge_base import KnowledgeBase
 from knowledge.retrieval import Retriever
 from knowledge.types import EVERYONE, Passage, SearchFilters, SourceFile
 from tests.support.files import write_document

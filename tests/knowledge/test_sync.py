@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knowledge.base import KnowledgeBase
 from knowledge.config import SourceSettings
 from knowledge.index.vectors import VectorMetadata
+from knowledge.knowledge_base import KnowledgeBase
 from knowledge.types import EVERYONE, SearchFilters, SourceFile
 from tests.support.files import PHRASES, write_broken_files, write_document, write_every_format
 from tests.support.knowledge_index import CountingEmbedder, CountingSource, make_knowledge

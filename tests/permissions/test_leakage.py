@@ -28,13 +28,13 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 
-from bot.adapters.slack.rendering import ACTION_HELPFUL, ACTION_SHARE
-from bot.adapters.slack.routes import slack_routes
 from bot.app import Services
 from bot.cli.main import cli
 from bot.conversation.memory import answer_and_remember
 from bot.core.agent import Agent
 from bot.model.base import ChatMessage, GenerationSettings
+from bot.platforms.slack.rendering import ACTION_HELPFUL, ACTION_SHARE
+from bot.platforms.slack.routes import slack_routes
 from bot.server import create_web_app
 from bot.settings import SlackSettings
 from bot.store.answers import AnswerLog, StoredAnswer

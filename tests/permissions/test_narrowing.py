@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import knowledge.sources.filesystem as filesystem
-from knowledge.base import KnowledgeBase
+from knowledge.knowledge_base import KnowledgeBase
 from knowledge.permissions import FileModePermissions, PermissionPolicy
 from knowledge.sync import PERSISTENT_FAILURE_REFRESHES
 from knowledge.types import EVERYONE, SearchFilters

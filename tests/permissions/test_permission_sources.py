@@ -17,9 +17,9 @@ import knowledge.sources.mounts as mounts
 from bot.cli.main import cli
 from bot.core.access import build_permission_policy
 from bot.settings import AgentSettings, CustomizeSettings, LoreSettings
-from knowledge.base import KnowledgeBase
 from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings
 from knowledge.errors import ConfigurationError
+from knowledge.knowledge_base import KnowledgeBase
 from knowledge.permissions import FileModePermissions, PermissionPolicy, may_read
 from knowledge.sources.mounts import filesystem_type
 from knowledge.types import EVERYONE, Passage, SourceFile

@@ -19,8 +19,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import ConfigurationError
 from bot.identity import DirectoryFile, PrincipalsResolver, parse_directory
 from bot.identity.cache import TtlCache
-from bot.identity.slack import SlackEmails
-from bot.identity.teams import TeamsEmails, teams_email
+from bot.platforms.slack.users import SlackEmails
+from bot.platforms.teams.users import TeamsEmails, teams_email
 from bot.types import Asker
 
 DIRECTORY = """

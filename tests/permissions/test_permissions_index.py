@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from bot.core.access import AccessPolicy
 from bot.identity import DirectoryFile, PrincipalsResolver
 from bot.types import Asker, Place, Question
-from knowledge.base import KnowledgeBase
+from knowledge.knowledge_base import KnowledgeBase
 from knowledge.permissions import (
     FileModePermissions,
     PermissionPolicy,

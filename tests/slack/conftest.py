@@ -18,9 +18,9 @@ import pytest
 import yaml
 from aiohttp import web
 
-from bot.adapters.slack.routes import slack_routes
-from bot.adapters.slack.scopes import METHOD_SCOPES
 from bot.app import Services
+from bot.platforms.slack.routes import slack_routes
+from bot.platforms.slack.scopes import METHOD_SCOPES
 from bot.server import create_web_app
 from bot.settings import SlackSettings
 from tests.slack.slack_doubles import PuppetModel
@@ -127,6 +127,6 @@ def _assert_scopes_cover(methods: list[str]) -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())
     granted = set(manifest["oauth_config"]["scopes"]["bot"])
     for method in set(methods):
-        assert method in METHOD_SCOPES, f"{method} has no entry in bot.adapters.slack.scopes"
+        assert method in METHOD_SCOPES, f"{method} has no entry in bot.platforms.slack.scopes"
         missing = set(METHOD_SCOPES[method]) - granted
         assert not missing, f"{method} needs {sorted(missing)}, not in the manifest"

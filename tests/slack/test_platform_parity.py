@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.slack.rendering import ACTION_HELPFUL
 from bot.app import Services
 from bot.conversation.memory import answer_and_remember
 from bot.errors import BusyError
+from bot.platforms.slack.rendering import ACTION_HELPFUL
 from bot.types import Asker, Question
 from tests.slack.conftest import SlackRig, fresh_id
 from tests.support.bot_connector import (

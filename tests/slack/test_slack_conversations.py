@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bot.adapters.slack.rendering import (
+from bot.app import Services
+from bot.platforms.slack.rendering import (
     ACTION_HELPFUL,
     ACTION_NOT_HELPFUL,
     ACTION_SHARE,
@@ -21,7 +22,6 @@ from bot.adapters.slack.rendering import (
     RIGHT_BLOCK,
     WRONG_BLOCK,
 )
-from bot.app import Services
 from bot.server import WORKLOAD
 from bot.store.answers import StoredAnswer
 from tests.slack.conftest import PROGRESS_INTERVAL, SlackRig, fresh_id

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from bot.adapters.slack.rendering import ACTION_NOT_HELPFUL, RIGHT_BLOCK, WRONG_BLOCK
 from bot.cli.feedback_commands import feedback as feedback_cli
 from bot.customize.feedback_seeds import harvest_feedback
+from bot.platforms.slack.rendering import ACTION_NOT_HELPFUL, RIGHT_BLOCK, WRONG_BLOCK
 from bot.store.feedback import Feedback
 from tests.slack.conftest import SlackRig, fresh_id
 from tests.slack.test_slack_conversations import QUESTIONS, final_reply, stored

@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 import yaml
 
-from bot.adapters.slack.app import SlackBot, build_slack_bot
-from bot.adapters.slack.scopes import EVENT_SCOPES, METHOD_SCOPES, required_scopes
 from bot.app import Services
+from bot.platforms.slack.app import SlackBot, build_slack_bot
+from bot.platforms.slack.scopes import EVENT_SCOPES, METHOD_SCOPES, required_scopes
 from bot.server import Workload
 from bot.settings import SlackSettings
 from tests.support.slack_api import BOT_TOKEN, SIGNING_SECRET

@@ -11,8 +11,8 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.adapters.slack.rendering import ACTION_HELPFUL, ACTION_NOT_HELPFUL, ACTION_SHARE
 from bot.app import Services
+from bot.platforms.slack.rendering import ACTION_HELPFUL, ACTION_NOT_HELPFUL, ACTION_SHARE
 from tests.slack.conftest import SlackRig, fresh_id
 from tests.slack.test_slack_conversations import final_reply, is_final, settle
 from tests.support.recording_agent import RecordingAgent
@@ -20,7 +20,7 @@ from tests.support.slack_api import Message, event_callback, mention, message
 
 QUESTION = "How many days of paid time off do employees get per year?"
 FOREIGN_TEAM = "T0OTHERORG"
-# Words of the refusals (bot.adapters.slack.membership).
+# Words of the refusals (bot.platforms.slack.membership).
 NOT_A_MEMBER = "only answer members"
 GUEST = "don't answer guest accounts"
 SHARED_CHANNEL = "channels shared with other organisations"

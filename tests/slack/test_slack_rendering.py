@@ -8,8 +8,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.adapters.slack.mrkdwn import escape, to_mrkdwn
-from bot.adapters.slack.rendering import (
+from bot.platforms.slack.mrkdwn import escape, to_mrkdwn
+from bot.platforms.slack.rendering import (
     ACTION_HELPFUL,
     ACTION_NOT_HELPFUL,
     ACTION_SHARE,

@@ -18,9 +18,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.adapters.slack.rendering import ACTION_HELPFUL
-from bot.adapters.slack.routes import slack_routes
 from bot.app import Services
+from bot.platforms.slack.rendering import ACTION_HELPFUL
+from bot.platforms.slack.routes import slack_routes
 from bot.server import WORKLOAD, create_web_app, run_server
 from tests.slack.conftest import PROGRESS_INTERVAL, SlackRig, fresh_id
 from tests.slack.slack_doubles import PuppetModel

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from bot.adapters.slack.rendering import ACTION_HELPFUL, PLACEHOLDER_TEXT
+from bot.platforms.slack.rendering import ACTION_HELPFUL, PLACEHOLDER_TEXT
 from tests.slack.conftest import SlackRig, fresh_id
 from tests.support.slack_api import APP_TOKEN, event_callback, mention
 

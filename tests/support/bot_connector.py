@@ -417,7 +417,7 @@ async def teams_test_client(services: Any, **route_options: Any) -> TestClient:
     """`lore serve`'s web app (`create_web_app`) with the Teams routes, started on loopback
     in local mode unless `route_options` say otherwise. Close it with `await client.close()`,
     which finishes the answers in flight."""
-    from bot.adapters.teams.routes import teams_routes
+    from bot.platforms.teams.routes import teams_routes
     from bot.server import create_web_app
 
     return await serve(create_web_app(services, [teams_routes(services, **route_options)]))

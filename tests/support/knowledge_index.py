@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from knowledge.base import KnowledgeBase
 from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings
 from knowledge.embeddings import Embedder
+from knowledge.knowledge_base import KnowledgeBase
 from knowledge.sources.filesystem import FilesystemSource
 from knowledge.sync import PermissionResolver
 from knowledge.types import EVERYONE, SourceFile

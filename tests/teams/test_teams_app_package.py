@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from bot.adapters.teams.app_package import TEMPLATE_DIR, fill_manifest, manifest_values
 from bot.cli.main import cli
+from bot.platforms.teams.app_package import TEMPLATE_DIR, fill_manifest, manifest_values
 
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "MicrosoftTeams.v1.25.schema.json"
 APP_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"

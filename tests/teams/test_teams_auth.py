@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.adapters.teams.auth import bot_framework_config
+from bot.platforms.teams.auth import bot_framework_config
 from bot.settings import TeamsSettings
 from knowledge.errors import ConfigurationError
 from tests.support.bot_connector import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from bot.adapters.teams.cards import (
+from bot.platforms.teams.rendering import (
     CARD_CONTENT_TYPE,
     FEEDBACK_ACTION,
     MAX_MESSAGE_BYTES,

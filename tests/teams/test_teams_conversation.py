@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from botbuilder.schema import Activity
 
-from bot.adapters.teams.conversation import (
+from bot.platforms.teams.questions import (
     Request,
     mentions_bot,
     parse_request,

@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.adapters.teams.cards import FEEDBACK_ACTION, teams_markdown
-from bot.adapters.teams.routes import teams_routes
 from bot.errors import BusyError
+from bot.platforms.teams.rendering import FEEDBACK_ACTION, teams_markdown
+from bot.platforms.teams.routes import teams_routes
 from tests.support.bot_connector import (
     BOT_ID,
     ConnectorMock,
@@ -365,7 +365,7 @@ async def test_a_failing_model_gets_an_apology_with_an_error_id(
     broken = dataclasses.replace(services, agent=FailingAgent(RuntimeError("model exploded")))
     client = await teams_test_client(broken)
     try:
-        with caplog.at_level(logging.ERROR, logger="bot.adapters.teams"):
+        with caplog.at_level(logging.ERROR, logger="bot.platforms.teams"):
             turn = await ask_via_teams(client, connector, QUESTION, TeamsUser(), TeamsConversation("a:dm-broken"))
         apology = turn.final.body["text"]
         assert apology.startswith("Sorry, something went wrong")
@@ -441,7 +441,7 @@ async def test_twenty_questions_at_once_are_all_answered(
 
 
 def test_local_mode_warns_loudly(services: object, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.adapters.teams"):
+    with caplog.at_level(logging.WARNING, logger="bot.platforms.teams"):
         teams_routes(services)
     assert any(r.levelno == logging.WARNING and "WITHOUT AUTHENTICATION" in r.getMessage() for r in caplog.records)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot.adapters.teams.routes import teams_routes
+from bot.platforms.teams.routes import teams_routes
 from knowledge.errors import ConfigurationError
 from tests.support.bot_connector import (
     TENANT_ID,

@@ -12,19 +12,19 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.slack.handlers import MESSAGE_EVENTS, SlackHandlers
-from bot.adapters.slack.membership import SlackMembership
-from bot.adapters.slack.rendering import (
+from bot.conversation.service import new_error_id
+from bot.errors import ConfigurationError
+from bot.identity.cache import TtlCache
+from bot.platforms.slack.handlers import MESSAGE_EVENTS, SlackHandlers
+from bot.platforms.slack.membership import SlackMembership
+from bot.platforms.slack.rendering import (
     ACTION_HELPFUL,
     ACTION_NOT_HELPFUL,
     ACTION_SHARE,
     FEEDBACK_MODAL,
 )
-from bot.adapters.slack.responder import Responder
-from bot.conversation.service import new_error_id
-from bot.errors import ConfigurationError
-from bot.identity.cache import TtlCache
-from bot.identity.slack import SlackEmails
+from bot.platforms.slack.responder import Responder
+from bot.platforms.slack.users import SlackEmails
 from bot.server import Workload
 from bot.store.slack_threads import AnsweredThreads
 
@@ -107,7 +107,7 @@ def build_slack_bot(services: Services, workload: Workload, progress_interval: f
         signing_secret=settings.signing_secret.get_secret_value() if settings.signing_secret else "",
         # Socket Mode messages come over the app's own authenticated websocket, unsigned.
         request_verification_enabled=not socket_mode,
-        logger=logging.getLogger("bot.adapters.slack.bolt"),
+        logger=logging.getLogger("bot.platforms.slack.bolt"),
     )
     threads = AnsweredThreads(services.database)
     services.housekeeping.append(threads.purge_older_than)

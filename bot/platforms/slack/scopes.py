@@ -23,7 +23,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "views.open": (),
     # The asker's e-mail decides which documents they may read (bot.identity.SlackEmails).
     "users.info": ("users:read", "users:read.email"),
-    # Whether a channel is shared with other organisations (bot.adapters.slack.membership);
+    # Whether a channel is shared with other organisations (bot.platforms.slack.membership);
     # each scope covers one kind of conversation (public, private, group DM).
     "conversations.info": ("channels:read", "groups:read", "mpim:read"),
 }

@@ -18,9 +18,11 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.slack.membership import SlackMembership
-from bot.adapters.slack.questions import clean_text, mentions, place_of, slack_question
-from bot.adapters.slack.rendering import (
+from bot.conversation.service import ConversationService
+from bot.core.access import AccessPolicy
+from bot.platforms.slack.membership import SlackMembership
+from bot.platforms.slack.questions import clean_text, mentions, place_of, slack_question
+from bot.platforms.slack.rendering import (
     INPUT_ACTION,
     PLACEHOLDER_TEXT,
     RIGHT_BLOCK,
@@ -32,14 +34,12 @@ from bot.adapters.slack.rendering import (
     render_help,
     render_notice,
 )
-from bot.adapters.slack.responder import (
+from bot.platforms.slack.responder import (
     Delivery,
     Respond,
     Responder,
     post_ephemeral,
 )
-from bot.conversation.service import ConversationService
-from bot.core.access import AccessPolicy
 from bot.server import Workload
 from bot.settings import SlackSettings
 from bot.store.answers import AnswerLog, StoredAnswer

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.adapters.slack.app import SlackBot, build_slack_bot
-from bot.adapters.slack.http import SlackEventsEndpoint
-from bot.adapters.slack.socket_mode import SocketModeConnection
+from bot.platforms.slack.app import SlackBot, build_slack_bot
+from bot.platforms.slack.http import SlackEventsEndpoint
+from bot.platforms.slack.socket_mode import SocketModeConnection
 from bot.server import WORKLOAD
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@ and apology texts are the conversation service's, the same on every platform).""
 
 from __future__ import annotations
 
-from bot.adapters.teams.conversation import Scope
+from bot.platforms.teams.questions import Scope
 
 _HOW_TO_ASK = {
     "personal": "Just type your question here.",

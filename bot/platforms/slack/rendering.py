@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.adapters.slack.mrkdwn import escape, link, plain_text, to_mrkdwn
+from bot.platforms.slack.mrkdwn import escape, link, plain_text, to_mrkdwn
 from bot.types import Answer, Citation, Evidence
 
 # Slack's documented limits (https://api.slack.com/reference/block-kit/blocks).

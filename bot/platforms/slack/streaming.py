@@ -14,8 +14,8 @@ import logging
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.slack.rendering import SlackMessage, render_progress
 from bot.conversation.streaming import Throttled
+from bot.platforms.slack.rendering import SlackMessage, render_progress
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from botbuilder.schema import Activity
 
-from bot.adapters.teams.cards import FEEDBACK_ACTION
-from bot.adapters.teams.conversation import asker, where
+from bot.platforms.teams.questions import asker, where
+from bot.platforms.teams.rendering import FEEDBACK_ACTION
 from bot.store.feedback import Feedback
 from knowledge.errors import LoreError
 

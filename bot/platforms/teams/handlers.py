@@ -15,31 +15,31 @@ from typing import TYPE_CHECKING
 from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ResourceResponse
 
-from bot.adapters.teams import replies
-from bot.adapters.teams.cards import (
-    answer_activities,
-    streamed_final_activity,
-    text_activity,
-)
-from bot.adapters.teams.conversation import (
-    mentions_bot,
-    parse_request,
-    question_for,
-    text_without_bot_mention,
-    where,
-)
-from bot.adapters.teams.feedback_input import (
+from bot.conversation.service import ConversationService, Notice
+from bot.platforms.teams import replies
+from bot.platforms.teams.feedback_input import (
     SUBMIT_ACTION_INVOKE,
     MalformedFeedbackError,
     from_card_submit,
     from_submit_action,
     is_card_feedback,
 )
-from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS, TeamsStream
-from bot.adapters.teams.tenants import REFUSAL as OTHER_TENANT_REFUSAL
-from bot.adapters.teams.tenants import TenantAllowList
-from bot.conversation.service import ConversationService, Notice
-from bot.identity.teams import TeamsEmails
+from bot.platforms.teams.membership import REFUSAL as OTHER_TENANT_REFUSAL
+from bot.platforms.teams.membership import TenantAllowList
+from bot.platforms.teams.questions import (
+    mentions_bot,
+    parse_request,
+    question_for,
+    text_without_bot_mention,
+    where,
+)
+from bot.platforms.teams.rendering import (
+    answer_activities,
+    streamed_final_activity,
+    text_activity,
+)
+from bot.platforms.teams.streaming import UPDATE_INTERVAL_SECONDS, TeamsStream
+from bot.platforms.teams.users import TeamsEmails
 from bot.server import Workload
 from bot.store.feedback import Feedback
 from bot.store.teams_sent_answers import SentAnswers

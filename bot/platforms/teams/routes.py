@@ -22,14 +22,14 @@ from botbuilder.schema import Activity
 from botframework.connector.auth import BotFrameworkAuthentication
 from msrest.serialization import Model
 
-from bot.adapters.teams.auth import bot_framework_authentication
-from bot.adapters.teams.cards import text_activity
-from bot.adapters.teams.handler import TYPING_INTERVAL_SECONDS, LoreTeamsBot
-from bot.adapters.teams.streaming import UPDATE_INTERVAL_SECONDS
-from bot.adapters.teams.tenants import tenant_allow_list
 from bot.conversation.service import apology, new_error_id
 from bot.identity.cache import TtlCache
-from bot.identity.teams import TeamsEmails
+from bot.platforms.teams.auth import bot_framework_authentication
+from bot.platforms.teams.handlers import TYPING_INTERVAL_SECONDS, LoreTeamsBot
+from bot.platforms.teams.membership import tenant_allow_list
+from bot.platforms.teams.rendering import text_activity
+from bot.platforms.teams.streaming import UPDATE_INTERVAL_SECONDS
+from bot.platforms.teams.users import TeamsEmails
 from bot.server import WORKLOAD, Workload, is_loopback
 from bot.store.teams_sent_answers import SentAnswers
 

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.identity.cache import TtlCache
-from bot.identity.slack import SlackEmails, SlackUser
+from bot.platforms.slack.users import SlackEmails, SlackUser
 
 log = logging.getLogger(__name__)
 

@@ -15,15 +15,15 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.slack.rendering import (
+from bot.conversation.service import ConversationService, Notice
+from bot.platforms.slack.rendering import (
     AnswerContent,
     SlackMessage,
     render_answer,
     render_notice,
     render_placeholder,
 )
-from bot.adapters.slack.streaming import ProgressUpdater
-from bot.conversation.service import ConversationService, Notice
+from bot.platforms.slack.streaming import ProgressUpdater
 from bot.store.slack_threads import AnsweredThreads
 from bot.types import Answer, Question
 
