@@ -49,7 +49,7 @@ from bot.core.evidence import select_evidence
 from bot.core.excerpt import ExcerptRules, select_excerpts
 from bot.settings import AgentSettings, LoreSettings
 from bot.types import Asker, Question
-from knowledge.config import RetrievalSettings, SourceSettings
+from knowledge.config import FolderSourceSettings, RetrievalSettings
 from knowledge.types import Passage
 
 CORPORA = ROOT.parent / "shared" / "corpora"
@@ -110,7 +110,7 @@ def corpus_services(corpus: str, home: Path | None) -> tuple[Services, list[Aske
         return None
     home = home or Path(f"/tmp/lore-bench-{corpus}")
     services = build_services(
-        LoreSettings(home=home, sources=[SourceSettings(name="handbook", path=folder, permissions="public")])
+        LoreSettings(home=home, sources=[FolderSourceSettings(name="handbook", path=folder, permissions="public")])
     )
     try:
         started = time.perf_counter()

@@ -44,7 +44,7 @@ from bot.customize.training import TrainingSettings, train_adapter
 from bot.model.adapters import AdapterRegistry
 from bot.model.weights import base_model_name, resolve_base_model
 from bot.settings import LoreSettings, ModelSettings
-from knowledge.config import SourceSettings
+from knowledge.config import FolderSourceSettings
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "sourcegraph-handbook" / "content"
 QUESTIONS = ROOT / "benchmarks" / "questions" / "sourcegraph_handbook.jsonl"
@@ -92,7 +92,7 @@ def main() -> int:
         model_settings = model_settings.model_copy(update={"max_new_tokens": args.max_new_tokens})
     settings = LoreSettings(
         home=args.home,
-        sources=[SourceSettings(name="handbook", path=args.corpus, permissions="public")],
+        sources=[FolderSourceSettings(name="handbook", path=args.corpus, permissions="public")],
         model=model_settings,
     )
     services = build_services(settings)

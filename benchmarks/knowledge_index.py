@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings  # noqa: E402
+from knowledge.config import FolderSourceSettings, IndexSettings, RetrievalSettings  # noqa: E402
 from knowledge.embeddings import Embedder, bundled_embedding_model  # noqa: E402
 from knowledge.knowledge_base import KnowledgeBase  # noqa: E402
 from knowledge.types import EVERYONE, SearchFilters  # noqa: E402
@@ -139,7 +139,7 @@ def main() -> int:
         )
         knowledge = KnowledgeBase(
             work / "lore-home",
-            [SourceSettings(name="handbook", path=corpus)],
+            [FolderSourceSettings(name="handbook", path=corpus)],
             IndexSettings(),
             RetrievalSettings(),
             embedder=embedder,

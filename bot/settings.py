@@ -9,8 +9,9 @@ defaults. Platform secrets keep the platforms' own variable names (`SLACK_BOT_TO
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -29,6 +30,7 @@ from pydantic_settings import (
 
 import knowledge
 from knowledge.config import (
+    FolderSourceSettings,
     IndexSettings,
     RefreshSettings,
     RetrievalSettings,
@@ -215,6 +217,57 @@ class TeamsSettings(BaseModel):
         return value
 
 
+def _sample_source() -> SourceSettings:
+    return FolderSourceSettings(name="sample", path=SAMPLE_DOCS, permissions="public")
+
+
+# LORE_SOURCES__<n>__<KEY>: one setting of the n-th [[sources]] table (from 0), typically a
+# cloud drive's secret kept out of lore.toml (LORE_SOURCES__0__CLIENT_SECRET).
+_SOURCE_ITEM_VARIABLE = re.compile(r"LORE_SOURCES__(\d+)__([A-Z0-9_]+)", re.IGNORECASE)
+
+
+class _EnvWithoutSourceItems(PydanticBaseSettingsSource):
+    """The LORE_* variables, except LORE_SOURCES__<n>__<KEY>: pydantic-settings would read
+    those as a mapping that replaces lore.toml's whole list; `_source_item_variables` sets
+    them on the listed tables instead."""
+
+    def __init__(self, env: PydanticBaseSettingsSource) -> None:
+        super().__init__(env.settings_cls)
+        self.env = env
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.env.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        values = self.env()
+        sources = values.get("sources")
+        if isinstance(sources, dict) and all(str(key).isdigit() for key in sources):
+            del values["sources"]
+        return values
+
+
+def _source_item_variables(data: dict[str, Any]) -> dict[str, Any]:
+    """Apply LORE_SOURCES__<n>__<KEY> to the n-th configured source; a variable naming a
+    source that is not configured is an error rather than silently unused."""
+    items = [
+        (int(match[1]), match[2].lower(), value)
+        for name, value in os.environ.items()
+        if (match := _SOURCE_ITEM_VARIABLE.fullmatch(name))
+    ]
+    if not items:
+        return data
+    sources = [dict(source) if isinstance(source, dict) else source for source in data.get("sources") or []]
+    for index, key, value in sorted(items):
+        if index >= len(sources) or not isinstance(sources[index], dict):
+            raise ValueError(
+                f"LORE_SOURCES__{index}__{key.upper()} is set but lore.toml has no [[sources]] table number "
+                f"{index} (counting from 0): fix the number or remove the variable"
+            )
+        sources[index][key] = value
+    data["sources"] = sources
+    return data
+
+
 _PLATFORM_ENV = {
     ("slack", "bot_token"): "SLACK_BOT_TOKEN",
     ("slack", "signing_secret"): "SLACK_SIGNING_SECRET",
@@ -239,8 +292,8 @@ class LoreSettings(BaseSettings):
     permissions: PermissionSettings = Field(default_factory=PermissionSettings)
     sources: list[SourceSettings] = Field(
         # The bundled sample handbook is public; a configured source must choose (see
-        # SourceSettings.permissions).
-        default_factory=lambda: [SourceSettings(name="sample", path=SAMPLE_DOCS, permissions="public")]
+        # FolderSourceSettings.permissions).
+        default_factory=lambda: [_sample_source()]
     )
     index: IndexSettings = Field(default_factory=IndexSettings)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
@@ -262,7 +315,7 @@ class LoreSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_path = Path(os.environ.get("LORE_CONFIG", "lore.toml"))
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_path))
+        return (init_settings, _EnvWithoutSourceItems(env_settings), TomlConfigSettingsSource(settings_cls, toml_path))
 
     @model_validator(mode="before")
     @classmethod
@@ -277,7 +330,7 @@ class LoreSettings(BaseSettings):
             part = dict(data.get(section) or {})
             part.setdefault(key, value)
             data[section] = part
-        return data
+        return _source_item_variables(data)
 
     @property
     def database(self) -> str:

@@ -4,20 +4,22 @@ package never reads the environment itself."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Discriminator, Field, SecretStr, Tag
 
 from knowledge.limits import MiB, ParseLimits
 
-# Who may read a source's documents: the ACL file (then each file's mode where it says
-# nothing), each file's Unix mode, or everyone.
-PermissionSource = Literal["acl", "file-modes", "public"]
+# Who may read a source's documents: the ACL file (then each file's own permissions where it
+# says nothing), each file's Unix mode (folders), the cloud drive's own sharing ("source":
+# SharePoint/OneDrive and Google Drive), or everyone.
+PermissionSource = Literal["acl", "file-modes", "source", "public"]
 
 
-class SourceSettings(BaseModel):
+class FolderSourceSettings(BaseModel):
     """One shared-drive folder to index (a mounted SMB/NFS share is just a folder)."""
 
+    kind: Literal["folder"] = "folder"
     name: str
     path: Path
     include: list[str] = Field(default_factory=lambda: ["**/*"])
@@ -30,6 +32,72 @@ class SourceSettings(BaseModel):
     # configured, else Lore refuses to start until this is chosen; on an SMB/CIFS mount mode
     # bits come from mount options and may publish every file.
     permissions: PermissionSource | None = None
+
+
+class SharePointSourceSettings(BaseModel):
+    """SharePoint document libraries and OneDrive accounts, read through Microsoft Graph with
+    an app registration's own credentials (client credentials: a secret or a certificate)."""
+
+    kind: Literal["sharepoint"]
+    name: str
+    tenant_id: str
+    client_id: str
+    # Or LORE_SOURCES__<n>__CLIENT_SECRET (n: the source's position in [[sources]], from 0).
+    client_secret: SecretStr | None = None
+    certificate_path: Path | None = None  # PEM with the private key and the certificate
+    drives: list[str] = Field(default_factory=list)  # drive ids (b!...)
+    sites: list[str] = Field(default_factory=list)  # site URLs: every document library of each
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    authority_url: str = "https://login.microsoftonline.com"
+    include: list[str] = Field(default_factory=lambda: ["**/*"])
+    exclude: list[str] = Field(default_factory=list)
+    max_file_bytes: int = Field(50 * MiB, gt=0)
+    # "source": the drive's own sharing decides; "acl": the ACL file first, the drive's
+    # sharing where it says nothing; "public": everyone.
+    permissions: PermissionSource = "source"
+    # Links that anyone in the organisation can open count as shared with `everyone` only
+    # when the admin says so; anonymous links never grant anything.
+    organisation_links_grant_everyone: bool = False
+    request_timeout_seconds: float = Field(60.0, gt=0)
+
+
+class GoogleDriveSourceSettings(BaseModel):
+    """Google shared drives and folders, read with a service account (optionally acting for
+    a user of the domain through domain-wide delegation)."""
+
+    kind: Literal["gdrive"]
+    name: str
+    credentials_file: Path  # a service-account key (JSON); its token_uri is honoured
+    drives: list[str] = Field(default_factory=list)  # shared drive ids
+    folders: list[str] = Field(default_factory=list)  # folder ids (with everything below them)
+    delegated_user: str | None = None
+    api_endpoint: str = "https://www.googleapis.com"
+    include: list[str] = Field(default_factory=lambda: ["**/*"])
+    exclude: list[str] = Field(default_factory=list)
+    max_file_bytes: int = Field(50 * MiB, gt=0)
+    permissions: PermissionSource = "source"  # as for SharePoint
+    # Shares with a whole domain count as `everyone` only for these domains (the company's
+    # own), and only when the share is discoverable; "anyone with the link" grants nothing.
+    everyone_domains: list[str] = Field(default_factory=list)
+    request_timeout_seconds: float = Field(60.0, gt=0)
+
+
+def _source_kind(value: Any) -> str:
+    """A [[sources]] table without `kind` is a folder (every lore.toml written before cloud
+    drives existed)."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "folder"))
+    return str(getattr(value, "kind", "folder"))
+
+
+# One [[sources]] table: its `kind` says which settings apply.
+SourceSettings = Annotated[
+    Annotated[FolderSourceSettings, Tag("folder")]
+    | Annotated[SharePointSourceSettings, Tag("sharepoint")]
+    | Annotated[GoogleDriveSourceSettings, Tag("gdrive")],
+    Discriminator(_source_kind),
+]
+CloudSourceSettings = SharePointSourceSettings | GoogleDriveSourceSettings
 
 
 class IndexSettings(BaseModel):

@@ -6,7 +6,7 @@ index from the configured sources and exposes a `Retriever` for searches."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from knowledge.loaders.worker import ParserProcess
 from knowledge.lock import RefreshLock
 from knowledge.retrieval import Reranker, Retriever
 from knowledge.sources.base import Source
-from knowledge.sources.filesystem import FilesystemSource
+from knowledge.sources.registry import open_source
 from knowledge.sync import PERSISTENT_FAILURE_REFRESHES, PermissionResolver, Progress, RefreshReport, Synchronizer
 from knowledge.types import Passage, SourceFile
 
@@ -46,8 +46,8 @@ class KnowledgeBase:
     """The indexed documents of the configured sources.
 
     Files live under `<home>/index/`: `catalog.sqlite3` (files, chunks, keyword index,
-    permissions), `chroma/` (vectors; unless `index.chroma_host` names a Chroma server)
-    and `refresh.lock`."""
+    permissions), `chroma/` (vectors; unless `index.chroma_host` names a Chroma server),
+    `sources/` (cloud drives' listings and change cursors) and `refresh.lock`."""
 
     def __init__(
         self,
@@ -73,11 +73,25 @@ class KnowledgeBase:
             raise
         self.retriever = Retriever(self.catalog, self.vectors, self.embedder, retrieval, reranker)
         self.lock_path = self.index_dir / "refresh.lock"
+        self.source_state_dir = self.index_dir / "sources"
+
+    def open_sources(self, settings: Sequence[SourceSettings] | None = None) -> OpenSources:
+        """The configured sources (or `settings`), opened: `with kb.open_sources() as stack`
+        and `stack.sources`; they are closed when the block ends."""
+        stack = OpenSources()
+        try:
+            for source_settings in self.sources if settings is None else settings:
+                stack.sources.append(stack.enter_context(closing(open_source(source_settings, self.source_state_dir))))
+        except BaseException:
+            stack.close()
+            raise
+        return stack
 
     def refresh(self, full: bool = False, show_progress: bool = False) -> RefreshReport:
         """Bring the index in line with the sources. Raises IndexBusyError when another
         refresh (in any process) is running."""
-        return self.refresh_sources([FilesystemSource(settings) for settings in self.sources], full, show_progress)
+        with self.open_sources() as stack:
+            return self.refresh_sources(stack.sources, full, show_progress)
 
     def refresh_sources(
         self, sources: Sequence[Source], full: bool = False, show_progress: bool = False, complete: bool = True
@@ -141,6 +155,14 @@ class KnowledgeBase:
 
     def close(self) -> None:
         self.catalog.close()
+
+
+class OpenSources(ExitStack):
+    """Opened sources, closed together."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[Source] = []
 
 
 @contextmanager

@@ -22,6 +22,10 @@ class SourceFile:
     # st_mode permission bits, for file-system derived permissions; unknown = no read bit
     # for anyone (readable by nobody), never world-readable.
     mode: int = 0
+    # Who the source itself shares the file with, already as Lore principals (a cloud drive's
+    # sharing, inherited permissions included); None for sources that have no such notion
+    # (folders, whose permissions come from the ACL file or the file's mode).
+    principals: frozenset[str] | None = None
 
     @property
     def absolute_path(self) -> str:

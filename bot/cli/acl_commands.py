@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import closing
 from pathlib import Path
 
 import click
@@ -12,10 +13,11 @@ import click
 from bot.core.access import build_access_policy, build_permission_policy
 from bot.settings import LoreSettings
 from bot.types import Asker
-from knowledge.config import SourceSettings
+from knowledge.config import CloudSourceSettings, FolderSourceSettings
 from knowledge.errors import ConfigurationError, SourceError
 from knowledge.loaders import is_supported
 from knowledge.sources.filesystem import FilesystemSource, is_hidden_or_temporary
+from knowledge.sources.registry import open_source
 from knowledge.types import SourceFile
 
 
@@ -26,20 +28,29 @@ def acl() -> None:
 
 @acl.command("explain")
 @click.argument("path")
-@click.option("--source", "source_name", help="Source name, when PATH exists in several sources.")
+@click.option(
+    "--source",
+    "source_name",
+    help="Source name, when PATH exists in several sources; for a cloud drive PATH is the document's path in it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
 def explain(settings: LoreSettings, path: str, source_name: str | None, as_json: bool) -> None:
     """Show who may read the document at PATH (absolute, or relative to a source's folder)
     and which ACL rule or file mode decided it."""
-    source, relative = locate(settings.sources, path, source_name)
-    file = source_file(source, relative)
+    cloud = next((s for s in settings.sources if s.name == source_name and s.kind != "folder"), None)
+    if cloud is not None:
+        file, note, where = cloud_file(settings, cloud, path), None, f"{cloud.kind} drive"
+        relative = file.relative_path
+    else:
+        folders = [s for s in settings.sources if s.kind == "folder"]
+        source, relative = locate(folders, path, source_name)
+        file, note, where = source_file(source, relative), indexing_note(source, relative), str(source.path)
     explanation = build_permission_policy(settings).explain(file)
-    note = indexing_note(source, relative)
     if as_json:
         click.echo(json.dumps({**explanation.to_dict(), "indexed": note is None, "note": note or ""}))
         return
-    click.echo(f"{relative}  (source {source.name}: {source.path})")
+    click.echo(f"{relative}  (source {file.source}: {where})")
     click.echo(f"readable by: {', '.join(sorted(explanation.principals)) or 'nobody'}")
     click.echo(f"why: {explanation.reason}")
     if note:
@@ -55,14 +66,14 @@ def principals(settings: LoreSettings, email: str) -> None:
     click.echo(", ".join(sorted(held)))
 
 
-def locate(sources: list[SourceSettings], path: str, source_name: str | None) -> tuple[SourceSettings, str]:
+def locate(sources: list[FolderSourceSettings], path: str, source_name: str | None) -> tuple[FolderSourceSettings, str]:
     """The source holding `path` and the POSIX path relative to its root."""
     candidates = [s for s in sources if source_name in (None, s.name)]
     if source_name is not None and not candidates:
         names = ", ".join(s.name for s in sources)
         raise ConfigurationError(f"No source named {source_name!r}; configured sources: {names}.")
     given = Path(path).expanduser()
-    found: list[tuple[SourceSettings, str]] = []
+    found: list[tuple[FolderSourceSettings, str]] = []
     for source in candidates:
         root = Path(source.path).expanduser().absolute()
         target = given if given.is_absolute() else root / given
@@ -80,7 +91,17 @@ def locate(sources: list[SourceSettings], path: str, source_name: str | None) ->
     return found[0]
 
 
-def source_file(source: SourceSettings, relative: str) -> SourceFile:
+def cloud_file(settings: LoreSettings, source: CloudSourceSettings, relative: str) -> SourceFile:
+    """A cloud drive's file as the last refresh listed it (its sharing included); the drive
+    itself is not asked, so run `lore index` first to see a change made there."""
+    with closing(open_source(source, settings.index_dir / "sources")) as opened:
+        try:
+            return opened.file(relative.lstrip("/"))
+        except SourceError as error:
+            raise ConfigurationError(str(error)) from error
+
+
+def source_file(source: FolderSourceSettings, relative: str) -> SourceFile:
     """The file's metadata as the filesystem source records it at indexing."""
     try:
         return FilesystemSource(source).file(relative)
@@ -88,7 +109,7 @@ def source_file(source: SourceSettings, relative: str) -> SourceFile:
         raise ConfigurationError(str(error)) from error
 
 
-def indexing_note(source: SourceSettings, relative: str) -> str | None:
+def indexing_note(source: FolderSourceSettings, relative: str) -> str | None:
     """Why the refresh would not index this file, or None when it would."""
     if any(is_hidden_or_temporary(part) for part in relative.split("/")):
         return "not indexed: hidden or temporary file"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, get_args
 import click
 
 from bot.settings import LoreSettings
-from knowledge.config import PermissionSource, SourceSettings
+from knowledge.config import FolderSourceSettings, PermissionSource, SourceSettings
 from knowledge.errors import ConfigurationError
 from knowledge.retrieval import NO_DOCUMENT_CAP, Mode
 from knowledge.types import Passage, SearchFilters
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from knowledge.sync import RefreshReport
 
 
-def _knowledge(settings: LoreSettings, ad_hoc: list[SourceSettings] | None = None) -> KnowledgeBase:
+def _knowledge(settings: LoreSettings, ad_hoc: list[FolderSourceSettings] | None = None) -> KnowledgeBase:
     # Imported here: the index libraries are heavy and other commands do not need them.
     from bot.core.access import build_permission_policy
     from knowledge.knowledge_base import KnowledgeBase
@@ -50,7 +50,7 @@ def reader_filters(settings: LoreSettings, email: str, text: str) -> SearchFilte
 
 def sources_for_folders(
     settings: LoreSettings, folders: tuple[Path, ...], permissions: PermissionSource | None
-) -> tuple[list[SourceSettings], list[SourceSettings]]:
+) -> tuple[list[SourceSettings], list[FolderSourceSettings]]:
     """(configured sources, ad-hoc sources) to refresh for `lore index --source FOLDER...`.
 
     A folder inside a configured source refreshes that source, under its own name, so its
@@ -58,18 +58,19 @@ def sources_for_folders(
     after it, with `permissions` (or the ACL file's global rules); refused when the ACL file
     has per-source sections, which could never apply to it."""
     configured: list[SourceSettings] = []
-    ad_hoc: list[SourceSettings] = []
+    ad_hoc: list[FolderSourceSettings] = []
     names = {source.name for source in settings.sources}
+    shares = [s for s in settings.sources if s.kind == "folder"]
     for folder in folders:
         target = folder.expanduser().resolve()
-        inside = [s.name for s in settings.sources if Path(s.path).expanduser().resolve().is_relative_to(target)]
-        if inside and not any(target.is_relative_to(Path(s.path).expanduser().resolve()) for s in settings.sources):
+        inside = [s.name for s in shares if Path(s.path).expanduser().resolve().is_relative_to(target)]
+        if inside and not any(target.is_relative_to(Path(s.path).expanduser().resolve()) for s in shares):
             # Indexed again from above, its files would get other paths and miss its rules.
             raise ConfigurationError(
                 f"{folder} holds the configured source(s) {', '.join(inside)}; give a folder inside "
                 "a source, or run `lore index` without --source to refresh them all."
             )
-        holders = [s for s in settings.sources if target.is_relative_to(Path(s.path).expanduser().resolve())]
+        holders = [s for s in shares if target.is_relative_to(Path(s.path).expanduser().resolve())]
         if holders:
             # The innermost source holding the folder: its rules are the ones meant for it.
             holder = max(holders, key=lambda s: len(Path(s.path).expanduser().resolve().parts))
@@ -82,7 +83,7 @@ def sources_for_folders(
         while name in names:
             name, number = f"{base}-{number}", number + 1
         names.add(name)
-        ad_hoc.append(SourceSettings(name=name, path=target, permissions=permissions))
+        ad_hoc.append(FolderSourceSettings(name=name, path=target, permissions=permissions))
     return configured, ad_hoc
 
 
@@ -93,7 +94,7 @@ def _refuse_unknown_folder(settings: LoreSettings, folder: Path) -> None:
 
     acl = load_acl_file(settings.acl_file)
     if acl.sources:
-        configured = "; ".join(f"{s.name}: {s.path}" for s in settings.sources) or "none"
+        configured = "; ".join(f"{s.name}: {getattr(s, 'path', s.kind)}" for s in settings.sources) or "none"
         raise ConfigurationError(
             f"{folder} lies in no configured source ({configured}), and the ACL file {acl.origin} "
             f"has rules per source ({', '.join(sorted(acl.sources))}) that could not apply to it. "
@@ -126,20 +127,16 @@ def index(
 ) -> None:
     """Bring the index in line with the sources: new and changed files are indexed, deleted
     ones removed. Without --source the index then holds exactly the configured sources."""
-    from knowledge.sources.filesystem import FilesystemSource
-
     configured, ad_hoc = sources_for_folders(settings, folders, permissions) if folders else (settings.sources, [])
     if permissions is not None and not ad_hoc:
         # A configured source keeps its own choice; a silently ignored option would mislead.
         raise click.UsageError("--permissions applies only to --source folders outside the configured sources.")
     knowledge = _knowledge(settings, ad_hoc)
     try:
-        report = knowledge.refresh_sources(
-            [FilesystemSource(source) for source in [*configured, *ad_hoc]],
-            full=full,
-            show_progress=not as_json,
-            complete=not folders,
-        )
+        with knowledge.open_sources([*configured, *ad_hoc]) as opened:
+            report = knowledge.refresh_sources(
+                opened.sources, full=full, show_progress=not as_json, complete=not folders
+            )
     finally:
         knowledge.close()
     if as_json:

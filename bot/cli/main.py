@@ -67,6 +67,10 @@ cli.add_command(ask)
 cli.add_command(chat)
 cli.add_command(evaluate)
 
+from bot.cli.sources_commands import sources  # noqa: E402
+
+cli.add_command(sources)
+
 from bot.cli.acl_commands import acl  # noqa: E402
 
 cli.add_command(acl)

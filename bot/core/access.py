@@ -101,7 +101,7 @@ def build_permission_policy(settings: LoreSettings, extra_sources: Sequence[Sour
     modes = settings.permissions
     return PermissionPolicy(
         settings.acl_file,
-        [(source.name, source.path) for source in sources],
+        [(source.name, source.path if source.kind == "folder" else None) for source in sources],
         FileModePermissions(modes.unix_groups, modes.unix_users, modes.unix_user_domain),
         choices=permission_sources(sources, settings.acl_file is not None),
     )
@@ -111,7 +111,7 @@ def check_side_files(settings: LoreSettings, sources: Sequence[SourceSettings]) 
     """Refuse the directory file, the glossary and curated training files inside an indexed
     folder, like the ACL file: indexed, they would be readable, and whoever writes documents
     there could give themselves groups, or put words in the bot's mouth."""
-    roots = [source.path for source in sources]
+    roots = [source.path for source in sources if source.kind == "folder"]
     side_files = [
         (settings.directory_file, "Directory file", "directory_file / LORE_DIRECTORY_FILE"),
         (settings.agent.glossary_file, "Glossary file", "agent.glossary_file / LORE_AGENT__GLOSSARY_FILE"),

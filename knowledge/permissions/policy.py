@@ -2,7 +2,7 @@
 
 `PermissionPolicy(file)` returns the principals that may read the file; `explain(file)`
 also says why (which ACL rule or default, which file mode, or the source being public). Each
-source's permission source (`SourceSettings.permissions`) is chosen explicitly: see
+source's permission source (`FolderSourceSettings.permissions`) is chosen explicitly: see
 `permission_sources`. The ACL file is re-read whenever it changes on disk, so a rule edit
 takes effect at the next refresh; the sync then updates the stored permissions without
 re-embedding anything. When file modes decide on an SMB/CIFS mount, where they mean little,
@@ -31,16 +31,27 @@ from knowledge.permissions.filemode import FileModePermissions
 from knowledge.sources.mounts import is_smb
 from knowledge.types import EVERYONE, SourceFile
 
-DecidedBy = Literal["rule", "default", "file-mode", "public"]
+DecidedBy = Literal["rule", "default", "file-mode", "source", "public"]
 
 
 def permission_sources(sources: Sequence[SourceSettings], acl_configured: bool) -> dict[str, PermissionSource]:
     """Each source's permission source, as configured; unset means "acl" when an ACL file is
-    configured. Raises ConfigurationError for a source that has neither (a share's file
-    modes may make every file readable by everyone, so that is never chosen silently) and
-    for "acl" without an ACL file."""
+    configured. Raises ConfigurationError for a folder that has neither (a share's file
+    modes may make every file readable by everyone, so that is never chosen silently), for
+    "acl" without an ACL file, and for a permission source the kind of source cannot give
+    (file modes of a cloud drive, the sharing of a folder)."""
     chosen: dict[str, PermissionSource] = {}
     for source in sources:
+        if source.kind == "folder" and source.permissions == "source":
+            raise ConfigurationError(
+                f'Source {source.name!r} is a folder, which has no sharing of its own: choose permissions = "acl", '
+                '"file-modes" or "public".'
+            )
+        if source.kind != "folder" and source.permissions == "file-modes":
+            raise ConfigurationError(
+                f'Source {source.name!r} ({source.kind}) has no file modes: choose permissions = "source" (the '
+                'drive\'s own sharing), "acl" or "public".'
+            )
         if source.permissions == "acl" and not acl_configured:
             raise ConfigurationError(
                 f'Source {source.name!r} has permissions = "acl" but no ACL file is configured: set '
@@ -48,7 +59,7 @@ def permission_sources(sources: Sequence[SourceSettings], acl_configured: bool) 
             )
         if source.permissions is None and not acl_configured:
             raise ConfigurationError(
-                f"Source {source.name!r} ({source.path}) does not say who may read its documents. "
+                f"Source {source.name!r} ({getattr(source, 'path', source.kind)}) does not say who may read its documents. "
                 'Set `permissions` in its [[sources]] table in lore.toml: "file-modes" (each '
                 "file's Unix mode decides; on an SMB/CIFS mount that is usually everyone), "
                 '"public" (everyone may read every document) or "acl" with an ACL file (acl_file).'
@@ -81,15 +92,15 @@ class PermissionPolicy:
     """Per source: the ACL file first, then the file's mode ("acl"); the file's mode only
     ("file-modes"); or everyone ("public"). Thread-safe; cheap to call per file.
 
-    `sources` are the configured (name, root) pairs: the ACL file may not lie inside a root
-    and may only name these sources. `choices` gives each source's permission source (see
+    `sources` are the configured (name, root) pairs (root None for a cloud drive): the ACL
+    file may not lie inside a root and may only name these sources. `choices` gives each source's permission source (see
     `permission_sources`); a source it does not name gets "acl" with an ACL file, else
     "file-modes". `smb_folder` tells whether a root lies on an SMB/CIFS mount."""
 
     def __init__(
         self,
         acl_file: Path | None,
-        sources: Sequence[tuple[str, Path]],
+        sources: Sequence[tuple[str, Path | None]],
         file_modes: FileModePermissions | None = None,
         choices: Mapping[str, PermissionSource] | None = None,
         smb_folder: Callable[[Path], bool] = is_smb,
@@ -106,7 +117,7 @@ class PermissionPolicy:
         self._stamp: tuple[int, int, int] | None = None
         self._checked_roots: set[str] = set()
         if self.acl_path is not None:
-            check_acl_location(self.acl_path, [root for _, root in sources])
+            check_acl_location(self.acl_path, [root for _, root in sources if root is not None])
             self._current_acl()  # fail at start-up, not at the first refresh
 
     def __call__(self, file: SourceFile) -> frozenset[str]:
@@ -139,6 +150,8 @@ class PermissionPolicy:
             return self._explanation(
                 file, frozenset({EVERYONE}), "public", f'source {file.source} is public (permissions = "public")'
             )
+        if choice == "source":
+            return self._shared_by_source(file, f"source {file.source} follows the drive's own sharing")
         if choice == "file-modes":
             mode = self.file_modes.decide(file)
             return self._explanation(
@@ -155,12 +168,23 @@ class PermissionPolicy:
                 if grant.principals is not None:
                     shared = ", ".join(sorted(grant.principals)) or "nobody"
                     return self._explanation(file, grant.principals, decided_by, f"{where}: {shared}")
+                if file.principals is not None:
+                    return self._shared_by_source(file, f"{where} defers to the drive's sharing")
                 mode = self.file_modes.decide(file)
                 return self._explanation(
                     file, mode.principals, "file-mode", f"{where} defers to the file system; {mode.reason}"
                 )
+        if file.principals is not None:
+            return self._shared_by_source(file, "no ACL rule or default applies")
         mode = self.file_modes.decide(file)
         return self._explanation(file, mode.principals, "file-mode", f"no ACL rule or default applies; {mode.reason}")
+
+    def _shared_by_source(self, file: SourceFile, why: str) -> PermissionExplanation:
+        """The drive's own sharing, as the source mapped it to principals; nobody when the
+        source did not say (a file it could not read the permissions of)."""
+        principals = file.principals if file.principals is not None else frozenset()
+        shared = ", ".join(sorted(principals)) or "nobody"
+        return self._explanation(file, principals, "source", f"{why}: shared with {shared}")
 
     @staticmethod
     def _explanation(
@@ -176,7 +200,7 @@ class PermissionPolicy:
     def _check_root(self, root: str) -> None:
         """Also refuse sources given at refresh time (`lore index --source PATH`) that hold
         the ACL file; each root is checked once."""
-        if root not in self._checked_roots and self.acl_path is not None:
+        if root not in self._checked_roots and self.acl_path is not None and "://" not in root:
             check_acl_location(self.acl_path, [Path(root)])
             self._checked_roots.add(root)
 

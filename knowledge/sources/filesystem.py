@@ -13,9 +13,9 @@ from urllib.parse import quote
 
 from wcmatch import glob
 
-from knowledge.config import SourceSettings
+from knowledge.config import FolderSourceSettings
 from knowledge.errors import AccessDeniedError, FileTooLargeError, SourceError
-from knowledge.sources.base import SourceProblem
+from knowledge.sources.base import SourceProblem, SyncState
 from knowledge.types import SourceFile
 
 try:  # pwd exists on POSIX only; owners are simply unknown elsewhere.
@@ -59,7 +59,7 @@ class FilesystemSource:
     apart from other failures, because the sync withdraws what it had indexed from there.
     """
 
-    def __init__(self, settings: SourceSettings) -> None:
+    def __init__(self, settings: FolderSourceSettings) -> None:
         self.settings = settings
         self.name = settings.name
         self.max_file_bytes = settings.max_file_bytes
@@ -184,6 +184,23 @@ class FilesystemSource:
         if not stat.S_ISREG(info.st_mode):
             raise SourceError(f"{path} is not a file; give the path of a document.")
         return self._source_file(relative, info)
+
+    def sync_state(self) -> SyncState | None:
+        """None: a folder is listed in full at every refresh (a stat per file)."""
+        return None
+
+    def check(self, limit: int) -> list[SourceFile]:
+        """The first `limit` files of a listing; SourceError / AccessDeniedError when the
+        folder cannot be read."""
+        files: list[SourceFile] = []
+        for file in self.list_files():
+            if len(files) >= limit:
+                break
+            files.append(file)
+        return files
+
+    def close(self) -> None:
+        """Nothing to release: every listing and read opens and closes its own handles."""
 
     def included(self, relative: str) -> bool:
         """True when the include globs match the relative path."""

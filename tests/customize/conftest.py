@@ -14,7 +14,7 @@ from bot.settings import AgentSettings
 from bot.store.answers import AnswerLog
 from bot.store.database import Database
 from bot.store.feedback import FeedbackStore
-from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings
+from knowledge.config import FolderSourceSettings, IndexSettings, RetrievalSettings
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.types import EVERYONE, SourceFile
 
@@ -114,7 +114,7 @@ def share(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Share]:
     # which the dataset redacts and the agent's prompt does not, so the two can be compared.
     retrieval = RetrievalSettings(k=5)
     knowledge = KnowledgeBase(
-        home, [SourceSettings(name="handbook", path=docs)], IndexSettings(), retrieval, permissions=hr_only
+        home, [FolderSourceSettings(name="handbook", path=docs)], IndexSettings(), retrieval, permissions=hr_only
     )
     database = Database(f"sqlite:///{home / 'lore.db'}")
     knowledge.refresh()

@@ -49,7 +49,7 @@ from bot.server import create_web_app
 from bot.settings import CustomizeSettings, LoreSettings, ModelSettings, SlackSettings
 from bot.store.feedback import Feedback
 from bot.types import Asker, Question
-from knowledge.config import RetrievalSettings, SourceSettings
+from knowledge.config import FolderSourceSettings, RetrievalSettings
 from knowledge.errors import ConfigurationError
 from tests.customize.conftest import write_share
 from tests.support.slack_api import BOT_TOKEN, MockSlackApi
@@ -125,7 +125,7 @@ def make_services(tmp_path: Path, tiny: Path) -> Iterator[Any]:
         root = tmp_path / f"stack-{len(built)}"
         settings = LoreSettings(
             home=root / "home",
-            sources=[SourceSettings(name="handbook", path=write_share(root / "docs"), permissions="file-modes")],
+            sources=[FolderSourceSettings(name="handbook", path=write_share(root / "docs"), permissions="file-modes")],
             model=ModelSettings(base_model=tiny, max_new_tokens=6),
             # Five passages: the prompts stay within FAST's max_length.
             retrieval=RetrievalSettings(k=5),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.config import IndexSettings, SourceSettings
+from knowledge.config import FolderSourceSettings, IndexSettings
 from knowledge.errors import LoaderError
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.loaders import load_document
@@ -65,7 +65,7 @@ def test_a_file_over_max_file_bytes_is_reported_without_being_read(tmp_path: Pat
     share = share_with_a_good_document(tmp_path)
     write_sparse_file(share / "a-huge.txt", 60 * MiB)  # over the 50 MiB default
     kb = make_knowledge(tmp_path / "home", {"share": share}, embedder)
-    source = CountingSource(SourceSettings(name="share", path=share))
+    source = CountingSource(FolderSourceSettings(name="share", path=share))
     report = kb.refresh_sources([source])
     reason = failures(report)["a-huge.txt"]
     assert "62,914,560 bytes" in reason and "52,428,800" in reason and "max_file_bytes" in reason
@@ -77,7 +77,7 @@ def test_a_file_over_max_file_bytes_is_reported_without_being_read(tmp_path: Pat
 def test_a_file_grown_past_the_limit_after_listing_is_not_read_into_memory(tmp_path: Path) -> None:
     share = tmp_path / "share"
     write_document(share / "notes.txt", "small when listed")
-    source = FilesystemSource(SourceSettings(name="share", path=share, max_file_bytes=1000))
+    source = FilesystemSource(FolderSourceSettings(name="share", path=share, max_file_bytes=1000))
     [listed] = list(source.list_files())
     write_sparse_file(share / "notes.txt", 64 * MiB)  # swapped for a huge file before the read
     with pytest.raises(LoaderError, match="max_file_bytes"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.config import SourceSettings
+from knowledge.config import FolderSourceSettings
 from knowledge.errors import SourceError
 from knowledge.sources import FilesystemSource, Source
 
@@ -27,7 +27,7 @@ def listed(source: FilesystemSource) -> list[str]:
 
 
 def source_for(root: Path, **settings: object) -> FilesystemSource:
-    return FilesystemSource(SourceSettings(name="handbook", path=root, **settings))
+    return FilesystemSource(FolderSourceSettings(name="handbook", path=root, **settings))
 
 
 def test_lists_nested_files_sorted_with_posix_paths(tmp_path: Path) -> None:
@@ -210,8 +210,8 @@ def test_read_bytes_of_a_vanished_file_raises_source_error(tmp_path: Path) -> No
 def test_read_bytes_refuses_another_sources_file(tmp_path: Path) -> None:
     make_tree(tmp_path / "one", ["a.md"])
     make_tree(tmp_path / "two", ["a.md"])
-    one = FilesystemSource(SourceSettings(name="one", path=tmp_path / "one"))
-    two = FilesystemSource(SourceSettings(name="two", path=tmp_path / "two"))
+    one = FilesystemSource(FolderSourceSettings(name="one", path=tmp_path / "one"))
+    two = FilesystemSource(FolderSourceSettings(name="two", path=tmp_path / "two"))
     (file,) = one.list_files()
 
     with pytest.raises(SourceError, match="belongs to source 'one'"):

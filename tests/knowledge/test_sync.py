@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knowledge.config import SourceSettings
+from knowledge.config import FolderSourceSettings
 from knowledge.index.vectors import VectorMetadata
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.types import EVERYONE, SearchFilters, SourceFile
@@ -55,7 +55,7 @@ def assert_consistent(kb: KnowledgeBase) -> None:
 
 
 def refresh_counting(kb: KnowledgeBase, folder: Path, full: bool = False) -> tuple[dict, list[str]]:
-    source = CountingSource(SourceSettings(name="docs", path=folder))
+    source = CountingSource(FolderSourceSettings(name="docs", path=folder))
     report = kb.refresh_sources([source], full=full)
     return report.to_dict(), source.reads
 

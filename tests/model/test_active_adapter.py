@@ -22,7 +22,7 @@ from bot.model.adapters import AdapterRegistry
 from bot.model.openai_backend import OpenAIModel
 from bot.settings import LoreSettings, ModelSettings
 from bot.types import Asker, Question
-from knowledge.config import SourceSettings
+from knowledge.config import FolderSourceSettings
 from tests.customize.conftest import write_share
 from tests.support.tiny_model import build_tiny_adapter, build_tiny_model
 
@@ -40,7 +40,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Iterator[Ser
     root = tmp_path_factory.mktemp("serve")
     settings = LoreSettings(
         home=root / "home",
-        sources=[SourceSettings(name="handbook", path=write_share(root / "docs"), permissions="file-modes")],
+        sources=[FolderSourceSettings(name="handbook", path=write_share(root / "docs"), permissions="file-modes")],
         model=ModelSettings(base_model=tiny, max_new_tokens=4),
     )
     services = serving_services(settings)

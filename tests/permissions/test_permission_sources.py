@@ -17,7 +17,7 @@ import knowledge.sources.mounts as mounts
 from bot.cli.main import cli
 from bot.core.access import build_permission_policy
 from bot.settings import AgentSettings, CustomizeSettings, LoreSettings
-from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings
+from knowledge.config import FolderSourceSettings, IndexSettings, RetrievalSettings
 from knowledge.errors import ConfigurationError
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.permissions import FileModePermissions, PermissionPolicy, may_read
@@ -84,7 +84,7 @@ def test_the_quick_start_sample_is_public_by_choice(project: Path) -> None:
 
 
 def test_acl_without_an_acl_file_is_refused(tmp_path: Path, share: Path) -> None:
-    settings = LoreSettings(home=tmp_path, sources=[SourceSettings(name="share", path=share, permissions="acl")])
+    settings = LoreSettings(home=tmp_path, sources=[FolderSourceSettings(name="share", path=share, permissions="acl")])
     with pytest.raises(ConfigurationError, match='permissions = "acl" but no ACL file'):
         build_permission_policy(settings)
 
@@ -96,9 +96,9 @@ def test_each_permission_source_decides_and_says_so(tmp_path: Path, share: Path)
         home=tmp_path / "home",
         acl_file=tmp_path / "acl.yaml",
         sources=[
-            SourceSettings(name="by-acl", path=share),
-            SourceSettings(name="by-modes", path=share, permissions="file-modes"),
-            SourceSettings(name="public", path=share, permissions="public"),
+            FolderSourceSettings(name="by-acl", path=share),
+            FolderSourceSettings(name="by-modes", path=share, permissions="file-modes"),
+            FolderSourceSettings(name="public", path=share, permissions="public"),
         ],
     )
     policy = build_permission_policy(settings)
@@ -208,7 +208,7 @@ def test_a_directory_glossary_or_curated_file_inside_a_share_is_refused_at_start
         "curated_files": {"customize": CustomizeSettings(curated_files=[tmp_path / "faq.yaml", planted])},
     }[setting]
     settings = LoreSettings(
-        home=tmp_path / "home", sources=[SourceSettings(name="share", path=share, permissions="public")], **values
+        home=tmp_path / "home", sources=[FolderSourceSettings(name="share", path=share, permissions="public")], **values
     )
 
     with pytest.raises(ConfigurationError, match=f"{name} .* lies inside the indexed folder"):
@@ -239,7 +239,7 @@ def test_a_passage_or_file_built_without_permissions_is_readable_by_nobody() -> 
 def test_an_index_built_without_a_permission_policy_shares_nothing(tmp_path: Path, share: Path) -> None:
     knowledge = KnowledgeBase(
         tmp_path / "home",
-        [SourceSettings(name="share", path=share)],
+        [FolderSourceSettings(name="share", path=share)],
         IndexSettings(),
         RetrievalSettings(),
         embedder=CountingEmbedder(),

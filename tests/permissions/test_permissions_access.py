@@ -10,7 +10,7 @@ from bot.core.access import AccessPolicy, build_access_policy, build_permission_
 from bot.identity import DirectoryFile, PrincipalsResolver
 from bot.settings import LoreSettings
 from bot.types import Answer, Asker, Place, Question
-from knowledge.config import SourceSettings
+from knowledge.config import FolderSourceSettings
 from knowledge.errors import ConfigurationError
 from knowledge.types import Passage, SearchFilters
 
@@ -84,7 +84,7 @@ def test_built_from_settings(tmp_path: Path) -> None:
         home=tmp_path / "home",
         acl_file=tmp_path / "acl.yaml",
         directory_file=tmp_path / "dir.yaml",
-        sources=[SourceSettings(name="share", path=share)],
+        sources=[FolderSourceSettings(name="share", path=share)],
         permissions={"channel_audiences": {"C0HR": "hr"}, "unix_users": {"root": "root@example.com"}},
     )
     access = build_access_policy(settings)

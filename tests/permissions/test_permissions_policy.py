@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.config import SourceSettings
+from knowledge.config import FolderSourceSettings
 from knowledge.errors import ConfigurationError
 from knowledge.permissions import FileModePermissions, PermissionPolicy
 from knowledge.permissions.filemode import stat_group
@@ -23,7 +23,7 @@ GROUP = grp.getgrgid(os.getgid()).gr_name
 
 def listed(root: Path, name: str = "share") -> dict[str, SourceFile]:
     """The files as the real filesystem source lists them (mode, owner)."""
-    return {f.relative_path: f for f in FilesystemSource(SourceSettings(name=name, path=root)).list_files()}
+    return {f.relative_path: f for f in FilesystemSource(FolderSourceSettings(name=name, path=root)).list_files()}
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings
+from knowledge.config import FolderSourceSettings, IndexSettings, RetrievalSettings
 from knowledge.embeddings import Embedder
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.sources.filesystem import FilesystemSource
@@ -45,7 +45,7 @@ class CountingEmbedder(Embedder):
 class CountingSource(FilesystemSource):
     """A filesystem source that records which files were read."""
 
-    def __init__(self, settings: SourceSettings) -> None:
+    def __init__(self, settings: FolderSourceSettings) -> None:
         super().__init__(settings)
         self.reads: list[str] = []
 
@@ -66,7 +66,7 @@ def make_knowledge(
     without `permissions` every document is readable by everyone."""
     return KnowledgeBase(
         home,
-        [SourceSettings(name=name, path=path) for name, path in folders.items()],
+        [FolderSourceSettings(name=name, path=path) for name, path in folders.items()],
         index or IndexSettings(),
         retrieval or RetrievalSettings(),
         embedder=embedder,

@@ -10,7 +10,7 @@ from typing import Literal
 from bot.app import Services, build_services
 from bot.model.base import Model
 from bot.settings import SAMPLE_DOCS, AgentSettings, LoreSettings, ModelSettings, PermissionSettings
-from knowledge.config import SourceSettings
+from knowledge.config import FolderSourceSettings
 from tests.support.tiny_model import build_tiny_model
 
 # Enough tokens to exercise streaming; the tiny model's text is gibberish anyway.
@@ -43,7 +43,9 @@ def build_test_services(
     settings = LoreSettings(
         home=tmp_path / "home",
         # Without an ACL file the test documents are public, as the docstring says.
-        sources=[SourceSettings(name="handbook", path=docs or SAMPLE_DOCS, permissions=None if acl_file else "public")],
+        sources=[
+            FolderSourceSettings(name="handbook", path=docs or SAMPLE_DOCS, permissions=None if acl_file else "public")
+        ],
         model=model_settings,
         acl_file=acl_file,
         directory_file=directory_file,
