@@ -86,7 +86,10 @@ def summarize(settings: LoreSettings, now: datetime) -> list[SourceSummary]:
     for source_settings in settings.sources:
         with closing(open_source(source_settings, settings.index_dir / "sources")) as source:
             state = source.sync_state()
-        last_sync = last_refresh if state is None else (state.last_sync_at and state.last_sync_at.isoformat())
+        if state is None:
+            last_sync = last_refresh
+        else:
+            last_sync = state.last_sync_at.isoformat() if state.last_sync_at is not None else None
         cursor_saved = state.cursor_saved_at if state is not None else None
         summaries.append(
             SourceSummary(
