@@ -16,7 +16,8 @@ from bot.types import Asker
 from knowledge.config import CloudSourceSettings, FolderSourceSettings
 from knowledge.errors import ConfigurationError, SourceError
 from knowledge.loaders import is_supported
-from knowledge.sources.filesystem import FilesystemSource, is_hidden_or_temporary
+from knowledge.sources.filesystem import FilesystemSource
+from knowledge.sources.globs import is_hidden_or_temporary
 from knowledge.sources.registry import open_source
 from knowledge.types import SourceFile
 

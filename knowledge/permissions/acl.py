@@ -45,7 +45,7 @@ from wcmatch import glob
 
 from knowledge.errors import ConfigurationError
 from knowledge.permissions.principals import parse_principal
-from knowledge.sources.filesystem import GLOB_FLAGS
+from knowledge.sources.globs import GLOB_FLAGS
 
 FILESYSTEM = "filesystem"
 _TOP_KEYS = {"default", "rules", "sources"}

@@ -7,15 +7,13 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
-from fnmatch import fnmatchcase
 from pathlib import Path
 from urllib.parse import quote
-
-from wcmatch import glob
 
 from knowledge.config import FolderSourceSettings
 from knowledge.errors import AccessDeniedError, FileTooLargeError, SourceError
 from knowledge.sources.base import SourceProblem, SyncState
+from knowledge.sources.globs import PathFilter, is_hidden_or_temporary
 from knowledge.types import SourceFile
 
 try:  # pwd exists on POSIX only; owners are simply unknown elsewhere.
@@ -25,23 +23,8 @@ except ImportError:  # pragma: no cover - Windows
 
 logger = logging.getLogger(__name__)
 
-# Globs match the POSIX path relative to the root. `**` spans folders, a pattern without a
-# slash matches the file name at any depth (`*.pdf`), `{a,b}` alternates, and case is
-# ignored because the shares this reads (SMB) are case-insensitive.
-GLOB_FLAGS = glob.GLOBSTAR | glob.MATCHBASE | glob.BRACE | glob.IGNORECASE | glob.DOTGLOB
-
 # The file system refused Lore's account: access was withdrawn, not lost (see AccessDeniedError).
 DENIED = (errno.EACCES, errno.EPERM)
-
-# Editor and office-suite litter: lock files, autosaves, swap files, OS metadata.
-# Names starting with "." (.DS_Store, .~lock.x.odt#, .git) are skipped separately.
-TEMPORARY_NAMES = ("~*", "*.tmp", "*.swp", "*.swo", "*~", "#*#", "Thumbs.db", "desktop.ini")
-
-
-def is_hidden_or_temporary(name: str) -> bool:
-    """True for dot files and folders and for editor/office temporary files."""
-    lowered = name.lower()
-    return name.startswith(".") or any(fnmatchcase(lowered, p.lower()) for p in TEMPORARY_NAMES)
 
 
 class FilesystemSource:
@@ -64,9 +47,7 @@ class FilesystemSource:
         self.name = settings.name
         self.max_file_bytes = settings.max_file_bytes
         self.root = Path(settings.path).expanduser().absolute()
-        # Compiled once: matching recompiled patterns was most of a no-change refresh.
-        self._include = glob.compile(list(settings.include) or ["**/*"], flags=GLOB_FLAGS)
-        self._exclude = glob.compile(settings.exclude, flags=GLOB_FLAGS) if settings.exclude else None
+        self.paths = PathFilter(settings.include, settings.exclude)
         self.problems: list[SourceProblem] = []
         self._owners: dict[int, str | None] = {}
 
@@ -204,11 +185,11 @@ class FilesystemSource:
 
     def included(self, relative: str) -> bool:
         """True when the include globs match the relative path."""
-        return bool(self._include.match(relative))
+        return self.paths.included(relative)
 
     def excluded(self, relative: str) -> bool:
         """True when an exclude glob matches the relative path."""
-        return self._exclude is not None and bool(self._exclude.match(relative))
+        return self.paths.excluded(relative)
 
     def _selected(self, relative: str) -> bool:
         return self.included(relative) and not self.excluded(relative)
