@@ -13,12 +13,7 @@ from pathlib import Path
 
 from bot.conversation.memory import ConversationMemory
 from bot.conversation.service import ConversationService
-from bot.core.access import (
-    AccessPolicy,
-    build_access_policy,
-    build_directory,
-    build_permission_policy,
-)
+from bot.core.access import AccessPolicy
 from bot.core.agent import Agent
 from bot.core.glossary import SAMPLE_GLOSSARY, Glossary, load_glossary
 from bot.core.links import LinkPolicy
@@ -27,6 +22,7 @@ from bot.identity.directory import Directory
 from bot.model import generation_defaults, lazy_model
 from bot.model.base import Model
 from bot.model.writing import WritingPolicy, measured_writing
+from bot.policies import build_access_policy, build_directory, build_permission_policy
 from bot.private_files import private_folder
 from bot.settings import SAMPLE_DOCS, LoreSettings
 from bot.store.answers import AnswerLog
@@ -122,7 +118,7 @@ def build_services(settings: LoreSettings, model: Model | None = None) -> Servic
             filters_for=access.filters_for,
             writes=WritingPolicy(settings.agent, measured_writing(settings.home)).allows,
             # Links in answers and quotes stay links only to where the sources themselves live.
-            links=LinkPolicy.for_prefixes(source.url_prefix for source in settings.sources),
+            links=LinkPolicy.for_prefixes(prefix for source in settings.sources for prefix in source.link_prefixes()),
         )
         services = Services(
             settings=settings,
@@ -172,4 +168,7 @@ def glossary_for(settings: LoreSettings) -> Glossary | None:
 
 
 def _only_sample_docs(settings: LoreSettings) -> bool:
-    return len(settings.sources) == 1 and Path(settings.sources[0].path).resolve() == SAMPLE_DOCS
+    if len(settings.sources) != 1:
+        return False
+    (source,) = settings.sources
+    return source.kind == "folder" and Path(source.path).resolve() == SAMPLE_DOCS

@@ -33,6 +33,10 @@ class FolderSourceSettings(BaseModel):
     # bits come from mount options and may publish every file.
     permissions: PermissionSource | None = None
 
+    def link_prefixes(self) -> list[str]:
+        """Where links to its documents point (links in answers may go only to such places)."""
+        return [self.url_prefix] if self.url_prefix else []
+
 
 class SharePointSourceSettings(BaseModel):
     """SharePoint document libraries and OneDrive accounts, read through Microsoft Graph with
@@ -59,6 +63,12 @@ class SharePointSourceSettings(BaseModel):
     # when the admin says so; anonymous links never grant anything.
     organisation_links_grant_everyone: bool = False
     request_timeout_seconds: float = Field(60.0, gt=0)
+    # Hosts documents open on, for links inside answers (the sites' hosts are added), e.g.
+    # ["https://contoso.sharepoint.com/", "https://contoso-my.sharepoint.com/"].
+    link_hosts: list[str] = Field(default_factory=list)
+
+    def link_prefixes(self) -> list[str]:
+        return [*self.sites, *self.link_hosts]
 
 
 class GoogleDriveSourceSettings(BaseModel):
@@ -80,6 +90,9 @@ class GoogleDriveSourceSettings(BaseModel):
     # own), and only when the share is discoverable; "anyone with the link" grants nothing.
     everyone_domains: list[str] = Field(default_factory=list)
     request_timeout_seconds: float = Field(60.0, gt=0)
+
+    def link_prefixes(self) -> list[str]:
+        return ["https://drive.google.com/", "https://docs.google.com/"]
 
 
 def _source_kind(value: Any) -> str:

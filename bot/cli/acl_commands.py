@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from bot.core.access import build_access_policy, build_permission_policy
+from bot.policies import build_access_policy, build_permission_policy
 from bot.settings import LoreSettings
 from bot.types import Asker
 from knowledge.config import CloudSourceSettings, FolderSourceSettings

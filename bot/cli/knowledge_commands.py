@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def _knowledge(settings: LoreSettings, ad_hoc: list[FolderSourceSettings] | None = None) -> KnowledgeBase:
     # Imported here: the index libraries are heavy and other commands do not need them.
-    from bot.core.access import build_permission_policy
+    from bot.policies import build_permission_policy
     from knowledge.knowledge_base import KnowledgeBase
 
     # The configured ACL file and file-mode mapping decide who may read each file, also for
@@ -38,7 +38,7 @@ def _knowledge(settings: LoreSettings, ad_hoc: list[FolderSourceSettings] | None
 def reader_filters(settings: LoreSettings, email: str, text: str) -> SearchFilters:
     """What `email` may read in a private reply (DM, personal chat, `lore ask --as`): the
     search filters their principals (their e-mail and directory groups) give."""
-    from bot.core.access import build_access_policy
+    from bot.policies import build_access_policy
     from bot.types import Asker, Question
 
     email = email.strip()

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli.main import cli
-from bot.core.access import build_permission_policy
+from bot.policies import build_permission_policy
 from bot.settings import LoreSettings
 from knowledge.config import FolderSourceSettings, SharePointSourceSettings
 from knowledge.errors import ConfigurationError

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import knowledge.sources.mounts as mounts
 from bot.cli.main import cli
-from bot.core.access import build_permission_policy
+from bot.policies import build_permission_policy
 from bot.settings import AgentSettings, CustomizeSettings, LoreSettings
 from knowledge.config import FolderSourceSettings, IndexSettings, RetrievalSettings
 from knowledge.errors import ConfigurationError

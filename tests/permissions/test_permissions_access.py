@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.access import AccessPolicy, build_access_policy, build_permission_policy
+from bot.core.access import AccessPolicy
 from bot.identity import DirectoryFile, PrincipalsResolver
+from bot.policies import build_access_policy, build_permission_policy
 from bot.settings import LoreSettings
 from bot.types import Answer, Asker, Place, Question
 from knowledge.config import FolderSourceSettings
