@@ -397,13 +397,15 @@ def retrain_command(settings: LoreSettings, min_feedback: int | None, as_json: b
     from bot.app import build_services
     from bot.customize.inputs import evaluation_model
     from bot.customize.retrain import build_retrain_job
+    from bot.platforms.admin_notices import admin_notifiers
 
     # The measuring model is the services' own: this process answers nobody else.
     services = build_services(settings, model=evaluation_model(settings))
     try:
         if services.knowledge.status().documents == 0:
             raise LoreError("The index is empty: run `lore index` first.")
-        result = build_retrain_job(services, min_feedback=min_feedback).run()
+        job = build_retrain_job(services, notifiers=admin_notifiers(settings), min_feedback=min_feedback)
+        result = job.run()
     finally:
         services.close()
     click.echo(json.dumps(result.to_dict()) if as_json else result.report())
