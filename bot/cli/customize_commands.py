@@ -316,6 +316,7 @@ def evaluate(
 def promote_command(settings: LoreSettings, name: str | None, force: bool, metric: str) -> None:
     """Make adapter NAME (default: the newest) answer, if it beats the active model on METRIC."""
     from bot.customize.promotion import promote
+    from bot.model import BACKENDS
 
     registry = _registry(settings)
     done = promote(registry, name or _newest(registry), metric=metric, force=force)
@@ -324,9 +325,9 @@ def promote_command(settings: LoreSettings, name: str | None, force: bool, metri
         f"Promoted {done.name}{note}: {metric} {_num(done.score)} vs {_num(done.beaten)} before (was: {done.previous or 'base'})."
     )
     click.echo("A running `lore serve` answers with it from its next answer (unless model.adapter pins one).")
-    if settings.model.backend == "openai":
+    if not BACKENDS[settings.model.backend].uses_adapter_registry:  # the server loads adapters, not Lore
         click.echo(
-            f"For the openai backend, serve it with vLLM: `--enable-lora --lora-modules {done.name}={registry.path(done.name)}` "
+            f"For the {settings.model.backend} backend, serve it with vLLM: `--enable-lora --lora-modules {done.name}={registry.path(done.name)}` "
             f"and set model.adapter = {done.name!r}."
         )
 
