@@ -6,8 +6,7 @@ The CLI, `lore serve` and the platform adapters all take a `Services`; tests bui
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from bot.settings import SAMPLE_DOCS, LoreSettings
 from bot.store.answers import AnswerLog
 from bot.store.database import Database
 from bot.store.feedback import FeedbackStore
+from bot.store.sent_messages import SentMessages
 from bot.store.threads import ThreadMemory
 from knowledge.knowledge_base import KnowledgeBase
 
@@ -47,9 +47,7 @@ class Services:
     feedback: FeedbackStore
     agent: Agent
     access: AccessPolicy  # who may see what where; adapters check "share in channel" with it
-    # Purges of what platform adapters keep per answer (Slack threads, Teams message ids), each
-    # `purge(days) -> rows`; adapters add theirs when mounted, `purge_expired` runs them.
-    housekeeping: list[Callable[[float], int]] = field(default_factory=list)
+    sent_messages: SentMessages  # what the platforms posted (Slack threads, Teams answer cards)
     # Who belongs to which groups, and which chat accounts are whom (None: no directory file).
     directory: Directory | None = None
 
@@ -73,16 +71,17 @@ class Services:
         )
 
     def purge_expired(self) -> int:
-        """Delete answers, thread turns and what the platform adapters keep about them, older
-        than `agent.answer_retention_days`; feedback older than `agent.feedback_retention_days`;
+        """Delete answers, thread turns and the messages the platforms posted, older than
+        `agent.answer_retention_days`; feedback older than `agent.feedback_retention_days`;
         datasets, training runs and adapters past `customize.*_retention_days` (never the active
         adapter). Returns how many rows and folders went. Run at start-up and by whoever
         schedules housekeeping."""
         days = self.settings.agent.answer_retention_days
         purged = self.answers.purge_older_than(days) + self.threads.purge_older_than(days)
+        purged += self.sent_messages.purge_older_than(days)
         purged += self.feedback.purge_older_than(self.settings.agent.feedback_retention_days)
         purged += CustomizationRetention.of(self.settings).purge()
-        return purged + sum(purge(days) for purge in self.housekeeping)
+        return purged
 
     def close(self) -> None:
         """Release the index, the database and the model."""
@@ -130,6 +129,7 @@ def build_services(settings: LoreSettings, model: Model | None = None) -> Servic
             feedback=FeedbackStore(database),
             agent=agent,
             access=access,
+            sent_messages=SentMessages(database),
             directory=directory,
         )
     except BaseException:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bot.conversation.memory import answer_and_remember
 from bot.conversation.service import Notice
 from bot.settings import LoreSettings
 from bot.types import Answer, Asker, Question
@@ -128,9 +127,7 @@ def ask(
     started = time.perf_counter()
     with _services(settings, adapter) as services:
         ready = time.perf_counter()
-        answer = answer_and_remember(
-            services.agent, services.memory, Question(question, asker, CONVERSATION, thread_id or uuid.uuid4().hex)
-        )
+        answer = _ask_once(services, Question(question, asker, CONVERSATION, thread_id or uuid.uuid4().hex))
     if as_json:
         # Start-up (opening the index, the database and, when it writes, the model) apart.
         shown = {**answer_json(answer), "startup_seconds": round(ready - started, 3)}
@@ -140,6 +137,18 @@ def ask(
     footer = answer_footer(answer)
     if footer:
         click.echo(footer)
+
+
+def _ask_once(services: Services, question: Question) -> Answer:
+    """Ask through the conversation service, as `lore chat` and the platforms do: the answer is
+    recorded in the answer log and the thread. A failure ends the command with a LoreError's
+    own message, else with the apology and the error id it is logged under."""
+    answer = asyncio.run(services.conversation.ask(question))
+    if isinstance(answer, Notice):
+        if isinstance(answer.cause, LoreError):
+            raise answer.cause
+        raise LoreError(answer.text)
+    return answer
 
 
 @click.command("chat")

@@ -316,6 +316,7 @@ def evaluate(
 def promote_command(settings: LoreSettings, name: str | None, force: bool, metric: str) -> None:
     """Make adapter NAME (default: the newest) answer, if it beats the active model on METRIC."""
     from bot.customize.promotion import promote
+    from bot.model import BACKENDS
 
     registry = _registry(settings)
     done = promote(registry, name or _newest(registry), metric=metric, force=force)
@@ -324,9 +325,9 @@ def promote_command(settings: LoreSettings, name: str | None, force: bool, metri
         f"Promoted {done.name}{note}: {metric} {_num(done.score)} vs {_num(done.beaten)} before (was: {done.previous or 'base'})."
     )
     click.echo("A running `lore serve` answers with it from its next answer (unless model.adapter pins one).")
-    if settings.model.backend == "openai":
+    if not BACKENDS[settings.model.backend].uses_adapter_registry:  # the server loads adapters, not Lore
         click.echo(
-            f"For the openai backend, serve it with vLLM: `--enable-lora --lora-modules {done.name}={registry.path(done.name)}` "
+            f"For the {settings.model.backend} backend, serve it with vLLM: `--enable-lora --lora-modules {done.name}={registry.path(done.name)}` "
             f"and set model.adapter = {done.name!r}."
         )
 
@@ -397,13 +398,15 @@ def retrain_command(settings: LoreSettings, min_feedback: int | None, as_json: b
     from bot.app import build_services
     from bot.customize.inputs import evaluation_model
     from bot.customize.retrain import build_retrain_job
+    from bot.platforms.admin_notices import admin_notifiers
 
     # The measuring model is the services' own: this process answers nobody else.
     services = build_services(settings, model=evaluation_model(settings))
     try:
         if services.knowledge.status().documents == 0:
             raise LoreError("The index is empty: run `lore index` first.")
-        result = build_retrain_job(services, min_feedback=min_feedback).run()
+        job = build_retrain_job(services, notifiers=admin_notifiers(settings), min_feedback=min_feedback)
+        result = job.run()
     finally:
         services.close()
     click.echo(json.dumps(result.to_dict()) if as_json else result.report())

@@ -190,6 +190,10 @@ def _retraining(services: Services) -> tuple[RetrainJob, CronTrigger] | None:
     # Imported here: `lore` imports this module for every command.
     from bot.customize.inputs import evaluation_model
     from bot.customize.retrain import build_retrain_job, retrain_trigger
+    from bot.platforms.admin_notices import admin_notifiers
 
     trigger = retrain_trigger(settings.customize)
-    return build_retrain_job(services, evaluation_model=lambda: evaluation_model(settings)), trigger
+    job = build_retrain_job(
+        services, notifiers=admin_notifiers(settings), evaluation_model=lambda: evaluation_model(settings)
+    )
+    return job, trigger

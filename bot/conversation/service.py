@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.conversation.dedupe import RecentKeys
@@ -61,6 +61,9 @@ class Notice:
 
     text: str
     error_id: str | None = None  # set for failures: the id in the log
+    # The failure behind it, for a caller whose user is the operator (`lore ask` shows a
+    # LoreError's own message); never shown on a chat platform.
+    cause: BaseException | None = field(default=None, compare=False, repr=False)
 
 
 class ConversationService:
@@ -132,10 +135,10 @@ class ConversationService:
         delivering, storing feedback); logged here with the cause and the error id shown."""
         if isinstance(error, BusyError):
             log.warning("%s: model busy while %s; asked to retry", platform, doing)
-            return Notice(BUSY_TEXT)
+            return Notice(BUSY_TEXT, cause=error)
         error_id = new_error_id()
         log.error("%s: %s failed error_id=%s", platform, doing, error_id, exc_info=error)
-        return Notice(apology(error_id), error_id)
+        return Notice(apology(error_id), error_id, cause=error)
 
     def answer_failure(self, error: BaseException, question: Question) -> Notice:
         """`failure` while answering or delivering the answer to `question`."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.customize.dataset import DatasetCard, DatasetOptions, build_dataset
+from bot.model import BACKENDS
 from bot.model.adapters import BASE
 from knowledge.config import RetrievalSettings
 from knowledge.errors import ConfigurationError
@@ -117,8 +118,9 @@ def agent_prompt_budget(settings: LoreSettings) -> int:
 
 def context_window(settings: LoreSettings) -> int:
     """The configured model's context window as the loaded model reports it, without loading
-    weights: the endpoint's for the openai backend, the base model's config for local."""
-    if settings.model.backend == "openai":
+    weights: the base model's config when Lore loads the weights itself, else the server's
+    (asked by the backend, e.g. the openai endpoint's)."""
+    if not BACKENDS[settings.model.backend].loads_weights:
         from bot.model import load_model
 
         model = load_model(settings.model, settings.home)
@@ -138,7 +140,7 @@ def token_counter(settings: LoreSettings) -> TokenCounter:
     """The model's own token count when its tokenizer is at hand, else the estimate."""
     from bot.model.tokens import ChatTokenizer, estimate_tokens
 
-    if settings.model.backend == "openai" and settings.model.base_model is None:
+    if not _base_model_folder_known(settings):
         return estimate_tokens
     from bot.model.weights import resolve_base_model
 
@@ -160,9 +162,15 @@ def base_weights(settings: LoreSettings) -> Path:
     """The base model's folder that adapters are trained on and measured with."""
     from bot.model.weights import resolve_base_model
 
-    if settings.model.backend != "local" and settings.model.base_model is None:
+    if not _base_model_folder_known(settings):
         raise ConfigurationError(
             "Training and measuring adapters need the base model's weights: set model.base_model "
             "to the Hugging Face folder of the model the endpoint serves."
         )
     return resolve_base_model(settings.model, settings.home)
+
+
+def _base_model_folder_known(settings: LoreSettings) -> bool:
+    """Whether the base model's folder is at hand: always when Lore loads the weights itself,
+    else only when `model.base_model` names it."""
+    return BACKENDS[settings.model.backend].loads_weights or settings.model.base_model is not None

@@ -36,7 +36,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.customize.evaluate import HEADLINE, compare, evaluation_record, record_writing, test_questions
 from bot.customize.inputs import base_weights, dataset_inputs
-from bot.customize.notify import AdminNotifier, admin_notifiers, notify
+from bot.customize.notify import AdminNotifier, notify
 from bot.customize.promotion import PromotionError, promote, store_evaluation
 from bot.customize.teacher import open_teacher
 from bot.customize.training import StepReport, TrainingSettings, train_adapter
@@ -312,18 +312,20 @@ class RetrainJob:
 def build_retrain_job(
     services: Services,
     *,
+    notifiers: Sequence[AdminNotifier],
     min_feedback: int | None = None,
     evaluation_model: Callable[[], Model] | None = None,
 ) -> RetrainJob:
     """The job `services.settings.customize` describes: its feedback threshold (unless
-    `min_feedback` is given), training budget and admin notifiers."""
+    `min_feedback` is given) and training budget; its result goes to `notifiers` (see
+    `bot.platforms.admin_notices`)."""
     settings = services.settings
     customize = settings.customize
     return RetrainJob(
         services,
         min_feedback=customize.retrain_min_feedback if min_feedback is None else min_feedback,
         training=TrainingSettings(max_minutes=customize.retrain_max_minutes, device=settings.model.device),
-        notifiers=admin_notifiers(settings),
+        notifiers=notifiers,
         evaluation_model=evaluation_model,
     )
 

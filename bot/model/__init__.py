@@ -42,6 +42,10 @@ class Backend:
     # Whether its adapters come from Lore's registry (`<home>/adapters/`, promoted with
     # `lore customize promote`), rather than being model names on a server.
     uses_adapter_registry: bool
+    # Whether Lore loads the base model's weights itself, so their folder (config, tokenizer)
+    # is always at hand (`model.base_model` or the bundled model), rather than a server
+    # running them (then only `model.base_model` names the folder, and customization needs it).
+    loads_weights: bool
 
 
 def _load_local(settings: ModelSettings, home: Path) -> Model:
@@ -89,8 +93,8 @@ def _load_openai(settings: ModelSettings, home: Path) -> Model:
 # the openai backend never imports torch.
 BACKENDS: Mapping[str, Backend] = MappingProxyType(
     {
-        "local": Backend(_load_local, uses_adapter_registry=True),
-        "openai": Backend(_load_openai, uses_adapter_registry=False),
+        "local": Backend(_load_local, uses_adapter_registry=True, loads_weights=True),
+        "openai": Backend(_load_openai, uses_adapter_registry=False, loads_weights=False),
     }
 )
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, MetaData, inspect, text
+from sqlalchemy.engine import Inspector
 
 # Any fixed 64-bit number; it only has to differ from other advisory locks on the server.
 POSTGRES_LOCK_KEY = 0x4C6F7265_5363686D  # "LoreSchm"
@@ -36,20 +37,48 @@ BACKFILLS: dict[tuple[str, str], str] = {
     # Corrections typed before reviews existed were never reviewed: they wait like new ones.
     ("feedback", "review"): "UPDATE feedback SET review = 'pending' WHERE correction <> ''",
 }
+# Tables of an older release whose rows now live in another table: {old table: (new table,
+# {new column: SQL expression over the old table's row `old`})}. Copied once, then dropped.
+MERGED_TABLES: dict[str, tuple[str, dict[str, str]]] = {
+    # Slack kept only the threads it answered in, not its messages' ids: the thread's ts stands
+    # in for the message id (never looked up as a message; Slack asks only about threads).
+    "slack_threads": (
+        "sent_messages",
+        {
+            "platform": "'slack'",
+            "conversation_id": "old.channel_id",
+            "message_id": "old.thread_ts",
+            "thread_id": "old.thread_ts",
+            "sent_at": "old.answered_at",
+        },
+    ),
+    "teams_sent_answers": (
+        "sent_messages",
+        {
+            "platform": "'teams'",
+            "conversation_id": "old.conversation_id",
+            "message_id": "old.activity_id",
+            "answer_id": "old.answer_id",
+            "sent_at": "old.sent_at",
+        },
+    ),
+}
 
 
 def create_schema(engine: Engine, metadata: MetaData, sqlite_file: Path | None) -> None:
-    """Create missing tables and add missing columns, serialized across processes."""
+    """Create missing tables, add missing columns and move the rows of merged tables into the
+    table that replaced them, serialized across processes."""
     with _sqlite_lock(sqlite_file), engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             # Released at commit: the next process waits here and then finds nothing to do.
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_LOCK_KEY})
         metadata.create_all(connection)
-        _add_later_columns(connection)
+        inspector = inspect(connection)
+        _add_later_columns(connection, inspector)
+        _merge_old_tables(connection, inspector, metadata)
 
 
-def _add_later_columns(connection: Connection) -> None:
-    inspector = inspect(connection)
+def _add_later_columns(connection: Connection, inspector: Inspector) -> None:
     for table, columns in LATER_COLUMNS.items():
         present = {column["name"] for column in inspector.get_columns(table)}
         for name, sql_type in columns.items():
@@ -61,6 +90,22 @@ def _add_later_columns(connection: Connection) -> None:
             backfill = BACKFILLS.get((table, name))
             if backfill is not None:
                 connection.execute(text(backfill))
+
+
+def _merge_old_tables(connection: Connection, inspector: Inspector, metadata: MetaData) -> None:
+    for old, (new, columns) in MERGED_TABLES.items():
+        if not inspector.has_table(old):
+            continue
+        # Rows already there are skipped, so an interrupted copy can simply run again.
+        key = metadata.tables[new].primary_key.columns.keys()
+        already_copied = " AND ".join(f"new.{column} = {columns[column]}" for column in key)
+        connection.execute(
+            text(
+                f"INSERT INTO {new} ({', '.join(columns)}) SELECT {', '.join(columns.values())} FROM {old} AS old"
+                f" WHERE NOT EXISTS (SELECT 1 FROM {new} AS new WHERE {already_copied})"
+            )
+        )
+        connection.execute(text(f"DROP TABLE {old}"))
 
 
 @contextmanager

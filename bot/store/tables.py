@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -85,20 +86,20 @@ thread_turns = Table(
 )
 
 
-slack_threads = Table(
-    "slack_threads",
+# What the bot posted, on every platform: Slack needs to know the threads it answered in (replies
+# there are follow-ups without a mention), Teams which answer a message showed (its built-in
+# feedback names only the message). Replaced `slack_threads` and `teams_sent_answers` (see
+# bot/store/schema.py, which copies their rows over).
+sent_messages = Table(
+    "sent_messages",
     metadata,
-    Column("channel_id", String(64), primary_key=True),
-    Column("thread_ts", String(32), primary_key=True),
-    Column("answered_at", DateTime(timezone=True), nullable=False, index=True),
-)
-
-
-teams_sent_answers = Table(
-    "teams_sent_answers",
-    metadata,
+    Column("platform", String(16), primary_key=True),
     Column("conversation_id", String(512), primary_key=True),
-    Column("activity_id", String(256), primary_key=True),
-    Column("answer_id", String(64), nullable=False),
+    Column("message_id", String(256), primary_key=True),
+    # The thread the message is in (Slack: the thread's ts, or the message's own for a new one).
+    Column("thread_id", String(512), nullable=True),
+    # Null for a message posted before its answer existed (Slack's placeholder).
+    Column("answer_id", String(64), nullable=True),
     Column("sent_at", DateTime(timezone=True), nullable=False, index=True),
+    Index("ix_sent_messages_thread", "platform", "conversation_id", "thread_id"),
 )

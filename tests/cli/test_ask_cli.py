@@ -12,6 +12,8 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
 from bot.cli.main import cli
+from bot.core.agent import Agent
+from bot.errors import ModelEndpointError
 from bot.model.writing import measured_writing
 from bot.settings import LoreSettings
 from bot.store.answers import answers_table
@@ -99,6 +101,48 @@ def test_ask_thread_continues_across_invocations(env: dict[str, str]) -> None:
         "How many days of paid time off do full-time employees get?",
         "And how many can I carry over?",
     ]
+
+
+def test_ask_records_the_answer_in_the_answer_log_and_its_thread(env: dict[str, str]) -> None:
+    answer = json.loads(run(env, "ask", "--json", "--thread", "th-log", "What is the VPN called?").stdout)
+    database = Database(LoreSettings(home=Path(env["LORE_HOME"])).database)
+    try:
+        with database.engine.connect() as connection:
+            logged = connection.execute(select(answers_table.c.question).where(answers_table.c.id == answer["id"]))
+            turns = connection.execute(select(thread_turns.c.answer).where(thread_turns.c.thread_id == "th-log"))
+            assert logged.scalars().all() == ["What is the VPN called?"]
+            assert turns.scalars().all() == [answer["answer"]]
+    finally:
+        database.close()
+
+
+def test_a_failure_while_answering_ends_with_the_apology_and_the_error_id_in_the_log(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the index file is truncated")
+
+    monkeypatch.setattr(Agent, "answer", broken)
+    result = run(env, "ask", "What is the VPN called?")
+
+    assert result.exit_code == 1
+    [failure] = [record for record in caplog.records if "error_id=" in record.getMessage()]
+    error_id = failure.getMessage().rpartition("error_id=")[2]
+    assert f"error id `{error_id}`" in result.output and "Sorry, something went wrong" in result.output
+    assert failure.exc_info is not None and "the index file is truncated" in str(failure.exc_info[1])
+
+
+def test_a_lore_error_while_answering_shows_its_own_message(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(*_args: object, **_kwargs: object) -> None:
+        raise ModelEndpointError("the model endpoint is not answering: start it or fix model.openai_base_url")
+
+    monkeypatch.setattr(Agent, "answer", unreachable)
+    result = run(env, "ask", "What is the VPN called?")
+
+    assert result.exit_code == 1
+    assert "Error: the model endpoint is not answering: start it or fix model.openai_base_url" in result.output
 
 
 def test_ask_with_an_unknown_adapter_is_a_clear_error(env: dict[str, str]) -> None:

@@ -12,7 +12,6 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,6 @@ from bot.cli.serve_command import SCHEDULER, _add_schedules
 from bot.conversation.memory import answer_and_remember
 from bot.customize.dataset import DatasetCard
 from bot.customize.inputs import evaluation_model
-from bot.customize.notify import (
-    SlackChannelNotifier,
-    TeamsWebhookNotifier,
-    admin_notifiers,
-    notify,
-)
 from bot.customize.promotion import promote, store_evaluation
 from bot.customize.retrain import (
     JOB_ID,
@@ -45,6 +38,7 @@ from bot.customize.retrain import (
 from bot.customize.training import TrainingSettings
 from bot.model.adapters import AdapterRegistry
 from bot.model.local import LocalModel
+from bot.platforms.admin_notices import admin_notifiers
 from bot.server import create_web_app
 from bot.settings import CustomizeSettings, LoreSettings, ModelSettings, SlackSettings
 from bot.store.feedback import Feedback
@@ -53,11 +47,10 @@ from knowledge.config import FolderSourceSettings, RetrievalSettings
 from knowledge.errors import ConfigurationError
 from tests.customize.conftest import write_share
 from tests.support.slack_api import BOT_TOKEN, MockSlackApi
+from tests.support.teams_webhook import WEBHOOK_SECRET, teams_webhook
 from tests.support.tiny_model import build_tiny_adapter, build_tiny_model
 
 ADMIN_CHANNEL = "C0ADMINS"
-# A Teams webhook URL is a credential: it must never reach a log line.
-WEBHOOK_SECRET = "IncomingWebhook/0123456789abcdef"
 # Fast settings for the tiny model: a couple of steps on short prompts.
 FAST = TrainingSettings(
     rank=4,
@@ -71,34 +64,6 @@ FAST = TrainingSettings(
     max_length=512,
     max_minutes=5,
 )
-
-
-@dataclass
-class Webhook:
-    """A Teams incoming webhook on loopback: records what is posted to it."""
-
-    url: str
-    posts: list[dict[str, Any]] = field(default_factory=list)
-
-
-@asynccontextmanager
-async def teams_webhook(status: int = 200) -> AsyncIterator[Webhook]:
-    async def receive(request: web.Request) -> web.Response:
-        webhook.posts.append(await request.json())
-        return web.Response(text="1", status=status)  # what Teams answers
-
-    app = web.Application()
-    app.router.add_post("/webhookb2/{path:.*}", receive)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    webhook = Webhook(f"http://127.0.0.1:{port}/webhookb2/{WEBHOOK_SECRET}")
-    try:
-        yield webhook
-    finally:
-        await runner.cleanup()
 
 
 @asynccontextmanager
@@ -299,22 +264,6 @@ def test_a_failed_run_changes_nothing_and_is_retried(
     result = job.run()
     assert result.outcome == "promoted" and result.new_feedback == 1
     assert registry.active() == result.adapter
-
-
-async def test_delivery_failures_are_logged_without_secrets(caplog: pytest.LogCaptureFixture) -> None:
-    async with slack_api() as api, teams_webhook(status=404) as webhook:
-        api.fail("chat.postMessage", "not_in_channel")
-        notifiers = [
-            SlackChannelNotifier(SecretStr(BOT_TOKEN), ADMIN_CHANNEL, api.base_url),
-            TeamsWebhookNotifier(SecretStr(webhook.url)),
-            TeamsWebhookNotifier(SecretStr(f"http://127.0.0.1:9/webhookb2/{WEBHOOK_SECRET}")),  # nobody listens
-        ]
-        await asyncio.to_thread(notify, notifiers, "Lore retraining skipped: only 0 new feedback items")
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("not_in_channel" in w and ADMIN_CHANNEL in w for w in warnings), warnings
-    assert any("HTTP 404" in w for w in warnings) and any("could not be reached (" in w for w in warnings), warnings
-    assert webhook.posts == [{"text": "Lore retraining skipped: only 0 new feedback items"}]
-    assert BOT_TOKEN not in caplog.text and WEBHOOK_SECRET not in caplog.text
 
 
 async def test_serve_schedules_the_job_and_runs_it_off_the_event_loop(

@@ -26,7 +26,6 @@ from bot.platforms.slack.rendering import (
 from bot.platforms.slack.responder import Responder
 from bot.platforms.slack.users import SlackEmails
 from bot.server import Workload
-from bot.store.slack_threads import AnsweredThreads
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -109,15 +108,13 @@ def build_slack_bot(services: Services, workload: Workload, progress_interval: f
         request_verification_enabled=not socket_mode,
         logger=logging.getLogger("bot.platforms.slack.bolt"),
     )
-    threads = AnsweredThreads(services.database)
-    services.housekeeping.append(threads.purge_older_than)
-    responder = Responder(services.conversation, client, threads, progress_interval)
+    responder = Responder(services.conversation, client, services.sent_messages, progress_interval)
     handlers = SlackHandlers(
         settings=settings,
         responder=responder,
         conversation=services.conversation,
         answers=services.answers,
-        threads=threads,
+        sent=services.sent_messages,
         workload=workload,
         membership=SlackMembership(
             client,

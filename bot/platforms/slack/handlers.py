@@ -44,7 +44,7 @@ from bot.server import Workload
 from bot.settings import SlackSettings
 from bot.store.answers import AnswerLog, StoredAnswer
 from bot.store.feedback import Feedback, Rating
-from bot.store.slack_threads import AnsweredThreads
+from bot.store.sent_messages import SentMessage, SentMessages
 from bot.types import Citation, Evidence, Place
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class SlackHandlers:
         responder: Responder,
         conversation: ConversationService,
         answers: AnswerLog,
-        threads: AnsweredThreads,
+        sent: SentMessages,
         workload: Workload,
         membership: SlackMembership,
         access: AccessPolicy,
@@ -88,7 +88,7 @@ class SlackHandlers:
         self._responder = responder
         self._conversation = conversation
         self._answers = answers
-        self._threads = threads
+        self._sent = sent
         self._workload = workload
         self._membership = membership
         self._access = access
@@ -149,7 +149,7 @@ class SlackHandlers:
                 return  # the app_mention event for the same message answers it
             if self._followups(channel) != "always":
                 return
-            if not await asyncio.to_thread(self._threads.contains, channel, thread_ts):
+            if not await asyncio.to_thread(self._sent.posted_in_thread, PLATFORM, channel, thread_ts):
                 return
             delivery = Delivery(channel, thread_ts)
             memory_thread = thread_ts
@@ -341,7 +341,8 @@ class SlackHandlers:
             return
         for message in messages[1:]:
             await client.chat_postMessage(channel=channel, thread_ts=posted["ts"], **message.payload())
-        await asyncio.to_thread(self._threads.remember, channel, posted["ts"])
+        shared = SentMessage(PLATFORM, channel, posted["ts"], thread_id=posted["ts"], answer_id=stored.id)
+        await asyncio.to_thread(self._sent.remember, shared)
         await respond(delete_original=True)
 
     # --- shared steps -------------------------------------------------------------------

@@ -24,7 +24,7 @@ from bot.platforms.slack.rendering import (
     render_placeholder,
 )
 from bot.platforms.slack.streaming import ProgressUpdater
-from bot.store.slack_threads import AnsweredThreads
+from bot.store.sent_messages import SentMessage, SentMessages
 from bot.types import Answer, Question
 
 log = logging.getLogger(__name__)
@@ -51,12 +51,12 @@ class Responder:
         self,
         conversation: ConversationService,
         client: AsyncWebClient,
-        threads: AnsweredThreads,
+        sent: SentMessages,
         progress_interval: float = 1.0,
     ) -> None:
         self._conversation = conversation
         self._client = client
-        self._threads = threads
+        self._sent = sent
         self._progress_interval = progress_interval
 
     async def answer_publicly(self, question: Question, where: Delivery) -> None:
@@ -79,7 +79,8 @@ class Responder:
         try:
             # From now on replies under the answer are follow-ups (a DM is one conversation).
             if not where.channel.startswith("D"):
-                await asyncio.to_thread(self._threads.remember, where.channel, where.thread_ts or ts)
+                placeholder_sent = SentMessage(question.platform, where.channel, ts, thread_id=where.thread_ts or ts)
+                await asyncio.to_thread(self._sent.remember, placeholder_sent)
             answer = await self._conversation.ask(
                 question,
                 progress.push,

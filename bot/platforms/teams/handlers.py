@@ -42,7 +42,7 @@ from bot.platforms.teams.streaming import UPDATE_INTERVAL_SECONDS, TeamsStream
 from bot.platforms.teams.users import TeamsEmails
 from bot.server import Workload
 from bot.store.feedback import Feedback
-from bot.store.teams_sent_answers import SentAnswers
+from bot.store.sent_messages import SentMessage, SentMessages
 from bot.types import Answer, Question
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class LoreTeamsBot(ActivityHandler):
         self,
         conversation: ConversationService,
         answers: AnswerLog,
-        sent: SentAnswers,
+        sent: SentMessages,
         workload: Workload,
         emails: TeamsEmails,
         tenants: TenantAllowList,
@@ -171,12 +171,12 @@ class LoreTeamsBot(ActivityHandler):
         if not activity.reply_to_id:
             return None
         conversation_id = where(activity).conversation_id
-        answer_id = await asyncio.to_thread(self._sent.answer_id, conversation_id, activity.reply_to_id)
+        answer_id = await asyncio.to_thread(self._sent.answer_id, PLATFORM, conversation_id, activity.reply_to_id)
         pending = {task for task, where_id in self._in_flight.items() if where_id == conversation_id}
         if answer_id is None and pending:
             # The rating can arrive between an answer's send and our note of its message id.
             await asyncio.wait(pending, timeout=FEEDBACK_WAIT_SECONDS)
-            answer_id = await asyncio.to_thread(self._sent.answer_id, conversation_id, activity.reply_to_id)
+            answer_id = await asyncio.to_thread(self._sent.answer_id, PLATFORM, conversation_id, activity.reply_to_id)
         return answer_id
 
     async def _answer(self, turn_context: TurnContext, question: Question, stream: TeamsStream | None) -> None:
@@ -213,7 +213,8 @@ class LoreTeamsBot(ActivityHandler):
                 if sent is not None and sent.id:
                     message_ids.append(sent.id)
             for message_id in dict.fromkeys(message_ids):
-                await asyncio.to_thread(self._sent.remember, question.conversation_id, message_id, answer.id)
+                shown = SentMessage(PLATFORM, question.conversation_id, message_id, answer_id=answer.id)
+                await asyncio.to_thread(self._sent.remember, shown)
             log.info(
                 "teams answer %s conversation=%s thread=%s user=%s confident=%s messages=%d "
                 "streamed=%s retrieval=%.2fs generation=%.2fs total=%.2fs",

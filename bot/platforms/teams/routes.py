@@ -31,7 +31,6 @@ from bot.platforms.teams.rendering import text_activity
 from bot.platforms.teams.streaming import UPDATE_INTERVAL_SECONDS
 from bot.platforms.teams.users import TeamsEmails
 from bot.server import WORKLOAD, Workload, is_loopback
-from bot.store.teams_sent_answers import SentAnswers
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -64,12 +63,10 @@ def teams_routes(
         if workload is None:  # an app not made by `create_web_app`: finish our own work
             workload = Workload()
             app.on_shutdown.append(lambda _app: workload.drain(SHUTDOWN_GRACE_SECONDS))
-        sent = SentAnswers(services.database)
-        services.housekeeping.append(sent.purge_older_than)
         bot = LoreTeamsBot(
             services.conversation,
             services.answers,
-            sent,
+            services.sent_messages,
             workload,
             TeamsEmails(
                 TtlCache(ttl_seconds=services.settings.permissions.identity_cache_seconds),
