@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import click
 
@@ -138,6 +138,26 @@ def dataset(
     click.echo(f"  hash: {card.hash}")
 
 
+class _TrainingOptions(TypedDict):
+    """The `train` options that are `TrainingSettings` fields of the same name."""
+
+    epochs: int
+    max_steps: int | None
+    learning_rate: float
+    rank: int
+    alpha: int
+    dropout: float
+    top_layers: int | None
+    max_length: int
+    batch_size: int
+    gradient_accumulation: int
+    checkpoint_every: int
+    patience: int
+    seed: int
+    device: str
+    max_minutes: float | None
+
+
 @customize.command("train")
 @click.option(
     "--dataset",
@@ -193,11 +213,12 @@ def dataset(
 @click.pass_obj
 def train(
     settings: LoreSettings,
+    /,
     dataset_dir: Path | None,
     name: str | None,
     resume: bool,
     target_modules: str,
-    **hyper: object,
+    **hyper: Unpack[_TrainingOptions],
 ) -> None:
     """Train a LoRA adapter on the base model; it lands in LORE_HOME/adapters/ (not yet promoted)."""
     from bot.customize.dataset import latest_dataset
@@ -207,7 +228,7 @@ def train(
 
     training = TrainingSettings(
         target_modules=tuple(m.strip() for m in target_modules.split(",") if m.strip()),
-        **hyper,  # type: ignore[arg-type]
+        **hyper,
     )
     result = train_adapter(
         dataset_dir or latest_dataset(settings.home / "datasets"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -34,7 +35,7 @@ class Glossary:
         for term, definition in self.terms:
             text = re.sub(
                 rf"(?<!\w){re.escape(term)}(?!\w)",
-                lambda found, definition=definition: f"{found.group(0)} ({definition})",
+                partial(_followed_by, definition),
                 text,
                 count=1,
                 flags=re.IGNORECASE,
@@ -44,6 +45,10 @@ class Glossary:
     def words(self) -> set[str]:
         """Every word of the glossary's terms and definitions (they may appear in an answer)."""
         return {word for pair in self.terms for part in pair for word in part.split()}
+
+
+def _followed_by(definition: str, found: re.Match[str]) -> str:
+    return f"{found.group(0)} ({definition})"
 
 
 def load_glossary(path: Path) -> Glossary:

@@ -13,6 +13,7 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal, TypedDict
 
 from bot.core.glossary import Glossary
 from bot.core.judge import PassageSearch
@@ -43,6 +44,25 @@ class Seed:
     cited_paths: tuple[str, ...] = ()  # feedback: the paths the logged answer cited
 
 
+class MessageRecord(TypedDict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ExampleRecord(TypedDict):
+    """An `Example` as one line of a dataset's JSONL files."""
+
+    messages: list[MessageRecord]
+    target: str
+    question: str
+    kind: str
+    origin: str
+    document: str
+    source: str | None
+    covered: bool
+    must_contain: list[str]
+
+
 @dataclass(frozen=True)
 class Example:
     """One training example: the agent's chat messages and the reply to learn."""
@@ -57,7 +77,7 @@ class Example:
     covered: bool  # False: only distractors, the target is the "not covered" reply
     must_contain: tuple[str, ...] = field(default=())
 
-    def to_record(self) -> dict[str, object]:
+    def to_record(self) -> ExampleRecord:
         """The JSONL form."""
         return {
             "messages": [{"role": m.role, "content": m.content} for m in self.messages],
@@ -72,9 +92,9 @@ class Example:
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, object]) -> Example:
+    def from_record(cls, record: ExampleRecord) -> Example:
         """Read back what `to_record` wrote."""
-        messages = tuple(ChatMessage(m["role"], m["content"]) for m in record["messages"])  # type: ignore[index, union-attr]
+        messages = tuple(ChatMessage(m["role"], m["content"]) for m in record["messages"])
         return cls(
             messages=messages,
             target=str(record["target"]),
@@ -82,9 +102,9 @@ class Example:
             kind=str(record["kind"]),
             origin=str(record["origin"]),
             document=str(record["document"]),
-            source=record.get("source"),  # type: ignore[arg-type]
+            source=record.get("source"),
             covered=bool(record["covered"]),
-            must_contain=tuple(record.get("must_contain") or ()),  # type: ignore[arg-type]
+            must_contain=tuple(record.get("must_contain") or ()),
         )
 
 

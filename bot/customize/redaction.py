@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 
 PLACEHOLDER = "[REDACTED {kind}]"
 
@@ -52,11 +53,11 @@ class Redactor:
         """`text` with every finding replaced by `[REDACTED kind]`, and the counts per kind."""
         counts: Counter[str] = Counter()
         for kind, pattern in _SECRETS:
-            text = pattern.sub(lambda match, kind=kind: _replace(match, kind, counts), text)
+            text = pattern.sub(partial(_replace, kind=kind, counts=counts), text)
         if self.emails:
-            text = _EMAIL.sub(lambda match: _replace(match, "email", counts), text)
+            text = _EMAIL.sub(partial(_replace, kind="email", counts=counts), text)
         if self.phones:
-            text = _PHONE.sub(lambda match: _phone(match, counts), text)
+            text = _PHONE.sub(partial(_phone, counts=counts), text)
         return text, counts
 
 

@@ -160,10 +160,9 @@ def parse_reply(reply: str) -> list[Any] | None:
             data = json.loads(candidate)
         except ValueError:
             continue
-        if isinstance(data, dict) and isinstance(data.get("pairs"), list):
-            return data["pairs"]
-        if isinstance(data, list):
-            return data
+        entries = data.get("pairs") if isinstance(data, dict) else data
+        if isinstance(entries, list):
+            return entries
     return None
 
 

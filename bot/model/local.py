@@ -8,6 +8,7 @@ never changes in the middle of an answer.
 from __future__ import annotations
 
 import contextlib
+import enum
 import itertools
 import logging
 import queue
@@ -16,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Final, Self, cast
 
 import torch
 from transformers import (
@@ -40,14 +41,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_DONE = object()
+
+class _End(enum.Enum):
+    DONE = enum.auto()
+
+
+_DONE: Final = _End.DONE  # the last item of a request's pieces
+# What the worker queues for the caller: text, the error that ended the request, then _DONE.
+_Piece = str | BaseException | _End
 
 
 @dataclass(frozen=True)
 class _Job:
     messages: tuple[ChatMessage, ...]
     settings: GenerationSettings
-    pieces: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
+    pieces: queue.SimpleQueue[_Piece] = field(default_factory=queue.SimpleQueue)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
@@ -94,7 +102,8 @@ class LocalModel:
             )
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"cannot load the model in {self._folder}: {exc}") from exc
-        self._model.to(self._device).eval()
+        module: torch.nn.Module = self._model  # PreTrainedModel.to's @wraps hides its signature from mypy
+        module.to(self._device).eval()
         self._eos = _eos_ids(self._tokenizer.eos_token_id, self._model.generation_config.eos_token_id)
         self._pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else self._eos[0]
         self._context_window = int(getattr(self._model.config, "max_position_embeddings", 2048))
@@ -217,7 +226,7 @@ class LocalModel:
                 if not job.cancelled.is_set():
                     with self._model_lock:
                         self._answer(job)
-            except Exception as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+            except Exception as exc:  # handed to the caller, who re-raises it
                 job.pieces.put(exc)
             finally:
                 job.pieces.put(_DONE)
@@ -338,7 +347,7 @@ class _Pieces(Iterator[str]):
 class _PieceStreamer(BaseStreamer):
     """Receives tokens from `generate()` and queues the text they add."""
 
-    def __init__(self, decoder: StreamDecoder, pieces: queue.SimpleQueue[Any]) -> None:
+    def __init__(self, decoder: StreamDecoder, pieces: queue.SimpleQueue[_Piece]) -> None:
         self._decoder = decoder
         self._pieces = pieces
         self._prompt_skipped = False
@@ -373,7 +382,8 @@ class _Guard(StoppingCriteria):
             self._repeats.add(token)
         self._seen = input_ids.shape[1]
         stop = self._repeats.tripped or self._decoder.stopped or self._cancelled.is_set()
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+        stops = torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+        return cast(torch.BoolTensor, stops)  # torch's types have no dtype; transformers calls it BoolTensor
 
 
 def _pick_device(device: str) -> torch.device:

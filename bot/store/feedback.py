@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import RowMapping, delete, insert, select, update
 
 from bot.store.answers import StoredAnswer
 from bot.store.database import Database, as_utc
@@ -61,7 +61,8 @@ class FeedbackStore:
         created_at = feedback.created_at or datetime.now(UTC)
         with self._engine.begin() as connection:
             result = connection.execute(
-                insert(feedback_table).values(
+                insert(feedback_table)
+                .values(
                     answer_id=feedback.answer_id,
                     platform=feedback.platform,
                     user_id=feedback.user_id,
@@ -73,8 +74,9 @@ class FeedbackStore:
                     asker_id=_asker_of(feedback.answer_id, feedback.platform),
                     review=_review_of(feedback.correction),
                 )
+                .returning(feedback_table.c.id)
             )
-            return int(result.inserted_primary_key[0])
+            return int(result.scalar_one())
 
     def add_details(self, feedback_id: int, user_id: str, text: str, correction: str) -> bool:
         """Attach what was wrong and the right answer to feedback `user_id` stored earlier (the
@@ -158,8 +160,8 @@ def may_teach(feedback: Feedback, answer: StoredAnswer, admins: frozenset[str]) 
     return own or f"{feedback.platform}:{feedback.user_id}" in admins
 
 
-def _from_row(row: object) -> Feedback:
-    values = dict(row)  # type: ignore[call-overload]
+def _from_row(row: RowMapping) -> Feedback:
+    values = dict(row)
     created_at = as_utc(values["created_at"])
     return Feedback(
         answer_id=values["answer_id"],

@@ -139,20 +139,21 @@ class SlackHandlers:
             return
         channel, ts = event["channel"], event["ts"]
         thread_ts = event.get("thread_ts")
-        in_thread = thread_ts is not None and thread_ts != ts
+        # The thread this message replies in; None for a message of its own.
+        reply_in: str | None = thread_ts if thread_ts is not None and thread_ts != ts else None
         if event.get("channel_type") == "im":
             # The whole DM is one conversation unless the person replies in a thread.
-            delivery = Delivery(channel, thread_ts if in_thread else None)
-            memory_thread = thread_ts if in_thread else channel
-        elif event.get("channel_type") in MESSAGE_EVENTS and in_thread:
+            delivery = Delivery(channel, reply_in)
+            memory_thread = reply_in if reply_in is not None else channel
+        elif event.get("channel_type") in MESSAGE_EVENTS and reply_in is not None:
             if mentions(event.get("text", ""), context.bot_user_id):
                 return  # the app_mention event for the same message answers it
             if self._followups(channel) != "always":
                 return
-            if not await asyncio.to_thread(self._sent.posted_in_thread, PLATFORM, channel, thread_ts):
+            if not await asyncio.to_thread(self._sent.posted_in_thread, PLATFORM, channel, reply_in):
                 return
-            delivery = Delivery(channel, thread_ts)
-            memory_thread = thread_ts
+            delivery = Delivery(channel, reply_in)
+            memory_thread = reply_in
         else:
             return
         if not self._new_event(body, event):
@@ -165,7 +166,7 @@ class SlackHandlers:
             channel,
             memory_thread,
             delivery,
-            place_of(channel, in_thread),
+            place_of(channel, reply_in is not None),
             body.get("is_ext_shared_channel"),
         )
 
@@ -226,7 +227,7 @@ class SlackHandlers:
 
         try:
             latest = await asyncio.wait_for(store(), _FEEDBACK_ACK_BUDGET)
-        except Exception as error:  # noqa: BLE001  (the user gets an apology, the log the cause)
+        except Exception as error:  # the user gets an apology, the log the cause
             return render_notice(self._conversation.failure(error, PLATFORM, "storing feedback").text)
         if latest is None:
             return render_notice("Thanks! Your feedback was passed on to the Lore team.")

@@ -17,11 +17,11 @@ from botbuilder.schema import Activity
 
 from bot.platforms.teams.questions import asker, where
 from bot.platforms.teams.rendering import FEEDBACK_ACTION
-from bot.store.feedback import Feedback
+from bot.store.feedback import Feedback, Rating
 from knowledge.errors import LoreError
 
 SUBMIT_ACTION_INVOKE = "message/submitAction"
-_REACTIONS = {"like": "helpful", "dislike": "not_helpful"}
+_REACTIONS: dict[str, Rating] = {"like": "helpful", "dislike": "not_helpful"}
 _RATINGS = {"helpful", "not_helpful"}
 MAX_TEXT_CHARS = 4000
 
@@ -48,7 +48,7 @@ def from_submit_action(activity: Activity, answer_id: str | None) -> Feedback:
         answer_id=answer_id,
         platform="teams",
         user_id=asker(activity).user_id,
-        rating=_REACTIONS[action["reaction"]],  # type: ignore[arg-type]
+        rating=_REACTIONS[action["reaction"]],
         text=_clip(_feedback_text(action.get("feedback"))),
         conversation_id=where(activity).conversation_id,
     )
@@ -77,10 +77,11 @@ def _feedback_text(raw: object) -> str:
     if raw is None or raw == "":
         return ""
     if isinstance(raw, str):
+        text = raw
         try:
-            raw = json.loads(raw)
+            raw = json.loads(text)
         except json.JSONDecodeError:
-            return raw.strip()
+            return text.strip()
     if isinstance(raw, dict):
         return _string(raw.get("feedbackText"))
     raise MalformedFeedbackError("feedback must be a JSON object with feedbackText")

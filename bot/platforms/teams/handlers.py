@@ -186,12 +186,13 @@ class LoreTeamsBot(ActivityHandler):
             # Looked up here, not before acknowledging: the roster call can take a moment.
             email = await self._emails.email_of(turn_context)
             question = replace(question, asker=replace(question.asker, email=email))
-            drafted = _Draft(turn_context) if stream is None else None
-            answer = await self._conversation.ask(
-                question,
-                stream.on_text if stream else None,
-                (lambda draft: stream.on_draft(draft.text)) if stream else drafted.post,
-            )
+            drafted: _Draft | None = None
+            if stream is None:
+                drafted = _Draft(turn_context)
+                on_draft = drafted.post
+            else:
+                on_draft = stream.on_draft
+            answer = await self._conversation.ask(question, stream.on_text if stream else None, on_draft)
             if typing:
                 typing.cancel()
             if isinstance(answer, Notice):

@@ -9,12 +9,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from botbuilder.schema import Activity
+from botbuilder.schema import Activity, Entity
 
 from bot.types import Asker, Place, Question
 
 Scope = Literal["personal", "groupChat", "channel"]
 Command = Literal["ask", "help", "feedback"]
+_COMMANDS: dict[str, Command] = {"ask": "ask", "help": "help", "feedback": "feedback"}
+_PLACES: dict[Scope, Place] = {"personal": "private", "groupChat": "group", "channel": "channel"}
 
 _THREAD_MARKER = ";messageid="
 _SPACES = re.compile(r"[ \t\u00a0]+")
@@ -35,7 +37,7 @@ class Where:
     def place(self) -> Place:
         if self.in_reply_chain:
             return "thread"
-        return {"personal": "private", "groupChat": "group", "channel": "channel"}[self.scope]
+        return _PLACES[self.scope]
 
 
 @dataclass(frozen=True)
@@ -97,12 +99,12 @@ def parse_request(text: str) -> Request:
     match = _COMMAND.match(text)
     if match is None:
         return Request("ask", text.strip())
-    command = match.group(1).lower()
+    command = _COMMANDS[match.group(1).lower()]
     rest = match.group(2).strip()
     if command == "help" and rest.strip("!?. "):
         # "help me find the VPN guide" is a question, not the help command.
         return Request("ask", text.strip())
-    return Request(command, "" if command == "help" else rest)  # type: ignore[arg-type]
+    return Request(command, "" if command == "help" else rest)
 
 
 def question_for(activity: Activity, text: str, email: str | None = None) -> Question:
@@ -118,7 +120,7 @@ def question_for(activity: Activity, text: str, email: str | None = None) -> Que
     )
 
 
-def _mentions(activity: Activity) -> list:
+def _mentions(activity: Activity) -> list[Entity]:
     return [e for e in activity.entities or [] if (e.type or "").lower() == "mention"]
 
 

@@ -19,6 +19,7 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes, Entity
 
 from bot.conversation.streaming import Throttled
+from bot.types import Answer
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,9 @@ class TeamsStream:
         """Called by the agent (from its worker thread) with the answer so far."""
         self._loop.call_soon_threadsafe(self._set_text, text)
 
-    def on_draft(self, text: str) -> None:
-        """Called by the agent (from its worker thread) with the drafted answer's text."""
-        self._loop.call_soon_threadsafe(self._set_draft, text)
+    def on_draft(self, draft: Answer) -> None:
+        """Called by the agent (from its worker thread) with the drafted answer."""
+        self._loop.call_soon_threadsafe(self._set_draft, draft.text)
 
     async def finish(self, final: Activity) -> Activity:
         """Stop the updates and mark `final` as the message that ends the stream."""
