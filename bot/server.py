@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
-import json
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
@@ -72,7 +71,8 @@ class Workload:
             log.error("background work %s failed", task.get_name(), exc_info=task.exception())
 
 
-SERVICES = web.AppKey("lore.services", object)
+# Typed by the annotation: `Services` (bot.app, a layer above) is imported for type checking only.
+SERVICES: web.AppKey[Services] = web.AppKey("lore.services")
 WORKLOAD = web.AppKey("lore.workload", Workload)
 
 
@@ -134,18 +134,17 @@ def _may_see_details(request: web.Request, token: str | None) -> bool:
 
 async def _healthz(request: web.Request) -> web.Response:
     """Readiness; the details (model, index, queue) only for `_may_see_details` callers."""
-    services: Services = request.app[SERVICES]  # type: ignore[assignment]
-    response = await _health(request)
-    token = services.settings.server.health_token
+    report, status = await _health(request)
+    token = request.app[SERVICES].settings.server.health_token
     if _may_see_details(request, token.get_secret_value() if token else None):
-        return response
+        return web.json_response(report, status=status)
     # A filter over the full report, whatever it comes to hold: only its status goes out.
-    status = json.loads(response.body)["status"]  # type: ignore[arg-type]
-    return web.json_response({"status": status}, status=response.status)
+    return web.json_response({"status": report["status"]}, status=status)
 
 
-async def _health(request: web.Request) -> web.Response:
-    services: Services = request.app[SERVICES]  # type: ignore[assignment]
+async def _health(request: web.Request) -> tuple[dict[str, Any], int]:
+    """The full readiness report and its HTTP status (503 when the index cannot be read)."""
+    services = request.app[SERVICES]
     body: dict[str, Any] = {
         "status": "ok",
         "model": {
@@ -159,11 +158,11 @@ async def _health(request: web.Request) -> web.Response:
     }
     try:
         status = await asyncio.to_thread(services.knowledge.status)
-    except Exception as error:  # noqa: BLE001  (a health check reports failures, never raises)
+    except Exception as error:  # a health check reports failures, never raises
         log.warning("health check: index status failed: %s", error)
         body["status"] = "degraded"
         body["index"] = {"error": str(error)}
-        return web.json_response(body, status=503)
+        return body, 503
     last = status.last_refresh_at
     body["index"] = {
         "documents": status.documents,
@@ -175,7 +174,7 @@ async def _health(request: web.Request) -> web.Response:
             {"path": record.path, "reason": record.reason, "refreshes": record.refreshes} for record in status.failing
         ],
     }
-    return web.json_response(body)
+    return body, 200
 
 
 async def run_server(app: web.Application, host: str, port: int, stop: asyncio.Event) -> None:

@@ -364,7 +364,7 @@ class Synchronizer:
             return frozenset(self.permissions(file))
         except ConfigurationError:
             raise
-        except Exception as error:  # noqa: BLE001  (never broaden: an unknown answer is "nobody")
+        except Exception as error:  # never broaden: an unknown answer is "nobody"
             tally.failed.append(
                 FailedFile(file.absolute_path, f"who may read it could not be decided ({error}); readable by nobody")
             )

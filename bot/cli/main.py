@@ -9,6 +9,14 @@ import sys
 import click
 from pydantic import ValidationError
 
+from bot.cli.acl_commands import acl
+from bot.cli.ask_commands import ask, chat, evaluate
+from bot.cli.customize_commands import customize
+from bot.cli.feedback_commands import feedback
+from bot.cli.knowledge_commands import index, search
+from bot.cli.manifests_commands import manifests
+from bot.cli.serve_command import serve
+from bot.cli.sources_commands import sources
 from bot.settings import LoreSettings
 from knowledge.errors import LoreError
 
@@ -52,37 +60,5 @@ def cli(ctx: click.Context, verbose: bool) -> None:
         sys.exit(1)
 
 
-from bot.cli.manifests_commands import manifests  # noqa: E402
-
-cli.add_command(manifests)
-
-from bot.cli.knowledge_commands import index, search  # noqa: E402
-
-cli.add_command(index)
-cli.add_command(search)
-
-from bot.cli.ask_commands import ask, chat, evaluate  # noqa: E402
-
-cli.add_command(ask)
-cli.add_command(chat)
-cli.add_command(evaluate)
-
-from bot.cli.sources_commands import sources  # noqa: E402
-
-cli.add_command(sources)
-
-from bot.cli.acl_commands import acl  # noqa: E402
-
-cli.add_command(acl)
-
-from bot.cli.serve_command import serve  # noqa: E402
-
-cli.add_command(serve)
-
-from bot.cli.feedback_commands import feedback  # noqa: E402
-
-cli.add_command(feedback)
-
-from bot.cli.customize_commands import customize  # noqa: E402
-
-cli.add_command(customize)
+for command in (manifests, index, search, ask, chat, evaluate, sources, acl, serve, feedback, customize):
+    cli.add_command(command)

@@ -87,7 +87,7 @@ def load_document(path: Path, data: bytes, limits: ParseLimits = DEFAULT_LIMITS)
         document = loader(path, data)
     except (LoaderError, MemoryError):
         raise
-    except Exception as error:  # noqa: BLE001 - parsers of untrusted files raise anything
+    except Exception as error:  # parsers of untrusted files raise anything
         reason = next((text for kind, text in _KNOWN_FAILURES.items() if isinstance(error, kind)), None)
         detail = str(error).strip() or type(error).__name__
         raise LoaderError(

@@ -6,6 +6,7 @@ import errno
 import logging
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -16,10 +17,8 @@ from knowledge.sources.base import SourceProblem, SyncState
 from knowledge.sources.globs import PathFilter, is_hidden_or_temporary
 from knowledge.types import SourceFile
 
-try:  # pwd exists on POSIX only; owners are simply unknown elsewhere.
+if sys.platform != "win32":  # pwd exists on POSIX only; owners are simply unknown elsewhere.
     import pwd
-except ImportError:  # pragma: no cover - Windows
-    pwd = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -214,10 +213,7 @@ class FilesystemSource:
 
     def _owner(self, uid: int) -> str | None:
         if uid not in self._owners:
-            try:
-                self._owners[uid] = pwd.getpwuid(uid).pw_name if pwd else None
-            except KeyError:  # a uid with no account on this machine (common on NFS)
-                self._owners[uid] = None
+            self._owners[uid] = _account_name(uid)
         return self._owners[uid]
 
     def _problem(self, relative: str, error: OSError) -> None:
@@ -241,3 +237,12 @@ def _open_without_links(root: Path, parts: list[str]) -> int:
         return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
     finally:
         os.close(folder)
+
+
+def _account_name(uid: int) -> str | None:
+    if sys.platform == "win32":  # pragma: no cover - Windows
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid with no account on this machine (common on NFS)
+        return None

@@ -96,7 +96,7 @@ class Responder:
                 await self._client.chat_postMessage(
                     channel=where.channel, thread_ts=where.thread_ts or ts, **message.payload()
                 )
-        except Exception as error:  # noqa: BLE001  (every failure becomes an apology)
+        except Exception as error:  # every failure becomes an apology
             await progress.close()
             notice = render_notice(self._conversation.answer_failure(error, question).text)
             try:
@@ -117,11 +117,11 @@ class Responder:
                 return
             for message in render_answer(AnswerContent.of(answer), shareable=True):
                 await post_ephemeral(self._client, respond, channel, user_id, message)
-        except Exception as error:  # noqa: BLE001  (every failure becomes an apology)
+        except Exception as error:  # every failure becomes an apology
             notice = render_notice(self._conversation.answer_failure(error, question).text)
             try:
                 await post_ephemeral(self._client, respond, channel, user_id, notice)
-            except Exception:  # noqa: BLE001
+            except Exception:  # sending the apology failed too: only the log is left
                 log.exception("could not send the apology")
             return
         self._log_answer(answer, None, time.monotonic() - started)

@@ -65,7 +65,7 @@ class TeamsEmails:
             return email
         try:
             member = await TeamsInfo.get_member(turn_context, sender.id)
-        except Exception as error:  # noqa: BLE001 - msrest raises many types; any means "unknown"
+        except Exception as error:  # msrest raises many types; any means "unknown"
             logger.warning("teams: roster look-up for %s failed: %s", key, error)
             return None
         email = teams_email(member)
