@@ -1,16 +1,21 @@
-"""Imports flow one way (issue #15; import-linter's contracts, checked with `ast` because the
-tool is not installed): `knowledge` never imports `bot`; `store`, `model` and `identity` never
-import `core` or a platform; `core` never imports a platform; no module imports its way back
-into itself. Lazy imports (inside functions, under TYPE_CHECKING) count: a lazy import that
-breaks a cycle still is the cycle."""
+"""Imports flow one way (issue #15): `knowledge` never imports `bot`; `store`, `model` and
+`identity` never import `core` or a platform; `core` never imports a platform; no module imports
+its way back into itself. Lazy imports (inside functions, under TYPE_CHECKING) count: a lazy
+import that breaks a cycle still is the cycle.
+
+CI also runs import-linter (`lint-imports`) on the same contracts, written in pyproject.toml
+[tool.importlinter]; this walk over the source with `ast` keeps them in the test suite (where
+a contract and its known exceptions are read beside the code) and adds the module-level cycle
+check. A contract changed here changes there too."""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterable
 
 import pytest
 
-from tests.structure.source_tree import Module, imported_names, modules
+from tests.structure.source_tree import ROOT, Module, imported_names, modules
 
 PLATFORMS = ("bot.platforms",)
 
@@ -51,6 +56,26 @@ def _violations(importers: tuple[str, ...], forbidden: tuple[str, ...]) -> set[t
 def test_imports_flow_one_way(contract: str) -> None:
     importers, forbidden = CONTRACTS[contract]
     assert _violations(importers, forbidden) == KNOWN_VIOLATIONS.get(contract, set())
+
+
+def test_lint_imports_checks_the_same_contracts_with_the_same_exceptions() -> None:
+    """CI's `lint-imports` reads pyproject.toml: its contracts must be these, and its ignored
+    imports the known violations, or the two checks drift apart."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    linted = {contract["name"]: contract for contract in config["contracts"]}
+    assert set(linted) == set(CONTRACTS)
+    for name, (importers, forbidden) in CONTRACTS.items():
+        contract = linted[name]
+        assert contract["type"] == "forbidden"
+        assert tuple(contract["source_modules"]) == importers
+        # "bot." (every module under bot) is import-linter's "bot.*".
+        assert tuple(module.removesuffix("*") for module in contract["forbidden_modules"]) == forbidden
+        ignored = {tuple(line.split(" -> ")) for line in contract.get("ignore_imports", [])}
+        known = KNOWN_VIOLATIONS.get(name, set())
+        assert len(ignored) == len(known)
+        for path, target in known:
+            importer = path.removesuffix(".py").replace("/", ".")
+            assert any(i == importer and _within(t, (target,)) for i, t in ignored), (path, target)
 
 
 def _graph() -> dict[str, set[str]]:
