@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from knowledge.index.vectors import VectorStore
 from knowledge.types import Passage, SearchFilters
 
 Mode = Literal["hybrid", "dense", "keyword"]
+MODES: tuple[Mode, ...] = get_args(Mode)
 Reranker = Callable[[str, list[Passage]], list[Passage]]
 
 # `max_per_document` value meaning "every matching chunk of a document".
@@ -69,7 +70,7 @@ class Retriever:
         no cap), all passing `filters`."""
         if k is None:
             k = self.settings.k
-        if mode not in ("hybrid", "dense", "keyword"):
+        if mode not in MODES:
             raise ValueError(f"mode must be hybrid, dense or keyword, not {mode!r}")
         if k <= 0 or not query.strip():
             return []

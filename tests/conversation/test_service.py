@@ -47,7 +47,7 @@ class GatedAgent:
 
 def service(database: Database, agent: object, **options: int) -> ConversationService:
     memory = ConversationMemory(AnswerLog(database), ThreadMemory(database))
-    return ConversationService(agent, memory, FeedbackStore(database), {"slack": 10}, **options)  # type: ignore[arg-type]
+    return ConversationService(agent, memory, FeedbackStore(database), {"slack": 10}, **options)  # type: ignore[arg-type]  # a stand-in agent
 
 
 def question(thread: str) -> Question:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -140,7 +141,7 @@ def restricted_share(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]
     return env
 
 
-def dataset_card(env: dict[str, str], *args: str) -> dict[str, object]:
+def dataset_card(env: dict[str, str], *args: str) -> dict[str, Any]:
     result = CliRunner(env=env).invoke(cli, ["customize", "dataset", "--json", *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
@@ -160,14 +161,14 @@ def test_the_dataset_prompt_budget_is_the_agents(restricted_share: dict[str, str
     card = dataset_card(restricted_share | {"LORE_MODEL__MAX_NEW_TOKENS": "7500"})
     with LocalModel(Path(restricted_share["LORE_MODEL__BASE_MODEL"])) as model:
         expected = prompt_budget(MAX_PROMPT_TOKENS, model.context_window, 7500)
-    assert card["options"]["max_prompt_tokens"] == expected == 692  # type: ignore[index]
-    assert dataset_card(restricted_share)["options"]["max_prompt_tokens"] == MAX_PROMPT_TOKENS  # type: ignore[index]
-    assert dataset_card(restricted_share, "--max-prompt-tokens", "300")["options"]["max_prompt_tokens"] == 300  # type: ignore[index]
+    assert card["options"]["max_prompt_tokens"] == expected == 692
+    assert dataset_card(restricted_share)["options"]["max_prompt_tokens"] == MAX_PROMPT_TOKENS
+    assert dataset_card(restricted_share, "--max-prompt-tokens", "300")["options"]["max_prompt_tokens"] == 300
 
     # The openai backend: the endpoint's context window, as the agent's model reports it.
     with OpenAIServer(models=("lore",), context_window=900) as server:
         served = restricted_share | {"LORE_MODEL__BACKEND": "openai", "LORE_MODEL__OPENAI_BASE_URL": server.url}
-        assert dataset_card(served)["options"]["max_prompt_tokens"] == 900 - 8  # type: ignore[index]
+        assert dataset_card(served)["options"]["max_prompt_tokens"] == 900 - 8
 
 
 def test_the_dataset_command_asks_the_configured_teacher(restricted_share: dict[str, str]) -> None:

@@ -177,7 +177,7 @@ def test_top_layers_adapts_only_the_last_layers(dataset: DatasetCard, base: Path
         dataset.folder, base, "tiny", registry, tmp_path / "runs", replace(FAST, max_steps=2, top_layers=1), name="top"
     )
     with safe_open(str(result.path / "adapter_model.safetensors"), "pt") as weights:
-        layers = {int(key.split(".layers.")[1].split(".")[0]) for key in weights.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+        layers = {int(key.split(".layers.")[1].split(".")[0]) for key in weights.keys()}  # safe_open has no __iter__
     last = json.loads((base / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"] - 1
     assert layers == {last}
     with pytest.raises(ConfigurationError, match="top_layers must be between 1 and"):

@@ -8,6 +8,7 @@ import pytest
 
 from knowledge.config import IndexSettings
 from knowledge.errors import IndexUnavailableError
+from knowledge.retrieval import MODES
 from knowledge.types import EVERYONE, SearchFilters, SourceFile
 from tests.support.files import write_document
 from tests.support.knowledge_index import CountingEmbedder, chroma_server, free_port, make_knowledge
@@ -49,8 +50,8 @@ def test_sync_cycle_and_search_against_a_chroma_server(tmp_path: Path, port: int
     report = kb.refresh()
     assert (report.added, report.updated, report.deleted) == (1, 1, 2)
     assert embedder.take() == ["Leave\nParental leave lasts twenty weeks."]
-    for mode in ("hybrid", "dense", "keyword"):
-        paths = {p.path for p in kb.retriever.search("laptops replaced parental leave", k=5, mode=mode)}  # type: ignore[arg-type]
+    for mode in MODES:
+        paths = {p.path for p in kb.retriever.search("laptops replaced parental leave", k=5, mode=mode)}
         assert paths == {"tech/laptops.html", "benefits/leave.md"}, mode
     hit = kb.retriever.search("how long is parental leave", k=1, filters=SearchFilters(path_prefix="benefits/"))[0]
     assert "twenty weeks" in hit.text

@@ -10,13 +10,14 @@ import pytest
 
 from knowledge.config import RetrievalSettings
 from knowledge.knowledge_base import KnowledgeBase
-from knowledge.retrieval import Retriever
+from knowledge.retrieval import MODES, Mode, Retriever
 from knowledge.types import EVERYONE, Passage, SearchFilters, SourceFile
 from tests.support.files import write_document
 from tests.support.knowledge_index import CountingEmbedder, make_knowledge
 
 HR = "group:hr"
 SECRET = "the salary review budget is 4.2 million"
+KEYWORD_MODES: tuple[Mode, ...] = ("keyword", "hybrid")  # the modes that read the query as words
 
 
 def _page(path: Path, title: str, text: str) -> None:
@@ -79,9 +80,9 @@ def documents(passages: list[Passage]) -> list[str]:
     return [f"{p.source}/{p.path}" for p in passages]
 
 
-@pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
-def test_each_mode_finds_the_answering_document_first(retriever: Retriever, mode: str) -> None:
-    passages = retriever.search("how many weeks of parental leave", k=3, mode=mode)  # type: ignore[arg-type]
+@pytest.mark.parametrize("mode", MODES)
+def test_each_mode_finds_the_answering_document_first(retriever: Retriever, mode: Mode) -> None:
+    passages = retriever.search("how many weeks of parental leave", k=3, mode=mode)
     assert documents(passages)[0] == "handbook/benefits/leave.md"
     assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
 
@@ -100,21 +101,21 @@ def test_keyword_only_hits_get_a_similarity_in_hybrid_mode(retriever: Retriever)
     assert all(p.similarity is None for p in retriever.search("wombat", k=5, mode="keyword"))
 
 
-@pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
-def test_at_most_n_chunks_per_document(retriever: Retriever, mode: str) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_at_most_n_chunks_per_document(retriever: Retriever, mode: Mode) -> None:
     query = "travel booking rules for trains and flights"
     for cap in (1, 2, 3):
-        passages = retriever.search(query, k=6, mode=mode, max_per_document=cap)  # type: ignore[arg-type]
+        passages = retriever.search(query, k=6, mode=mode, max_per_document=cap)
         counts = {d: documents(passages).count(d) for d in documents(passages)}
         assert counts["handbook/travel/policy.md"] == cap, (cap, counts)
     assert "handbook/travel/visa.md" in documents(retriever.search(query, k=4, max_per_document=2))
 
 
 def test_source_and_path_prefix_filters(retriever: Retriever) -> None:
-    for mode in ("hybrid", "dense", "keyword"):
-        it_only = retriever.search("parental leave laptops", k=5, filters=SearchFilters(path_prefix="it/"), mode=mode)  # type: ignore[arg-type]
+    for mode in MODES:
+        it_only = retriever.search("parental leave laptops", k=5, filters=SearchFilters(path_prefix="it/"), mode=mode)
         assert set(documents(it_only)) == {"handbook/it/laptops.html"}
-        hr_only = retriever.search("parental leave salary", k=5, filters=SearchFilters(sources=("hr",)), mode=mode)  # type: ignore[arg-type]
+        hr_only = retriever.search("parental leave salary", k=5, filters=SearchFilters(sources=("hr",)), mode=mode)
         assert hr_only and all(p.source == "hr" for p in hr_only)
     # A prefix is a literal string: % and _ are not wildcards.
     odd = retriever.search("wombat", k=5, filters=SearchFilters(path_prefix="100%_odd/"))
@@ -123,18 +124,18 @@ def test_source_and_path_prefix_filters(retriever: Retriever) -> None:
     assert retriever.search("wombat", filters=SearchFilters(path_prefix="nowhere/")) == []
 
 
-@pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
-def test_restricted_chunks_never_returned_nor_push_out_readable_ones(retriever: Retriever, mode: str) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_restricted_chunks_never_returned_nor_push_out_readable_ones(retriever: Retriever, mode: Mode) -> None:
     query = "salary review budget"
     staff = SearchFilters(principals=frozenset({"user:bob@example.com"}))
     # candidates=4 while six restricted reviews match better: filtering after the cut would
     # leave the reader with nothing.
-    passages = retriever.search(query, k=3, filters=staff, mode=mode)  # type: ignore[arg-type]
+    passages = retriever.search(query, k=3, filters=staff, mode=mode)
     assert "handbook/benefits/salary.md" in documents(passages)
     assert all(SECRET not in p.text and p.principals == frozenset({EVERYONE}) for p in passages)
-    hr = retriever.search(query, k=3, filters=SearchFilters(principals=frozenset({HR})), mode=mode)  # type: ignore[arg-type]
+    hr = retriever.search(query, k=3, filters=SearchFilters(principals=frozenset({HR})), mode=mode)
     assert any(SECRET in p.text and p.principals == frozenset({HR}) for p in hr)
-    unfiltered = retriever.search(query, k=3, mode=mode)  # type: ignore[arg-type]
+    unfiltered = retriever.search(query, k=3, mode=mode)
     assert any(SECRET in p.text for p in unfiltered)
 
 
@@ -156,8 +157,8 @@ def test_restricted_chunks_never_returned_nor_push_out_readable_ones(retriever: 
     ],
 )
 def test_keyword_query_syntax_is_never_interpreted(retriever: Retriever, query: str) -> None:
-    for mode in ("keyword", "hybrid"):
-        retriever.search(query, k=3, mode=mode)  # type: ignore[arg-type]
+    for mode in KEYWORD_MODES:
+        retriever.search(query, k=3, mode=mode)
 
 
 def test_stop_words_do_not_drown_the_keyword_query(retriever: Retriever) -> None:
@@ -183,7 +184,7 @@ def test_reranker_hook_reorders_the_candidates(knowledge: KnowledgeBase) -> None
 
 def test_unknown_mode_is_refused(retriever: Retriever) -> None:
     with pytest.raises(ValueError, match="hybrid, dense or keyword"):
-        retriever.search("leave", mode="fuzzy")  # type: ignore[arg-type]
+        retriever.search("leave", mode="fuzzy")  # type: ignore[arg-type]  # not a mode, on purpose
 
 
 def test_fusion_counts_a_document_found_by_both_indexes_through_different_chunks() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import stat
 from dataclasses import dataclass
+from typing import Literal
 
 import yaml
 from hypothesis import strategies as st
@@ -53,13 +54,13 @@ rules = st.lists(st.tuples(patterns, grants), max_size=5)
 
 @dataclass(frozen=True)
 class Section:
-    default: frozenset[str] | None | bool  # False = no default given
+    default: frozenset[str] | None | Literal[False]  # False = no default given
     rules: list[tuple[Pattern, frozenset[str] | None]]
 
     def as_yaml(self) -> dict[str, object]:
         data: dict[str, object] = {"rules": [{"path": glob(p), "allow": _allow(g)} for p, g in self.rules]}
         if self.default is not False:
-            data["default"] = _allow(self.default)  # type: ignore[arg-type]
+            data["default"] = _allow(self.default)
         return data
 
 
@@ -85,7 +86,7 @@ class AclTree:
                 return file_mode(mode) if grant is None else grant
         for default in (own.default, self.everywhere.default):
             if default is not False:
-                return file_mode(mode) if default is None else default  # type: ignore[return-value]
+                return file_mode(mode) if default is None else default
         return file_mode(mode)
 
 

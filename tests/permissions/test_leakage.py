@@ -214,7 +214,7 @@ async def slack(stack: Services) -> AsyncIterator[Slack]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", api)
     yield Slack(api, sender, services)
     await sender.close()

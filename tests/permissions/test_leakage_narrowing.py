@@ -65,10 +65,10 @@ def sentence(path: str) -> str:
 def lore_denied_on(folder: Path) -> Iterator[None]:
     real_scandir = os.scandir
 
-    def scandir(path: object) -> object:
-        if Path(str(path)).resolve() == folder.resolve():
+    def scandir(path: str | Path) -> Iterator[os.DirEntry[str]]:
+        if Path(path).resolve() == folder.resolve():
             raise PermissionError(errno.EACCES, "Permission denied")
-        return real_scandir(path)  # type: ignore[arg-type]
+        return real_scandir(path)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(filesystem.os, "scandir", scandir)
@@ -116,7 +116,7 @@ def stack(share: Path) -> Iterator[Services]:
     services.close()
 
 
-async def test_slack_dm_after_narrowing_shows_only_what_is_still_public(slack: Slack) -> None:  # noqa: F811
+async def test_slack_dm_after_narrowing_shows_only_what_is_still_public(slack: Slack) -> None:  # noqa: F811  (the fixture imported above)
     channel = "D0NARROWBOB"
     assert (await slack.sender.event(message(QUESTION, BOB.slack_id, channel, "im"))).status == 200
 
@@ -128,7 +128,7 @@ async def test_slack_dm_after_narrowing_shows_only_what_is_still_public(slack: S
 
 async def test_teams_personal_chat_after_narrowing_shows_only_what_is_still_public(
     teams: tuple[Any, ConnectorMock],  # noqa: F811  (the fixture imported above)
-    stack: Services,  # noqa: F811
+    stack: Services,
 ) -> None:
     client, connector = teams
 
@@ -175,7 +175,7 @@ async def test_healthz_counts_the_files_failing_refresh_after_refresh(stack: Ser
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     try:
         async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/healthz") as response:
             body = await response.json()

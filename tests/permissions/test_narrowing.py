@@ -19,6 +19,7 @@ import pytest
 import knowledge.sources.filesystem as filesystem
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.permissions import FileModePermissions, PermissionPolicy
+from knowledge.retrieval import Mode
 from knowledge.sync import PERSISTENT_FAILURE_REFRESHES
 from knowledge.types import EVERYONE, SearchFilters
 from tests.support.files import pdf_bytes, write_document
@@ -28,6 +29,7 @@ OWNER = pwd.getpwuid(os.getuid()).pw_name
 STRANGER = SearchFilters(principals=frozenset({EVERYONE}))
 DANA = SearchFilters(principals=frozenset({"user:dana@example.com"}))  # the files' owner
 HR = SearchFilters(principals=frozenset({"group:hr"}))
+DENSE_AND_KEYWORD: tuple[Mode, ...] = ("keyword", "dense")  # by the catalog and by Chroma
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +73,8 @@ def found(knowledge: KnowledgeBase, query: str, filters: SearchFilters) -> set[s
     """Documents `query` reaches for a reader, by the catalog (keyword) and by Chroma (dense)."""
     return {
         passage.path
-        for mode in ("keyword", "dense")
-        for passage in knowledge.retriever.search(query, k=10, filters=filters, mode=mode)  # type: ignore[arg-type]
+        for mode in DENSE_AND_KEYWORD
+        for passage in knowledge.retriever.search(query, k=10, filters=filters, mode=mode)
     }
 
 
@@ -87,15 +89,15 @@ def refuse(monkeypatch: pytest.MonkeyPatch, *, file: str | None = None, folder: 
     """Make the file system refuse Lore's account: opening `file` (a name) or listing `folder`."""
     real_open, real_scandir = os.open, os.scandir
 
-    def open_(path: object, flags: int, *args: object, **kwargs: object) -> int:
+    def open_(path: str | Path, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
         if file is not None and str(path) == file:
             raise PermissionError(errno.EACCES, "Permission denied")
-        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+        return real_open(path, flags, mode, dir_fd=dir_fd)
 
-    def scandir(path: object) -> object:
-        if folder is not None and Path(str(path)).resolve() == folder.resolve():
+    def scandir(path: str | Path) -> Iterator[os.DirEntry[str]]:
+        if folder is not None and Path(path).resolve() == folder.resolve():
             raise PermissionError(errno.EACCES, "Permission denied")
-        return real_scandir(path)  # type: ignore[arg-type]
+        return real_scandir(path)
 
     monkeypatch.setattr(filesystem.os, "open", open_)
     monkeypatch.setattr(filesystem.os, "scandir", scandir)

@@ -129,7 +129,7 @@ def test_parse_principal_accepts_exactly_three_forms() -> None:
     assert parse_principal("user:A@B.example") == "user:a@b.example"
     for bad in ("*", "hr", "role:admin", "user:", 42):
         with pytest.raises(ConfigurationError):
-            parse_principal(bad)  # type: ignore[arg-type]
+            parse_principal(bad)  # type: ignore[arg-type]  # 42 is not a string, on purpose
 
 
 def test_acl_file_inside_an_indexed_folder_is_refused(tmp_path: Path) -> None:

@@ -24,6 +24,8 @@ from knowledge.permissions import (
     FileModePermissions,
     PermissionPolicy,
 )
+from knowledge.retrieval import MODES as SEARCH_MODES
+from knowledge.retrieval import Mode
 from knowledge.types import SearchFilters
 from tests.permissions.acl_trees import (
     FILE_GROUP,
@@ -125,9 +127,9 @@ def setup(tmp_path: Path, embedder: CountingEmbedder) -> Iterator[tuple[Knowledg
 
 
 def visible(
-    knowledge: KnowledgeBase, filters: SearchFilters, query: str = "quarterly figures", mode: str = "hybrid"
+    knowledge: KnowledgeBase, filters: SearchFilters, query: str = "quarterly figures", mode: Mode = "hybrid"
 ) -> set[str]:
-    passages = knowledge.retriever.search(query, k=20, filters=filters, mode=mode, max_per_document=1)  # type: ignore[arg-type]
+    passages = knowledge.retriever.search(query, k=20, filters=filters, mode=mode, max_per_document=1)
     return {passage.path for passage in passages}
 
 
@@ -135,8 +137,8 @@ def question(asker: Asker, place: Place, conversation: str = "C0GENERAL") -> Que
     return Question("What do the quarterly figures say?", asker, conversation, "t", "slack", place)
 
 
-@pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
-def test_each_reader_finds_exactly_their_documents(setup: tuple[KnowledgeBase, AccessPolicy, Path], mode: str) -> None:
+@pytest.mark.parametrize("mode", SEARCH_MODES)
+def test_each_reader_finds_exactly_their_documents(setup: tuple[KnowledgeBase, AccessPolicy, Path], mode: Mode) -> None:
     knowledge, access, _ = setup
     assert visible(knowledge, SearchFilters(), mode=mode) == set(SHARE)  # no filter: admin view
     for name, (asker, allowed) in PEOPLE.items():
@@ -154,8 +156,9 @@ def test_each_reader_finds_exactly_their_documents(setup: tuple[KnowledgeBase, A
 def test_shared_places_see_only_everyone_documents(setup: tuple[KnowledgeBase, AccessPolicy, Path]) -> None:
     knowledge, access, _ = setup
     alice = PEOPLE["alice"][0]
-    for place in ("channel", "group", "thread"):
-        assert visible(knowledge, access.filters_for(question(alice, place))) == {"handbook/holidays.md"}  # type: ignore[arg-type]
+    shared: tuple[Place, ...] = ("channel", "group", "thread")
+    for place in shared:
+        assert visible(knowledge, access.filters_for(question(alice, place))) == {"handbook/holidays.md"}
     in_hr_channel = access.filters_for(question(alice, "channel", "C0HR"))
     assert visible(knowledge, in_hr_channel) == {"handbook/holidays.md", "hr/salaries.md"}
     bob_in_hr_channel = access.filters_for(question(PEOPLE["bob"][0], "thread", "C0HR"))
@@ -259,7 +262,7 @@ def random_share(
     tree=acl_trees(("share",)),
     modes=st.lists(st.sampled_from(MODES), min_size=len(PATHS), max_size=len(PATHS)),
     people=st.lists(readers, min_size=1, max_size=3),
-    mode=st.sampled_from(["hybrid", "dense", "keyword"]),
+    mode=st.sampled_from(SEARCH_MODES),
 )
 def test_random_acl_trees_through_the_index(
     random_share: tuple[KnowledgeBase, Path],
@@ -267,7 +270,7 @@ def test_random_acl_trees_through_the_index(
     tree: AclTree,
     modes: list[int],
     people: list[Reader],
-    mode: str,
+    mode: Mode,
 ) -> None:
     knowledge, folder = random_share
     replace_file(folder / "acl.yaml", tree.text())

@@ -102,7 +102,7 @@ async def start_rig(
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = runner.addresses[0][1]
         sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", api)
         rig = SlackRig(api, sender, services, app, port)
         started.append((rig, runner))

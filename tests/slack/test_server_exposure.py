@@ -109,7 +109,7 @@ async def test_healthz_from_another_machine_shows_only_the_status(stack: Service
     await runner.setup()
     site = web.TCPSite(runner, outward, 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     try:
         body = await healthz(port, host=outward)
     finally:

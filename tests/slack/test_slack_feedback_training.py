@@ -75,7 +75,8 @@ async def test_the_askers_own_correction_waits_for_an_admins_approval(rig: Slack
     code, output = lore_feedback(rig, "approve", str(entry.id))
     assert code == 0, output
     assert right in trained_answers(rig)
-    assert rig.services.feedback.get(entry.id).review == "approved"  # type: ignore[union-attr]
+    reviewed = rig.services.feedback.get(entry.id)
+    assert reviewed is not None and reviewed.review == "approved"
     code, _ = lore_feedback(rig, "reject", str(entry.id))
     assert code == 0 and right not in trained_answers(rig)
 

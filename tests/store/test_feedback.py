@@ -84,7 +84,7 @@ def test_modal_details_are_added_to_the_rating(any_database: Database) -> None:
 
 def test_ratings_are_checked() -> None:
     with pytest.raises(ValueError, match="rating"):
-        Feedback("a", "slack", "U1", "meh")  # type: ignore[arg-type]
+        Feedback("a", "slack", "U1", "meh")  # type: ignore[arg-type]  # not a rating, on purpose
 
 
 @pytest.fixture

@@ -93,7 +93,7 @@ class ConnectorMock:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}/"
         return self
 
@@ -184,7 +184,7 @@ class TokenIssuer:
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:  # http.server's name
                 issuer.requests += 1
                 base = f"http://127.0.0.1:{self.server.server_address[1]}"
                 documents = {

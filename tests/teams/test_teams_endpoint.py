@@ -7,12 +7,14 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator, Sequence
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bot.errors import BusyError
+from bot.model.base import ChatMessage, GenerationSettings
 from bot.platforms.teams.rendering import FEEDBACK_ACTION, teams_markdown
 from bot.platforms.teams.routes import teams_routes
 from tests.support.bot_connector import (
@@ -114,7 +116,7 @@ async def test_follow_up_in_the_chain_keeps_the_thread(
     prompts: list[str] = []
     stream = services.model.stream
 
-    def recording_stream(messages, settings=None):  # type: ignore[no-untyped-def]
+    def recording_stream(messages: Sequence[ChatMessage], settings: GenerationSettings | None = None) -> Iterator[str]:
         prompts.append("\n".join(m.content for m in messages))
         return stream(messages, settings)
 

@@ -7,6 +7,7 @@ import uuid
 
 from aiohttp.test_utils import TestClient
 
+from bot.app import Services
 from bot.customize.feedback_seeds import harvest_feedback
 from tests.support.bot_connector import (
     ConnectorMock,
@@ -21,7 +22,7 @@ QUESTION = "How many vacation days do employees get?"
 
 
 async def test_a_teams_channel_member_cannot_train_a_correction_into_someone_elses_answer(
-    client: TestClient, connector: ConnectorMock, services: object
+    client: TestClient, connector: ConnectorMock, services: Services
 ) -> None:
     asker = TeamsUser("29:asker-gus", "Gus Asker", "aad-gus")
     bystander = TeamsUser("29:bystander-hal", "Hal Bystander", "aad-hal")
@@ -39,7 +40,7 @@ async def test_a_teams_channel_member_cannot_train_a_correction_into_someone_els
     )
     assert (await post_activity(client, submit))[0] == 200
 
-    (entry,) = [f for f in services.feedback.list() if f.correction == planted]  # type: ignore[attr-defined]
-    harvest = harvest_feedback(services.feedback, services.answers)  # type: ignore[attr-defined]
+    (entry,) = [f for f in services.feedback.list() if f.correction == planted]
+    harvest = harvest_feedback(services.feedback, services.answers)
     assert planted not in [seed.answer for seed in harvest.seeds]
     assert (entry.user_id, entry.asker_id, entry.review) == ("aad-hal", "aad-gus", "pending")
