@@ -35,7 +35,7 @@ async def teams_webhook(status: int = 200) -> AsyncIterator[Webhook]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     webhook = Webhook(f"http://127.0.0.1:{port}/webhookb2/{WEBHOOK_SECRET}")
     try:
         yield webhook
