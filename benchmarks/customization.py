@@ -34,8 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.app import build_services, glossary_for
+from bot.app import build_services
 from bot.core.evaluation import EvalQuestion, EvalReport, EvalResult, load_questions
+from bot.core.glossary import glossary_for
 from bot.customize.chart import CHART_FILE, save_evaluation_chart
 from bot.customize.dataset import DatasetOptions, build_dataset
 from bot.customize.evaluate import compare, evaluation_record, test_questions

@@ -8,13 +8,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 from bot.conversation.memory import ConversationMemory
 from bot.conversation.service import ConversationService
 from bot.core.access import AccessPolicy
 from bot.core.agent import Agent
-from bot.core.glossary import SAMPLE_GLOSSARY, Glossary, load_glossary
+from bot.core.glossary import glossary_for
 from bot.core.links import LinkPolicy
 from bot.customize.retention import CustomizationRetention
 from bot.identity.directory import Directory
@@ -23,7 +22,7 @@ from bot.model.base import Model
 from bot.model.writing import WritingPolicy, measured_writing
 from bot.policies import build_access_policy, build_directory, build_permission_policy
 from bot.private_files import private_folder
-from bot.settings import SAMPLE_DOCS, LoreSettings
+from bot.settings import LoreSettings
 from bot.store.answers import AnswerLog
 from bot.store.database import Database
 from bot.store.feedback import FeedbackStore
@@ -155,20 +154,3 @@ def build_knowledge(settings: LoreSettings) -> KnowledgeBase:
         settings.retrieval,
         permissions=build_permission_policy(settings),
     )
-
-
-def glossary_for(settings: LoreSettings) -> Glossary | None:
-    """The configured glossary; with none configured and the bundled sample handbook as the only
-    source, the sample's own glossary."""
-    if settings.agent.glossary_file is not None:
-        return load_glossary(settings.agent.glossary_file)
-    if _only_sample_docs(settings) and SAMPLE_GLOSSARY.is_file():
-        return load_glossary(SAMPLE_GLOSSARY)
-    return None
-
-
-def _only_sample_docs(settings: LoreSettings) -> bool:
-    if len(settings.sources) != 1:
-        return False
-    (source,) = settings.sources
-    return source.kind == "folder" and Path(source.path).resolve() == SAMPLE_DOCS

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.settings import SAMPLE_DOCS
+from bot.settings import SAMPLE_DOCS, LoreSettings
 from knowledge.errors import ConfigurationError
 
 # The bundled sample handbook ships its own glossary; the agent uses it when the sources are
@@ -78,3 +78,20 @@ def load_glossary(path: Path) -> Glossary:
             f"Glossary file {path} must hold a mapping of term: definition or a list of {{term, definition}} entries."
         )
     return Glossary(tuple((term.strip(), " ".join(text.split())) for term, text in pairs))
+
+
+def glossary_for(settings: LoreSettings) -> Glossary | None:
+    """The configured glossary; with none configured and the bundled sample handbook as the only
+    source, the sample's own glossary."""
+    if settings.agent.glossary_file is not None:
+        return load_glossary(settings.agent.glossary_file)
+    if _only_sample_docs(settings) and SAMPLE_GLOSSARY.is_file():
+        return load_glossary(SAMPLE_GLOSSARY)
+    return None
+
+
+def _only_sample_docs(settings: LoreSettings) -> bool:
+    if len(settings.sources) != 1:
+        return False
+    (source,) = settings.sources
+    return source.kind == "folder" and Path(source.path).resolve() == SAMPLE_DOCS

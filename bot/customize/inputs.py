@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.core.glossary import glossary_for
 from bot.customize.dataset import DatasetCard, DatasetOptions, build_dataset
 from bot.model import BACKENDS
 from bot.model.adapters import BASE
@@ -85,8 +86,6 @@ class DatasetChoices:
 
 def dataset_inputs(settings: LoreSettings, choices: DatasetChoices = DatasetChoices()) -> DatasetInputs:
     """The inputs of a dataset built for the agent `settings` describe."""
-    from bot.app import glossary_for
-
     options = DatasetOptions(
         include_restricted=choices.include_restricted,
         redact_emails=choices.redact_emails,

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from apscheduler.job import Job
 from apscheduler.schedulers.base import BaseScheduler
@@ -42,17 +42,34 @@ from bot.customize.teacher import open_teacher
 from bot.customize.training import StepReport, TrainingSettings, train_adapter
 from bot.model.adapters import AdapterRegistry
 from bot.model.writing import measured_writing
-from bot.settings import CustomizeSettings
-from bot.store.feedback import may_train
+from bot.settings import CustomizeSettings, LoreSettings
+from bot.store.answers import AnswerLog
+from bot.store.feedback import FeedbackStore, may_train
 from knowledge.errors import ConfigurationError, LoreError
 from knowledge.lock import RefreshLock
 
 if TYPE_CHECKING:
-    from bot.app import Services
     from bot.core.agent import Agent
     from bot.model.base import Model
+    from knowledge.knowledge_base import KnowledgeBase
 
 log = logging.getLogger(__name__)
+
+
+class RetrainingServices(Protocol):
+    """What retraining uses of the running bot (`bot.app.Services` has it all)."""
+
+    @property
+    def settings(self) -> LoreSettings: ...
+    @property
+    def knowledge(self) -> KnowledgeBase: ...
+    @property
+    def feedback(self) -> FeedbackStore: ...
+    @property
+    def answers(self) -> AnswerLog: ...
+    @property
+    def agent(self) -> Agent: ...
+
 
 STATE_FILE = "retrain-state.json"
 LOCK_FILE = "retrain.lock"
@@ -137,7 +154,7 @@ class RetrainJob:
 
     def __init__(
         self,
-        services: Services,
+        services: RetrainingServices,
         *,
         min_feedback: int,
         training: TrainingSettings,
@@ -310,7 +327,7 @@ class RetrainJob:
 
 
 def build_retrain_job(
-    services: Services,
+    services: RetrainingServices,
     *,
     notifiers: Sequence[AdminNotifier],
     min_feedback: int | None = None,
