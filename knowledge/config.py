@@ -90,6 +90,9 @@ class GoogleDriveSourceSettings(BaseModel):
     # own), and only when the share is discoverable; "anyone with the link" grants nothing.
     everyone_domains: list[str] = Field(default_factory=list)
     request_timeout_seconds: float = Field(60.0, gt=0)
+    # A shared drive's membership changes show in no file's change: its members are asked
+    # again at a poll that finds changes, and at least this often (one request per drive).
+    members_check_minutes: float = Field(15.0, gt=0)
 
     def link_prefixes(self) -> list[str]:
         return ["https://drive.google.com/", "https://docs.google.com/"]

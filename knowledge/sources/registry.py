@@ -10,6 +10,7 @@ from typing import Any
 from knowledge.config import SourceSettings
 from knowledge.sources.base import Source
 from knowledge.sources.filesystem import FilesystemSource
+from knowledge.sources.gdrive import GoogleDriveSource
 
 # kind → (settings, state folder) → Source. The state folder (`<home>/index/sources/`) is
 # where an incremental source keeps its copy of the listing and its change cursors.
@@ -22,6 +23,7 @@ def _folder(settings: Any, state_dir: Path) -> Source:
 
 SOURCE_KINDS: dict[str, SourceFactory] = {
     "folder": _folder,
+    "gdrive": GoogleDriveSource,
 }
 
 
