@@ -363,9 +363,7 @@ class _Handler(BaseHTTPRequestHandler):
         if state.refuse_tokens:
             return self._json(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
         try:
-            claims = jwt.decode(
-                form.get("assertion", ""), state.public_key, algorithms=["RS256"], audience=AUDIENCE
-            )
+            claims = jwt.decode(form.get("assertion", ""), state.public_key, algorithms=["RS256"], audience=AUDIENCE)
         except jwt.PyJWTError as error:
             return self._json(400, {"error": "invalid_grant", "error_description": f"Invalid JWT: {error}"})
         if claims.get("iss") != state.service_account or SCOPE not in str(claims.get("scope", "")).split():

@@ -93,10 +93,17 @@ def drive_server(tmp: Path) -> Iterator[Drive]:
 def populate(drive: Drive, tmp: Path) -> None:
     """A shared drive "HR" (members: alice, the hr group) with a document of each kind."""
     state = drive.state
-    state.add_drive(DRIVE, "HR", [person(ALICE, "organizer"), {"type": "group", "emailAddress": HR_GROUP, "role": "reader"}])
+    state.add_drive(
+        DRIVE, "HR", [person(ALICE, "organizer"), {"type": "group", "emailAddress": HR_GROUP, "role": "reader"}]
+    )
     policies = state.folder("Policies", DRIVE)
     drive.ids["Policies"] = policies.id
-    for name, parent in [("leave.md", policies.id), ("benefits.docx", DRIVE), ("desks.xlsx", DRIVE), ("printer.pdf", DRIVE)]:
+    for name, parent in [
+        ("leave.md", policies.id),
+        ("benefits.docx", DRIVE),
+        ("desks.xlsx", DRIVE),
+        ("printer.pdf", DRIVE),
+    ]:
         drive.ids[name] = state.add(name, parent, document(tmp, name)).id
     drive.ids["Onboarding"] = state.add(
         "Onboarding", DRIVE, document(tmp, "onboarding.docx", ONBOARDING), mime_type=GOOGLE_DOC

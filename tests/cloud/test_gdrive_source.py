@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from knowledge.config import IndexSettings, RetrievalSettings
+from knowledge.errors import FileTooLargeError
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.permissions.principals import group, user
 from knowledge.sources.gdrive import GoogleDriveSource
@@ -81,7 +82,13 @@ def test_first_sync_indexes_every_format_and_a_google_doc_under_drive_paths_with
 ) -> None:
     report = refresh(kb, drive.source())
 
-    assert paths(kb) == {"HR/Policies/leave.md", "HR/benefits.docx", "HR/desks.xlsx", "HR/printer.pdf", "HR/Onboarding.docx"}, report
+    assert paths(kb) == {
+        "HR/Policies/leave.md",
+        "HR/benefits.docx",
+        "HR/desks.xlsx",
+        "HR/printer.pdf",
+        "HR/Onboarding.docx",
+    }, report
     assert report.failed == []
     assert found(kb, PHRASE_MD) == {"HR/Policies/leave.md"}
     assert found(kb, PHRASE_DOCX) == {"HR/benefits.docx"}
@@ -112,7 +119,13 @@ def test_add_edit_rename_move_delete_and_trash_arrive_through_the_changes_feed(
 
     report = refresh(kb, drive.source())
 
-    assert paths(kb) == {"HR/new.md", "HR/benefits.docx", "HR/offices.xlsx", "HR/leave.md", "HR/Rules/Archive/printer.pdf"}
+    assert paths(kb) == {
+        "HR/new.md",
+        "HR/benefits.docx",
+        "HR/offices.xlsx",
+        "HR/leave.md",
+        "HR/Rules/Archive/printer.pdf",
+    }
     assert found(kb, "the new canteen opens at noon") == {"HR/new.md"}
     assert found(kb, "dental cover now includes braces") == {"HR/benefits.docx"}
     assert found(kb, ONBOARDING) == set()
@@ -266,7 +279,11 @@ def test_a_file_over_the_size_cap_is_reported_and_never_downloaded(kb: Knowledge
     report = refresh(kb, source)
 
     too_large = {failure.path for failure in report.failed if "over the 3,000-byte limit" in failure.reason}
-    assert too_large == {"gdrive://drive/HR/benefits.docx", "gdrive://drive/HR/desks.xlsx", "gdrive://drive/HR/Onboarding.docx"}
+    assert too_large == {
+        "gdrive://drive/HR/benefits.docx",
+        "gdrive://drive/HR/desks.xlsx",
+        "gdrive://drive/HR/Onboarding.docx",
+    }
     media = [r for r in drive.state.requests if drive.ids["benefits.docx"] in r and "alt=media" in r]
     assert media == []  # its listed size was over: not even opened
     assert "HR/printer.pdf" in paths(kb)
@@ -295,3 +312,34 @@ def test_domain_shares_grant_everyone_only_when_discoverable_in_an_allowed_domai
         "Pub/other-domain.md": frozenset(),
         "Pub/anyone.md": frozenset(),
     }
+
+
+def test_a_member_removed_from_the_shared_drive_loses_its_documents_at_the_members_check(
+    kb: KnowledgeBase, drive: Drive
+) -> None:
+    refresh(kb, drive.source(members_check_minutes=0.0001))
+    assert found(kb, PHRASE_MD, reader=user(ALICE)) == {"HR/Policies/leave.md"}
+    EMBEDDER.take()
+    drive.state.drives[DRIVE]["members"] = [person(CAROL)]  # no file changes with it
+
+    refresh(kb, drive.source(members_check_minutes=0.0001))
+
+    assert found(kb, PHRASE_MD, reader=user(ALICE)) == set()
+    assert found(kb, PHRASE_MD, reader=user(CAROL)) == {"HR/Policies/leave.md"}
+    assert EMBEDDER.take() == []  # retagged, not re-embedded
+
+
+def test_a_file_that_grew_past_the_cap_since_it_was_listed_stops_downloading_at_the_cap(
+    kb: KnowledgeBase, drive: Drive
+) -> None:
+    source = drive.source(max_file_bytes=10_000)
+    try:
+        listed = {file.relative_path: file for file in source.list_files()}
+        drive.state.items[drive.ids["leave.md"]].content = b"x" * 50_000  # grew, no change recorded yet
+        drive.state.take_requests()
+        with pytest.raises(FileTooLargeError, match="50,000 bytes, over the 10,000-byte limit"):
+            source.read_bytes(listed["HR/Policies/leave.md"])
+    finally:
+        source.close()
+    (download,) = drive.state.take_requests()
+    assert "alt=media" in download  # one ranged request of at most the cap + 1 bytes

@@ -598,3 +598,40 @@ def test_answer_log_and_feedback_export_keep_who_saw_what(lore_cli: Path) -> Non
         PUBLIC: ["everyone"],
         HR: ["group:hr"],
     }
+
+
+# ------------------------------------------------------------------------ a cloud source
+
+
+@pytest.mark.parametrize("person", PEOPLE, ids=IDS)
+def test_a_google_drive_file_shared_with_one_user_reaches_only_that_user(tmp_path: Path, person: Person) -> None:
+    """Google Drive's own sharing decides (permissions = "source"): Carol's file in a shared
+    drive with no members is found by Carol, by nobody else, whatever they ask."""
+    from tests.cloud.gdrive_harness import drive_server
+
+    with drive_server(tmp_path) as drive:
+        drive.state.add_drive("0Avault", "Vault", [])
+        drive.state.add(
+            "archive.md",
+            "0Avault",
+            DOCUMENTS[PERSONAL].encode(),
+            permissions=[{"type": "user", "emailAddress": CAROL.email, "role": "reader"}],
+        )
+        config = tmp_path / "lore.toml"
+        config.write_text(
+            f'home = "{tmp_path / "home"}"\n[[sources]]\nname = "drive"\nkind = "gdrive"\n'
+            f'credentials_file = "{drive.key_file}"\ndrives = ["0Avault"]\napi_endpoint = "{drive.root}"\n',
+            encoding="utf-8",
+        )
+        with pytest.MonkeyPatch.context() as patch:
+            for name in [name for name in os.environ if name.startswith("LORE_")]:
+                patch.delenv(name)
+            patch.setenv("LORE_CONFIG", str(config))
+            code, output = lore("index", "--json")
+            assert code == 0 and json.loads(output)["added"] == 1, output
+            code, output = lore("search", QUESTION, "--as", person.email, "--json", "--chunks")
+
+    assert code == 0, output
+    found = {result["source"] for result in json.loads(output)["results"]}  # "source": the path
+    assert found == ({"Vault/archive.md"} if person is CAROL else set())
+    assert ("SCARLETHERON" in output) == (person is CAROL)
