@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -254,9 +255,7 @@ def _with_details(
 
 
 def _rfc3339(epoch: int) -> str:
-    import datetime as _dt
-
-    return _dt.datetime.fromtimestamp(epoch, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 # -- partial responses (`fields`) ---------------------------------------------------------
@@ -264,7 +263,6 @@ def _rfc3339(epoch: int) -> str:
 
 def parse_fields(text: str) -> dict[str, Any]:
     """`nextPageToken, files(id,name)` → {"nextPageToken": {}, "files": {"id": {}, "name": {}}}."""
-    result: dict[str, Any] = {}
     position = 0
 
     def parse(until: str | None) -> dict[str, Any]:
@@ -289,8 +287,7 @@ def parse_fields(text: str) -> dict[str, Any]:
             found[name.strip()] = {}
         return found
 
-    result = parse(None)
-    return result
+    return parse(None)
 
 
 def select(value: Any, fields: dict[str, Any]) -> Any:

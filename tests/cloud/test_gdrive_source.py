@@ -172,16 +172,13 @@ def test_a_poll_with_no_change_is_one_request_per_drive_and_a_change_of_n_files_
     # A new source object (a new process) asks for a token once, then one request per drive.
     assert [request.split("?")[0] for request in requests] == ["POST /token", "GET /drive/v3/changes"]
 
+    costs = {}
     for n in (2, 8):
         for number in range(n):
-            drive.state.edit(drive.ids["leave.md"] if number == 0 else _added(drive, tmp_path, n, number), b"")
-        requests = [r for r in _requests_of_a_refresh(kb, drive) if not r.startswith("POST /token")]
-        # changes page + per changed file: at most its permissions and its content
-        assert len(requests) <= 2 + 2 * n, requests
-
-
-def _added(drive: Drive, tmp_path: Path, n: int, number: int) -> str:
-    return drive.state.add(f"note-{n}-{number}.md", DRIVE, document(tmp_path, "n.md", f"note {n} {number} zebra")).id
+            drive.state.add(f"note-{n}-{number}.md", DRIVE, document(tmp_path, "n.md", f"note {n} {number} zebra"))
+        costs[n] = len([r for r in _requests_of_a_refresh(kb, drive) if not r.startswith("POST /token")])
+    # The changes page and the drive's members, then one download per new file.
+    assert costs == {2: 2 + 2, 8: 2 + 8}
 
 
 def _requests_of_a_refresh(kb: KnowledgeBase, drive: Drive) -> list[str]:
@@ -343,3 +340,16 @@ def test_a_file_that_grew_past_the_cap_since_it_was_listed_stops_downloading_at_
         source.close()
     (download,) = drive.state.take_requests()
     assert "alt=media" in download  # one ranged request of at most the cap + 1 bytes
+
+
+def test_sharing_drive_will_not_tell_makes_a_file_readable_by_nobody_not_by_its_drive(
+    kb: KnowledgeBase, drive: Drive
+) -> None:
+    drive.state.share(drive.ids["benefits.docx"], [person(BOB)])
+    drive.state.fail(rf"/files/{drive.ids['benefits.docx']}/permissions", 403, "insufficientFilePermissions")
+
+    report = refresh(kb, drive.source())
+
+    assert report.failed == [] and len(paths(kb)) == 5
+    assert found(kb, PHRASE_DOCX, reader=user(BOB)) == found(kb, PHRASE_DOCX, reader=user(ALICE)) == set()
+    assert found(kb, PHRASE_MD, reader=user(ALICE)) == {"HR/Policies/leave.md"}

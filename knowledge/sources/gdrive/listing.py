@@ -227,12 +227,22 @@ class Updater:
             extra=json.dumps({"mime": mime}),
         )
 
-    def _own(self, resource: dict[str, Any]) -> frozenset[str]:
+    def _own(self, resource: dict[str, Any]) -> frozenset[str] | None:
         """Principals granted on the item itself. A shared-drive item without augmented
-        permissions has none of its own (no request); otherwise Drive is asked."""
+        permissions has none of its own (no request); otherwise Drive is asked. None (readable
+        by nobody, below it too) when Drive will not tell: Lore never guesses who may read."""
         if resource.get("driveId") and resource.get("hasAugmentedPermissions") is False:
             return frozenset()
-        permissions = self.client.permissions(str(resource["id"]), None)
+        try:
+            permissions = self.client.permissions(str(resource["id"]), None)
+        except SourceError as error:  # refused (a reader may not list sharing) or just deleted
+            logger.warning(
+                "source %s: sharing of item %s unknown, readable by nobody: %s",
+                self.settings.name,
+                resource["id"],
+                error,
+            )
+            return None
         return own_principals(permissions, self.settings.everyone_domains)
 
 

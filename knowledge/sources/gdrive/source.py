@@ -57,6 +57,8 @@ class GoogleDriveSource:
         read (nothing is then deleted); a drive that refuses Lore's account is reported as a
         denied problem and its files leave the listing."""
         mirror = self._mirror_db()
+        # Drives or folders removed from lore.toml leave the listing (and then the index).
+        mirror.keep_drives([scope.key for scope in scopes(self.settings)])
         updater = Updater(self.settings, self._drive(), mirror)
         self.problems = []
         for scope in scopes(self.settings):
@@ -145,8 +147,6 @@ class GoogleDriveSource:
     def _mirror_db(self) -> ListingMirror:
         if self._mirror is None:
             self._mirror = ListingMirror(self._state_path)
-            # Drives or folders removed from lore.toml leave the listing (and then the index).
-            self._mirror.keep_drives([scope.key for scope in scopes(self.settings)])
         return self._mirror
 
     def _withdraw(self, scope: Scope, reason: str) -> None:
