@@ -201,7 +201,7 @@ class DriveState:
             "trashed": item.trashed,
             "version": str(item.version),
             "modifiedTime": _rfc3339(item.modified),
-            "webViewLink": f"https://drive.example.test/file/d/{item.id}/view",
+            "webViewLink": _link(item),
         }
         if item.mime_type != FOLDER and not item.mime_type.startswith("application/vnd.google-apps."):
             resource["size"] = str(len(item.content))
@@ -252,6 +252,15 @@ def _with_details(
             detail["inheritedFrom"] = source
         copy["permissionDetails"] = [detail]
     return copy
+
+
+def _link(item: Item) -> str:
+    """Drive's webViewLink: Docs Editors files open in their editor, the rest in Drive."""
+    if item.mime_type == GOOGLE_DOC:
+        return f"https://docs.google.com/document/d/{item.id}/edit?usp=drivesdk"
+    if item.mime_type == FOLDER:
+        return f"https://drive.google.com/drive/folders/{item.id}"
+    return f"https://drive.google.com/file/d/{item.id}/view?usp=drivesdk"
 
 
 def _rfc3339(epoch: int) -> str:

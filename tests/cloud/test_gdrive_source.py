@@ -96,7 +96,9 @@ def test_first_sync_indexes_every_format_and_a_google_doc_under_drive_paths_with
     assert found(kb, PHRASE_PDF) == {"HR/printer.pdf"}
     assert found(kb, ONBOARDING) == {"HR/Onboarding.docx"}
     passage = kb.retriever.search(PHRASE_MD, k=1, mode="keyword")[0]
-    assert passage.url == f"https://drive.example.test/file/d/{drive.ids['leave.md']}/view"
+    assert passage.url == f"https://drive.google.com/file/d/{drive.ids['leave.md']}/view?usp=drivesdk"
+    onboarding = kb.retriever.search(ONBOARDING, k=1, mode="keyword")[0]
+    assert onboarding.url == f"https://docs.google.com/document/d/{drive.ids['Onboarding']}/edit?usp=drivesdk"
     assert passage.principals == {user(ALICE), group(HR_GROUP)}
     assert found(kb, PHRASE_MD, reader=user(BOB)) == set()
     assert f"/drive/v3/files/{drive.ids['Onboarding']}/export" in " ".join(drive.state.requests)
