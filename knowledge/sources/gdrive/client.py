@@ -42,9 +42,9 @@ RATE_LIMITED = ("userRateLimitExceeded", "rateLimitExceeded")
 Sleep = Callable[[float], None]
 
 
-class PageTokenInvalid(Exception):
+class PageTokenInvalid(SourceError):
     """Drive refused a saved changes page token (it discards tokens it no longer knows): the
-    drive is listed in full again."""
+    drive is listed in full again. Caught by the listing; a SourceError should it ever escape."""
 
 
 class DriveClient:
