@@ -131,6 +131,14 @@ class ListingMirror:
             cursor_saved_at=datetime.fromisoformat(oldest) if oldest else None,
         )
 
+    def meta(self, key: str) -> str | None:
+        """A value the source keeps beside its listing (e.g. which drives its sites hold)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     # -- changes ---------------------------------------------------------------------------
 
     def apply(
