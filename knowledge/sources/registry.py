@@ -11,6 +11,7 @@ from knowledge.config import SourceSettings
 from knowledge.sources.base import Source
 from knowledge.sources.filesystem import FilesystemSource
 from knowledge.sources.gdrive import GoogleDriveSource
+from knowledge.sources.sharepoint import SharePointSource
 
 # kind → (settings, state folder) → Source. The state folder (`<home>/index/sources/`) is
 # where an incremental source keeps its copy of the listing and its change cursors.
@@ -24,6 +25,7 @@ def _folder(settings: Any, state_dir: Path) -> Source:
 SOURCE_KINDS: dict[str, SourceFactory] = {
     "folder": _folder,
     "gdrive": GoogleDriveSource,
+    "sharepoint": SharePointSource,  # SharePoint libraries and OneDrive through Graph (sources/sharepoint/)
 }
 
 
