@@ -635,3 +635,56 @@ def test_a_google_drive_file_shared_with_one_user_reaches_only_that_user(tmp_pat
     found = {result["source"] for result in json.loads(output)["results"]}  # "source": the path
     assert found == ({"Vault/archive.md"} if person is CAROL else set())
     assert ("SCARLETHERON" in output) == (person is CAROL)
+
+
+# ------------------------------------------------------------------ a SharePoint library
+
+
+@pytest.fixture(scope="module")
+def cloud_cli(share: Path) -> Iterator[Path]:
+    """The same three documents in a SharePoint library on a local Graph, shared by the drive
+    itself (no ACL file says anything about it): the public one through an organisation link
+    (which the source counts as everyone), the HR folder with group:hr only, the personal one
+    with Carol only. Indexed with `lore index`; the server stays up for the module."""
+    from tests.cloud.graph_server import CLIENT_ID, CLIENT_SECRET, TENANT, graph_server, group_grant, link_grant
+    from tests.cloud.graph_server import user_grant as shared_with
+
+    home = share / "cloud-home"
+    with graph_server(share) as (graph, ca), pytest.MonkeyPatch.context() as patch:
+        drive = graph.add_drive("Documents")
+        graph.add(drive, "public", grants=[link_grant("organization")], inherits=False)
+        graph.add(drive, "hr", grants=[group_grant("hr")], inherits=False)
+        graph.add(drive, "personal", grants=[shared_with(CAROL.email)], inherits=False)
+        for path, text in DOCUMENTS.items():
+            graph.add(drive, path, text.encode())
+        config = share / "cloud.toml"
+        config.write_text(
+            f'home = "{home}"\ndirectory_file = "{share / "directory.yaml"}"\n'
+            f'[[sources]]\nname = "team-files"\nkind = "sharepoint"\ntenant_id = "{TENANT}"\n'
+            f'client_id = "{CLIENT_ID}"\ndrives = ["{drive.id}"]\norganisation_links_grant_everyone = true\n'
+            f'graph_url = "{graph.base}/v1.0"\nauthority_url = "{graph.base}"\n'
+            f'[model]\nbase_model = "{build_tiny_model(share / "cli-model")}"\nmax_new_tokens = {MAX_NEW_TOKENS}\n',
+            encoding="utf-8",
+        )
+        for name in [name for name in os.environ if name.startswith("LORE_")]:
+            patch.delenv(name)
+        patch.setenv("LORE_CONFIG", str(config))
+        patch.setenv("LORE_SOURCES__0__CLIENT_SECRET", CLIENT_SECRET)
+        patch.setenv("SSL_CERT_FILE", str(ca))
+        code, output = lore("index", "--json")
+        assert code == 0 and json.loads(output)["added"] == 3, output
+        yield home
+
+
+@pytest.mark.parametrize("person", PEOPLE, ids=IDS)
+def test_cli_a_cloud_drives_own_sharing_decides_who_reads_what(cloud_cli: Path, person: Person) -> None:
+    code, output = lore("search", QUESTION, "--as", person.email, "--json", "--chunks")
+    assert code == 0, output
+    assert {result["source"] for result in json.loads(output)["results"]} == {
+        f"Documents/{path}" for path in person.may_read
+    }
+    assert phrases_in(output) == person.may_read
+
+    code, output = lore("ask", QUESTION, "--as", person.email, "--json")
+    assert code == 0, output
+    assert phrases_in(output) == person.may_read

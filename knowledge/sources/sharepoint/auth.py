@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,7 +38,10 @@ class MsalHttpClient:
         **_: Any,
     ) -> httpx.Response:
         if isinstance(data, dict):
-            return self._client.post(url, params=params, data=data, headers=headers)
+            # msal hands the signed client assertion over as bytes; httpx would send their
+            # repr ("b'...'"), requests sends their text.
+            form = {key: value.decode() if isinstance(value, bytes) else value for key, value in data.items()}
+            return self._client.post(url, params=params, data=form, headers=headers)
         return self._client.post(url, params=params, content=data, headers=headers)
 
     def get(
@@ -58,6 +62,7 @@ class GraphTokens:
         self._settings = settings
         self._http = http
         self._app: msal.ConfidentialClientApplication | None = None
+        self._lock = threading.Lock()
         origin = urlsplit(settings.graph_url)
         self._scopes = [f"{origin.scheme}://{origin.netloc}/.default"]
 
@@ -66,26 +71,30 @@ class GraphTokens:
 
     def token(self) -> str:
         """A valid access token; SourceError saying what to fix when sign-in fails."""
-        app = self._application()
-        try:
-            result = app.acquire_token_for_client(scopes=self._scopes)
-        except (httpx.HTTPError, ValueError, OSError) as error:
-            raise SourceError(
-                f"Source {self._settings.name!r}: cannot reach the sign-in endpoint "
-                f"{self._authority()} ({type(error).__name__}); check authority_url and the network."
-            ) from None
+        with self._lock:  # permission reads run in threads: one sign-in at a time
+            app = self._application()
+            try:
+                result = app.acquire_token_for_client(scopes=self._scopes)
+            except (httpx.HTTPError, ValueError, OSError) as error:
+                raise SourceError(
+                    f"Source {self._settings.name!r}: cannot reach the sign-in endpoint "
+                    f"{self._authority()} ({type(error).__name__}); check authority_url and the network."
+                ) from None
         token = result.get("access_token") if isinstance(result, dict) else None
         if not isinstance(token, str):
             raise SourceError(self._refusal(result if isinstance(result, dict) else {}))
         return token
 
-    def renew(self) -> None:
-        """Forget the cached token (Graph answered 401 to it)."""
-        if self._app is None:
-            return
-        cache = self._app.token_cache
-        for entry in cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
-            cache.remove_at(entry)
+    def renew(self, refused: str) -> None:
+        """Forget the cached token Graph answered 401 to (unless another thread already
+        replaced it), so that the next `token` signs in again."""
+        with self._lock:
+            if self._app is None:
+                return
+            cache = self._app.token_cache
+            for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
+                if entry.get("secret") == refused:
+                    cache.remove_at(entry)
 
     def _application(self) -> msal.ConfidentialClientApplication:
         if self._app is None:

@@ -123,9 +123,8 @@ class GraphClient:
         attempt = 0
         while True:
             attempt += 1
-            request = self._http.build_request(
-                "GET", target, headers={**headers, "Authorization": f"Bearer {self._tokens.token()}"}
-            )
+            token = self._tokens.token()
+            request = self._http.build_request("GET", target, headers={**headers, "Authorization": f"Bearer {token}"})
             try:
                 response = self._http.send(request, stream=stream, follow_redirects=False)
             except httpx.TransportError as error:
@@ -148,7 +147,7 @@ class GraphClient:
                 response.close()
             if status == 401 and not renewed:
                 renewed = True
-                self._tokens.renew()
+                self._tokens.renew(token)
                 continue
             if status in (429, 500, 502, 503, 504) and attempt < ATTEMPTS:
                 asked = _retry_after(response)
