@@ -545,6 +545,9 @@ def test_lore_index_sources_list_test_and_acl_explain(
     assert json.loads(explained.output)["principals"] == ["group:hr"]
     everything = caplog.text + indexed.output + listed.output + tested.output + explained.output
     assert CLIENT_SECRET not in everything
+    # Download URLs carry a token to the file; httpx logs every URL, these without their query.
+    assert "/download/" in caplog.text and "tempauth=ok" not in caplog.text
+    assert not any(token in caplog.text for token in project[0].tokens)  # nor the access tokens
 
 
 def test_lore_sources_test_fails_with_a_bad_secret_and_never_shows_it(

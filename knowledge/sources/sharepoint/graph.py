@@ -4,6 +4,7 @@ errors a sync acts on (refused → AccessDeniedError, anything else → SourceEr
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from email.utils import parsedate_to_datetime
@@ -24,6 +25,23 @@ BACKOFF_SECONDS = 1.0
 # SourceError (nothing is deleted) and the next scheduled refresh tries again.
 MAX_RETRY_AFTER_SECONDS = 120.0
 DOWNLOAD_CHUNK = 64 * 1024
+
+
+class _HideDownloadTokens(logging.Filter):
+    """httpx logs every request's URL at INFO, httpcore the response headers at DEBUG. A
+    SharePoint download URL (a 302's Location) carries `tempauth`, a token that opens the file
+    to whoever holds the URL for about an hour: such records are logged without it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "tempauth=" in message:
+            record.msg, record.args = _TEMPAUTH.sub(r"\1<hidden>", message), ()
+        return True
+
+
+_TEMPAUTH = re.compile(r"(tempauth=)[^&\s'\"]+")
+for _name in ("httpx", "httpcore.http11", "httpcore.http2"):
+    logging.getLogger(_name).addFilter(_HideDownloadTokens())
 
 
 class ResyncRequired(SourceError):
