@@ -26,6 +26,7 @@ import itertools
 import json
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -115,6 +116,7 @@ class GraphState:
         self.children_first = False  # full enumeration lists items before their folders
         self.repeat_across_pages = False  # each page starts with the previous page's last item
         self.failures: list[Failure] = []
+        self.latency = 0.0  # seconds each Graph request takes (benchmarks imitate a network)
         self.requests: list[str] = []  # "GET /v1.0/..." of every Graph request
         self.token_requests: list[dict[str, str]] = []
         self.tokens: set[str] = set()
@@ -222,8 +224,18 @@ class GraphState:
             self.failures.append(Failure(lambda target: fragment in target, status, times, retry_after))
 
     def _below(self, drive: Drive, item_id: str) -> list[Item]:
-        found = [i for i in drive.items.values() if i.parent == item_id and not i.deleted]
-        return found + [deeper for i in found for deeper in self._below(drive, i.id)]
+        """Everything under the item, each folder before its contents."""
+        children: dict[str | None, list[Item]] = {}
+        for item in drive.items.values():
+            if not item.deleted:
+                children.setdefault(item.parent, []).append(item)
+        found: list[Item] = []
+        pending = list(reversed(children.get(item_id, [])))
+        while pending:
+            item = pending.pop()
+            found.append(item)
+            pending.extend(reversed(children.get(item.id, [])))
+        return found
 
     def graph_requests(self, fragment: str = "") -> list[str]:
         return [request for request in self.requests if fragment in request]
@@ -248,7 +260,9 @@ class GraphState:
         else:
             body["parentReference"]["id"] = item.parent
             if item.folder:
-                body["folder"] = {"childCount": len(self._below(drive, item.id))}
+                body["folder"] = {
+                    "childCount": sum(i.parent == item.id and not i.deleted for i in drive.items.values())
+                }
             else:
                 body["file"] = {"mimeType": "application/octet-stream"}
                 body["size"] = len(item.content)
@@ -312,6 +326,8 @@ def _now() -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     state: GraphState
+    protocol_version = "HTTP/1.1"  # keep-alive, as Graph and httpx's pool use it
+    disable_nagle_algorithm = True  # headers and body written apart must not wait for an ACK
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
         pass
@@ -365,6 +381,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._bytes(item.content, self.headers.get("range"))
         if not path.startswith("/v1.0/"):
             return self._json(404, {"error": {"code": "notFound"}})
+        if state.latency:
+            time.sleep(state.latency)
         with state.lock:
             state.requests.append(f"GET {self.path}")
             for failure in state.failures:
@@ -512,14 +530,20 @@ def self_signed(folder: Path, name: str = "127.0.0.1") -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # the source reads permissions 8 at a time
+
+
 @contextmanager
 def graph_server(folder: Path) -> Iterator[tuple[GraphState, Path]]:
     """A running server on 127.0.0.1 over HTTPS: (state, CA file to trust)."""
     cert, key = self_signed(folder)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server = _Server(("127.0.0.1", 0), _Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    # The TLS handshake happens in each connection's thread, not in the accepting one.
+    server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     state = GraphState(f"https://127.0.0.1:{server.server_address[1]}")
     server.RequestHandlerClass = type("Handler", (_Handler,), {"state": state})
     thread = threading.Thread(target=server.serve_forever, daemon=True)

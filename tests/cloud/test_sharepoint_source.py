@@ -9,6 +9,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -578,6 +579,7 @@ def test_a_refused_sign_in_fails_the_refresh_and_deletes_nothing(
 
     assert report.deleted == 0 and "sign-in refused" in report.failed[0].reason
     assert readable(kb, HR_READER) and CLIENT_SECRET not in caplog.text + json.dumps(report.to_dict())
-    with pytest.raises(SourceError) as raised:
-        SharePointSource(settings_for(graph, *graph.drives.values()), Path(kb.home) / "x").check(3)
+    with closing(SharePointSource(settings_for(graph, *graph.drives.values()), Path(kb.home) / "x")) as source:
+        with pytest.raises(SourceError) as raised:
+            source.check(3)
     assert CLIENT_SECRET not in str(raised.value) and CLIENT_SECRET not in repr(raised.value)
