@@ -444,6 +444,18 @@ def test_sites_resolve_to_their_document_libraries(graph: GraphState, tmp_path: 
     assert len(graph.requests) - before == 3  # no site lookups: one delta request per drive
 
 
+def test_an_unknown_drive_or_site_says_which_setting_to_fix(graph: GraphState, tmp_path: Path) -> None:
+    for settings, message in [
+        (settings_for(graph, drives=["b!nope"]), "no drive 'b!nope'; check `drives`"),
+        (settings_for(graph, sites=[f"https://{HOSTNAME}/sites/nope"]), "no site at https://"),
+    ]:
+        with (
+            closing(SharePointSource(settings, tmp_path / "state")) as source,
+            pytest.raises(SourceError, match=message),
+        ):
+            list(source.list_files())
+
+
 def test_sign_in_with_a_certificate(graph: GraphState, tmp_path: Path) -> None:
     from tests.cloud.graph_server import self_signed
 

@@ -25,7 +25,7 @@ from knowledge.sources.globs import PathFilter
 from knowledge.sources.mirror import ListingMirror, MirroredFile
 from knowledge.sources.sharepoint.auth import GraphTokens
 from knowledge.sources.sharepoint.delta import Drive, DriveDelta
-from knowledge.sources.sharepoint.graph import GraphClient
+from knowledge.sources.sharepoint.graph import GraphClient, NotFound
 from knowledge.types import SourceFile
 
 logger = logging.getLogger(__name__)
@@ -159,14 +159,17 @@ class SharePointSource:
         looked up in Graph only when the configuration changed or the sites' lookup is old."""
         config = {"drives": sorted(self.settings.drives), "sites": sorted(self.settings.sites)}
         stored = _loads(self._mirror.meta(DRIVES_KEY))
-        if stored.get("config") == config and (
-            not self.settings.sites
-            or now - datetime.fromisoformat(str(stored.get("resolved_at"))) < SITE_LOOKUP_INTERVAL
-        ):
+        if stored.get("config") == config and (not self.settings.sites or now - _time(stored) < SITE_LOOKUP_INTERVAL):
             return [Drive(*entry) for entry in stored.get("drives", [])]
         found: list[tuple[str, str, str]] = []
         for drive_id in self.settings.drives:
-            info = self.graph.get_json(f"/drives/{quote(drive_id)}?$select=id,name,webUrl")
+            try:
+                info = self.graph.get_json(f"/drives/{quote(drive_id)}?$select=id,name,webUrl")
+            except NotFound:
+                raise SourceError(
+                    f"Source {self.name!r}: Graph knows no drive {drive_id!r}; check `drives` in lore.toml "
+                    "(a document library's id starts with b!)"
+                ) from None
             found.append((drive_id, str(info.get("name") or drive_id), str(info.get("webUrl") or "")))
         for site in self.settings.sites:
             site_id = self._site_id(site)
@@ -189,7 +192,13 @@ class SharePointSource:
             )
         path = parts.path.strip("/")
         target = f"/sites/{parts.hostname}:/{quote(path)}" if path else f"/sites/{parts.hostname}"
-        return str(self.graph.get_json(target + "?$select=id").get("id"))
+        try:
+            return str(self.graph.get_json(target + "?$select=id")["id"])
+        except (NotFound, KeyError):
+            raise SourceError(
+                f"Source {self.name!r}: Graph knows no site at {url}; check `sites` in lore.toml "
+                "(the address a browser shows for the site's home page)"
+            ) from None
 
     def _source_file(self, file: MirroredFile) -> SourceFile:
         return SourceFile(
@@ -225,6 +234,13 @@ def _page_path(item: dict[str, Any], by_id: dict[str, dict[str, Any]], label: st
         names.append(str(current.get("name") or ""))
         current = by_id.get(str((current.get("parentReference") or {}).get("id")))
     return "/".join([label, *reversed(names)])
+
+
+def _time(stored: dict[str, Any]) -> datetime:
+    try:
+        return datetime.fromisoformat(str(stored.get("resolved_at")))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def _loads(text: str | None) -> dict[str, Any]:
