@@ -63,6 +63,10 @@ class SharePointSourceSettings(BaseModel):
     # when the admin says so; anonymous links never grant anything.
     organisation_links_grant_everyone: bool = False
     request_timeout_seconds: float = Field(60.0, gt=0)
+    # (#16, SharePoint) Each drive is enumerated afresh this often, every item's sharing read
+    # again: delta reports sharing-only changes reliably only to apps granted
+    # Sites.FullControl.All, so this bounds how long a missed one can last. 0: never.
+    full_resync_hours: float = Field(24.0, ge=0)
     # Hosts documents open on, for links inside answers (the sites' hosts are added), e.g.
     # ["https://contoso.sharepoint.com/", "https://contoso-my.sharepoint.com/"].
     link_hosts: list[str] = Field(default_factory=list)

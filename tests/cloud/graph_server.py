@@ -207,12 +207,16 @@ class GraphState:
             for gone in [item, *self._below(drive, item.id)]:
                 gone.deleted, gone.seq = True, self._tick()
 
-    def share(self, drive: Drive, path: str, grants: list[dict[str, Any]], inherits: bool = False) -> None:
-        """Replace the item's own sharing (content untouched)."""
+    def share(
+        self, drive: Drive, path: str, grants: list[dict[str, Any]], inherits: bool = False, reported: bool = True
+    ) -> None:
+        """Replace the item's own sharing (content untouched); `reported=False`: delta does
+        not report it (an app without Sites.FullControl.All may not be told)."""
         with self.lock:
             item = self.find(drive, path) if path else drive.items[drive.root]
             item.grants, item.inherits = list(grants), inherits
-            item.seq = item.sharing_seq = self._tick()
+            if reported:
+                item.seq = item.sharing_seq = self._tick()
 
     def expire_delta_tokens(self, drive: Drive) -> None:
         with self.lock:

@@ -222,6 +222,24 @@ def test_a_user_who_loses_access_leaves_the_readable_set_at_the_next_poll(
     assert found(kb, "salary bands frozen", frozenset({f"user:{BOB}", EVERYONE})) == set()
 
 
+def test_a_sharing_change_delta_does_not_report_is_caught_by_the_periodic_full_resync(
+    graph: GraphState, tmp_path: Path
+) -> None:
+    drive = graph.add_drive("Documents", grants=[group_grant("Staff")])
+    graph.add(drive, "pay.md", b"# Pay\n\npay\n")
+    daily = SharePointSource(settings_for(graph, drive), tmp_path / "state")
+    always = SharePointSource(settings_for(graph, drive, full_resync_hours=1e-9), tmp_path / "state")
+    try:
+        assert [file.principals for file in daily.list_files()] == [{"group:staff"}]
+        graph.share(drive, "pay.md", [group_grant("hr")], reported=False)
+
+        assert [file.principals for file in daily.list_files()] == [{"group:staff"}]  # within the day
+        assert [file.principals for file in always.list_files()] == [{"group:hr"}]  # resync due
+    finally:
+        daily.close()
+        always.close()
+
+
 def test_a_change_of_n_files_costs_o_n_requests(graph: GraphState, tmp_path: Path, embedder: CountingEmbedder) -> None:
     drive = graph.add_drive("Documents", grants=[group_grant("Staff")])
     for number in range(60):

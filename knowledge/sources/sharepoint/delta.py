@@ -21,7 +21,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 PREFER = {
     "Prefer": "deltashowremovedasdeleted, deltatraversepermissiongaps, deltashowsharingchanges, hierarchicalsharing"
 }
+_ENUMERATED = "sharepoint.enumerated."  # + drive id: when it was last enumerated in full
 # Permission reads run side by side: a first enumeration reads one per item.
 PERMISSION_WORKERS = 8
 
@@ -56,16 +57,23 @@ class Drive:
 class DriveDelta:
     """Polls drives of one source into its mirror."""
 
-    def __init__(self, graph: GraphClient, mirror: ListingMirror, organisation_grants_everyone: bool) -> None:
+    def __init__(
+        self,
+        graph: GraphClient,
+        mirror: ListingMirror,
+        organisation_grants_everyone: bool,
+        full_resync: timedelta | None = None,
+    ) -> None:
         self.graph = graph
         self.mirror = mirror
         self.organisation_grants_everyone = organisation_grants_everyone
+        self.full_resync = full_resync  # None: only when Graph asks (410)
 
     def poll(self, drive: Drive, now: datetime) -> None:
         """Bring `drive` up to date in the mirror. Raises AccessDeniedError when Graph
         refuses the app, SourceError for anything else (the mirror keeps what it had)."""
         cursor = self.mirror.cursor(drive.drive_id)
-        if cursor is None:
+        if cursor is None or self._resync_due(drive, now):
             self._enumerate(drive, _start(drive), now)
             return
         try:
@@ -103,6 +111,16 @@ class DriveDelta:
             url, delta_link = _links(page, self.graph.source, drive)
         assert delta_link is not None  # _links raises when a last page has none
         self.mirror.replace_drive(drive.drive_id, self._mirror_items(drive, list(items.values())), delta_link, now)
+        self.mirror.set_meta(_ENUMERATED + drive.drive_id, now.isoformat())
+
+    def _resync_due(self, drive: Drive, now: datetime) -> bool:
+        if self.full_resync is None:
+            return False
+        last = self.mirror.meta(_ENUMERATED + drive.drive_id)
+        try:
+            return last is None or now - datetime.fromisoformat(last) >= self.full_resync
+        except ValueError:
+            return True
 
     def _mirror_items(self, drive: Drive, items: list[dict[str, Any]]) -> list[MirrorItem]:
         placed = [item for item in items if _placeable(item, self.graph.source)]

@@ -59,7 +59,8 @@ class SharePointSource:
         self._tokens = GraphTokens(settings, self._http)
         self.graph = GraphClient(settings.name, settings.graph_url, self._tokens, self._http, sleep)
         self._mirror = ListingMirror(Path(state_dir) / f"{settings.name}.sqlite3")
-        self._delta = DriveDelta(self.graph, self._mirror, settings.organisation_links_grant_everyone)
+        resync = timedelta(hours=settings.full_resync_hours) if settings.full_resync_hours else None
+        self._delta = DriveDelta(self.graph, self._mirror, settings.organisation_links_grant_everyone, resync)
         self._filter = PathFilter(settings.include, settings.exclude)
         self._listed: dict[str, MirroredFile] = {}  # path → file, from the last listing
 
