@@ -641,7 +641,7 @@ def test_a_google_drive_file_shared_with_one_user_reaches_only_that_user(tmp_pat
 
 
 @pytest.fixture(scope="module")
-def cloud_cli(share: Path) -> Iterator[Path]:
+def sharepoint_cli(share: Path) -> Iterator[Path]:
     """The same three documents in a SharePoint library on a local Graph, shared by the drive
     itself (no ACL file says anything about it): the public one through an organisation link
     (which the source counts as everyone), the HR folder with group:hr only, the personal one
@@ -677,7 +677,7 @@ def cloud_cli(share: Path) -> Iterator[Path]:
 
 
 @pytest.mark.parametrize("person", PEOPLE, ids=IDS)
-def test_cli_a_cloud_drives_own_sharing_decides_who_reads_what(cloud_cli: Path, person: Person) -> None:
+def test_cli_a_sharepoint_librarys_own_sharing_decides_who_reads_what(sharepoint_cli: Path, person: Person) -> None:
     code, output = lore("search", QUESTION, "--as", person.email, "--json", "--chunks")
     assert code == 0, output
     assert {result["source"] for result in json.loads(output)["results"]} == {
