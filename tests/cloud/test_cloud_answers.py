@@ -1,14 +1,18 @@
-"""Answers in Slack and Teams cite cloud documents with links that open them in the drive,
-and the drive's own sharing decides who is answered from them: a document shared with Alice
-only reaches Alice, in a DM and a Teams personal chat; Bob asking the same gets neither its
-words nor its link; a discoverable share with the company's domain reaches everyone."""
+"""Answers in Slack and Teams cite cloud documents (Google Drive and SharePoint, each on its
+local server) with links that open them in the drive, and the drive's own sharing decides who
+is answered from them: a document shared with Alice only reaches Alice, in a DM and a Teams
+personal chat; Bob asking the same gets neither its words nor its link; a discoverable share
+with the company's domain (Drive) or an organisation link (SharePoint, where the admin counts
+those as everyone) reaches everyone."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +22,9 @@ from bot.app import Services, build_services
 from bot.platforms.slack.routes import slack_routes
 from bot.server import create_web_app
 from bot.settings import LoreSettings, ModelSettings, SlackSettings
+from knowledge.config import SharePointSourceSettings, SourceSettings
 from tests.cloud.gdrive_harness import drive_server
+from tests.cloud.graph_server import CLIENT_ID, CLIENT_SECRET, TENANT, graph_server, link_grant, user_grant
 from tests.support.bot_connector import ConnectorMock, TeamsConversation, TeamsUser, ask_via_teams, teams_test_client
 from tests.support.slack_api import BOT_TOKEN, SIGNING_SECRET, MockSlackApi, SlackSender, message
 from tests.support.tiny_model import build_tiny_model
@@ -35,37 +41,86 @@ class CloudStack:
     public_link: str
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudStack]:
-    tmp = tmp_path_factory.mktemp("cloud-answers")
+PRIVATE_TEXT = f"# Personal archive\n\nThe vault code word of the personal archive is {PRIVATE_PHRASE}.\n"
+PUBLIC_TEXT = f"# Public archive\n\nThe vault code word of the public archive is {PUBLIC_PHRASE}.\n"
+
+
+def indexed(tmp: Path, source: SourceSettings) -> Services:
+    settings = LoreSettings(
+        home=tmp / "home",
+        sources=[source],
+        model=ModelSettings(max_new_tokens=4, base_model=build_tiny_model(tmp / "tiny-model")),
+    )
+    services = build_services(settings)
+    try:
+        report = services.knowledge.refresh()
+    except BaseException:
+        services.close()
+        raise
+    assert report.added == 2 and not report.failed, report
+    return services
+
+
+def links_of(services: Services, private: str, public: str) -> tuple[str, str]:
+    links = {record.path: record.url for record in services.knowledge.documents()}
+    return links[private], links[public]
+
+
+@contextmanager
+def google_drive(tmp: Path) -> Iterator[CloudStack]:
     with drive_server(tmp) as drive:
         drive.state.add_drive("0Avault", "Vault", [])  # no members: each file's sharing decides
         private = drive.state.add(
-            "archive.md",
-            "0Avault",
-            f"# Personal archive\n\nThe vault code word of the personal archive is {PRIVATE_PHRASE}.\n".encode(),
-            permissions=[{"type": "user", "emailAddress": ALICE, "role": "reader"}],
+            "archive.md", "0Avault", PRIVATE_TEXT.encode(), permissions=[{"type": "user", "emailAddress": ALICE}]
         )
         public = drive.state.add(
             "public-archive.md",
             "0Avault",
-            f"# Public archive\n\nThe vault code word of the public archive is {PUBLIC_PHRASE}.\n".encode(),
+            PUBLIC_TEXT.encode(),
             permissions=[{"type": "domain", "domain": "example.com", "role": "reader", "allowFileDiscovery": True}],
         )
-        settings = LoreSettings(
-            home=tmp / "home",
-            sources=[drive.settings(drives=["0Avault"], everyone_domains=["example.com"])],
-            model=ModelSettings(max_new_tokens=4, base_model=build_tiny_model(tmp / "tiny-model")),
-        )
-        services = build_services(settings)
+        services = indexed(tmp, drive.settings(drives=["0Avault"], everyone_domains=["example.com"]))
         try:
-            report = services.knowledge.refresh()
-            assert report.added == 2, report
-            links = {record.path: record.url for record in services.knowledge.documents()}
-            yield CloudStack(services, links["Vault/archive.md"], links["Vault/public-archive.md"])
+            private_link, public_link = links_of(services, "Vault/archive.md", "Vault/public-archive.md")
+            assert private.id in private_link and public.id in public_link
+            assert private_link.startswith("https://drive.google.com/")
+            yield CloudStack(services, private_link, public_link)
         finally:
             services.close()
-    assert private.id in links["Vault/archive.md"] and public.id in links["Vault/public-archive.md"]
+
+
+@contextmanager
+def sharepoint(tmp: Path) -> Iterator[CloudStack]:
+    with graph_server(tmp) as (graph, ca), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SSL_CERT_FILE", str(ca))  # the local Graph's certificate, as a corporate CA
+        drive = graph.add_drive("Documents")
+        graph.add(drive, "archive.md", PRIVATE_TEXT.encode(), grants=[user_grant(ALICE)], inherits=False)
+        graph.add(drive, "public-archive.md", PUBLIC_TEXT.encode(), grants=[link_grant("organization")], inherits=False)
+        source = SharePointSourceSettings(
+            kind="sharepoint",
+            name="team-files",
+            tenant_id=TENANT,
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            drives=[drive.id],
+            graph_url=f"{graph.base}/v1.0",
+            authority_url=graph.base,
+            organisation_links_grant_everyone=True,
+        )
+        services = indexed(tmp, source)
+        try:
+            private_link, public_link = links_of(services, "Documents/archive.md", "Documents/public-archive.md")
+            assert private_link != public_link and private_link.startswith("https://contoso.sharepoint.com/")
+            yield CloudStack(services, private_link, public_link)
+        finally:
+            services.close()
+
+
+@pytest.fixture(scope="module", params=["gdrive", "sharepoint"])
+def cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudStack]:
+    serve = google_drive if request.param == "gdrive" else sharepoint
+    with serve(tmp_path_factory.mktemp(f"cloud-answers-{request.param}")) as stack:
+        yield stack
 
 
 @pytest.fixture
