@@ -117,6 +117,7 @@ class GraphState:
         self.repeat_across_pages = False  # each page starts with the previous page's last item
         self.failures: list[Failure] = []
         self.latency = 0.0  # seconds each Graph request takes (benchmarks imitate a network)
+        self.next_link_base: str | None = None  # a hostile Graph: nextLinks to another server
         self.requests: list[str] = []  # "GET /v1.0/..." of every Graph request
         self.token_requests: list[dict[str, str]] = []
         self.tokens: set[str] = set()
@@ -316,7 +317,10 @@ class GraphState:
         key = uuid.uuid4().hex
         for number, page in enumerate(pages):
             link = (
-                {"@odata.nextLink": f"{self.base}/v1.0/drives/{drive.id}/root/delta?page={key}&n={number + 1}"}
+                {
+                    "@odata.nextLink": f"{self.next_link_base or self.base}/v1.0/drives/{drive.id}/root/delta"
+                    f"?page={key}&n={number + 1}"
+                }
                 if number + 1 < len(pages)
                 else {"@odata.deltaLink": f"{self.base}/v1.0/drives/{drive.id}/root/delta?token={delta_token}"}
             )

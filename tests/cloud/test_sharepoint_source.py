@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import closing
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -613,3 +615,42 @@ def test_a_refused_sign_in_fails_the_refresh_and_deletes_nothing(
         with pytest.raises(SourceError) as raised:
             source.check(3)
     assert CLIENT_SECRET not in str(raised.value) and CLIENT_SECRET not in repr(raised.value)
+
+
+def test_a_next_link_to_another_server_is_not_followed_and_gets_no_token(
+    graph: GraphState, tmp_path: Path, embedder: CountingEmbedder
+) -> None:
+    """A Graph answer (or something between) naming another host in @odata.nextLink would
+    receive the app's bearer token: the source refuses the link and the refresh deletes
+    nothing."""
+    seen: list[dict[str, str]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"value": []}')
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    attacker = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    try:
+        drive = company_drive(graph, tmp_path)
+        graph.page_size = 1
+        graph.next_link_base = f"http://127.0.0.1:{attacker.server_address[1]}"
+        kb = knowledge(tmp_path, settings_for(graph, drive), embedder)
+        try:
+            report = kb.refresh()
+        finally:
+            kb.close()
+    finally:
+        attacker.shutdown()
+        attacker.server_close()
+
+    assert seen == []
+    assert report.added == 0 and report.deleted == 0
+    assert "outside" in report.failed[0].reason
