@@ -160,6 +160,47 @@ class ServerSettings(BaseModel):
         return value
 
 
+class ConsoleSettings(BaseModel):
+    """The admin console `lore serve` serves at /admin (bot/console): who may sign in, how.
+
+    Admins sign in with the company's identity provider over OpenID Connect (`issuer`,
+    `client_id`, `client_secret`; the redirect URI is `<public_url>/admin/auth/callback`), or
+    send `Authorization: Bearer <token>` where `token_sha256` is the token's SHA-256 in hex."""
+
+    enabled: bool = True  # false: no /admin routes at all (404)
+    # E-mails and directory groups ("group:it", resolved through directory_file) allowed in.
+    admins: list[str] = Field(default_factory=list)
+    # Of the admins, who may read answers given in private conversations (each view is logged).
+    private_answers_viewers: list[str] = Field(default_factory=list)
+    token_sha256: str | None = None  # LORE_CONSOLE__TOKEN_SHA256
+    issuer: str | None = None  # e.g. https://login.microsoftonline.com/<tenant>/v2.0
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    # Where browsers reach `lore serve` (the redirect URI's base); https makes cookies Secure.
+    public_url: str = "http://127.0.0.1:3978"
+    # Signs the session cookies; unset: a random key kept in LORE_HOME/console-session.key.
+    session_secret: SecretStr | None = None
+    session_hours: float = Field(default=12.0, gt=0)
+
+    @field_validator("admins", "private_answers_viewers")
+    @classmethod
+    def _emails_or_groups(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not (entry.startswith("group:") and entry[6:].strip()) and "@" not in entry:
+                raise ValueError(f"console admin entry {entry!r} must be an e-mail or 'group:<name>', e.g. 'group:it'")
+        return value
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _hex_digest(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value.strip()):
+            raise ValueError(
+                "console.token_sha256 must be 64 hex digits: the SHA-256 of the token "
+                '(e.g. `printf %s "$TOKEN" | sha256sum`), never the token itself'
+            )
+        return value.strip().lower() if value is not None else None
+
+
 class SlackSettings(BaseModel):
     bot_token: SecretStr | None = None  # SLACK_BOT_TOKEN
     signing_secret: SecretStr | None = None  # SLACK_SIGNING_SECRET
@@ -302,6 +343,7 @@ class LoreSettings(BaseSettings):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     customize: CustomizeSettings = Field(default_factory=CustomizeSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)  # the admin console at /admin
     slack: SlackSettings = Field(default_factory=SlackSettings)
     teams: TeamsSettings = Field(default_factory=TeamsSettings)
 

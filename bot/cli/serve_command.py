@@ -127,13 +127,26 @@ async def _serve(services: Services, host: str, port: int, teams_emulator: bool)
             "No chat platform is configured (set SLACK_BOT_TOKEN, or MICROSOFT_APP_ID for "
             "Teams): serving /healthz only."
         )
+    schedulers: list[AsyncIOScheduler] = []
+    if services.settings.console.enabled:
+        # The admin console at /admin (console.enabled = false: no such routes); it shows
+        # this process's scheduled jobs, known once the scheduler below exists.
+        from bot.console.routes import console_routes
+
+        routes.append(console_routes(services, jobs=lambda: _scheduled_jobs(schedulers)))
     app = create_web_app(services, routes)
     _add_schedules(app, services)
+    schedulers.append(app[SCHEDULER])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_number, stop.set)
     await run_server(app, host, port, stop)
+
+
+def _scheduled_jobs(schedulers: list[AsyncIOScheduler]) -> list[tuple[str, datetime | None]]:
+    """Each scheduled job's id and next run time, for the console's overview."""
+    return [(job.id, job.next_run_time) for scheduler in schedulers for job in scheduler.get_jobs()]
 
 
 def _add_schedules(app: web.Application, services: Services) -> None:

@@ -126,6 +126,18 @@ class FeedbackStore:
         with self._engine.begin() as connection:
             return connection.execute(query).rowcount == 1
 
+    def revise(self, feedback_id: int, correction: str, reviewer: str) -> bool:
+        """Approve the correction of feedback `feedback_id` as `reviewer` rewrote it (the admin
+        console's "edit"); the giver's own words are replaced. False when it has none."""
+        table = feedback_table
+        query = (
+            update(table)
+            .where(table.c.id == feedback_id, table.c.review.is_not(None))
+            .values(correction=correction, review="approved", reviewed_by=reviewer, reviewed_at=datetime.now(UTC))
+        )
+        with self._engine.begin() as connection:
+            return connection.execute(query).rowcount == 1
+
     def purge_older_than(self, days: float) -> int:
         """Delete feedback older than `days` (its retention setting); returns how many went."""
         cutoff = datetime.now(UTC) - timedelta(days=days)

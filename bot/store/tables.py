@@ -103,3 +103,15 @@ sent_messages = Table(
     Column("sent_at", DateTime(timezone=True), nullable=False, index=True),
     Index("ix_sent_messages_thread", "platform", "conversation_id", "thread_id"),
 )
+
+
+# Every time an admin console user opened an answer given in a private conversation (the
+# console shows those only to `console.private_answers_viewers`, and keeps this trail).
+private_answer_views = Table(
+    "private_answer_views",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("answer_id", String(64), nullable=False, index=True),
+    Column("viewer", String(320), nullable=False),
+    Column("viewed_at", DateTime(timezone=True), nullable=False, index=True),
+)
