@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class IdentityProvider:
         app.router.add_get("/jwks", self._jwks)
         app.router.add_get("/authorize", self._authorize)
         app.router.add_post("/token", self._token)
+        app.router.add_get("/attacker", self._attacker)
         return app
 
     async def _discovery(self, _request: web.Request) -> web.Response:
@@ -87,6 +89,16 @@ class IdentityProvider:
         if challenge != grant["challenge"]:
             return web.json_response({"error": "invalid_grant", "error_description": "PKCE"}, status=400)
         return web.json_response({"access_token": "unused", "token_type": "Bearer", "id_token": self.id_token(grant)})
+
+    async def _attacker(self, request: web.Request) -> web.Response:
+        """Another site's page that posts a form to the console as soon as it opens (CSRF):
+        the admin's browser sends its cookies along, but the page cannot know the CSRF token."""
+        target = html.escape(request.query["target"], quote=True)
+        page = (
+            f'<form id="f" method="post" action="{target}"><input name="action" value="approve"></form>'
+            '<script>document.getElementById("f").submit()</script>'
+        )
+        return web.Response(text=page, content_type="text/html")
 
     def id_token(self, grant: dict[str, str]) -> str:
         now = int(time.time())

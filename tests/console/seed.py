@@ -12,7 +12,7 @@ from bot.store.database import Database
 from bot.store.feedback import Feedback, FeedbackStore
 from bot.types import Answer, Asker, Citation, Evidence, Question
 
-PTO_CITATION = Citation(1, "policies/pto.md", "Paid time off", "Carry-over", "https://docs.example/pto")
+PTO_CITATION = Citation(1, "people/time-off.md", "Time off", "Carry-over", "")
 PRIVATE_SECRET = "my manager is the reason I want to transfer"
 CORRECTION = "Five unused days carry over to the next year, until 31 March."
 

@@ -77,7 +77,9 @@ async def test_the_answer_log_is_searched_and_filtered(rig: ConsoleRig, seeded: 
     liked = await api(rig, "questions", q=seeded.tag, feedback="helpful")
     assert [entry["id"] for entry in liked["answers"]] == [seeded.answered]
     (entry,) = liked["answers"]
-    assert entry["citations"][0]["source"] == "policies/pto.md" and entry["quotes"] and entry["timings"]["total"] == 0.8
+    assert (
+        entry["citations"][0]["source"] == "people/time-off.md" and entry["quotes"] and entry["timings"]["total"] == 0.8
+    )
     assert (await api(rig, "questions", q=seeded.tag, platform="teams"))["total"] == 0
     assert (await api(rig, "questions", q=seeded.tag, since="2000-01-01", until="2000-12-31"))["total"] == 0
     assert (await api(rig, "questions", q="%"))["total"] == 0  # a wildcard typed in is a character
