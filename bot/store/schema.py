@@ -76,6 +76,7 @@ def create_schema(engine: Engine, metadata: MetaData, sqlite_file: Path | None) 
         inspector = inspect(connection)
         _add_later_columns(connection, inspector)
         _merge_old_tables(connection, inspector, metadata)
+        _add_later_indexes(connection, metadata)
 
 
 def _add_later_columns(connection: Connection, inspector: Inspector) -> None:
@@ -90,6 +91,13 @@ def _add_later_columns(connection: Connection, inspector: Inspector) -> None:
             backfill = BACKFILLS.get((table, name))
             if backfill is not None:
                 connection.execute(text(backfill))
+
+
+def _add_later_indexes(connection: Connection, metadata: MetaData) -> None:
+    """Indexes declared since a table was created (`create_all` makes them only with the table)."""
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(connection, checkfirst=True)
 
 
 def _merge_old_tables(connection: Connection, inspector: Inspector, metadata: MetaData) -> None:

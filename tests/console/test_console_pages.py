@@ -83,6 +83,7 @@ async def test_the_answer_log_is_searched_and_filtered(rig: ConsoleRig, seeded: 
     assert (await api(rig, "questions", q=seeded.tag, platform="teams"))["total"] == 0
     assert (await api(rig, "questions", q=seeded.tag, since="2000-01-01", until="2000-12-31"))["total"] == 0
     assert (await api(rig, "questions", q="%"))["total"] == 0  # a wildcard typed in is a character
+    assert (await api(rig, "questions", q="PARKING GARAGE " + seeded.tag.upper()))["total"] == 1  # any case
     async with browser() as session:
         await sign_in(session, rig, "it@example.com")
         async with session.get(rig.url + "/admin/questions", params={"q": seeded.tag, "confident": "no"}) as response:
