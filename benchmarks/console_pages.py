@@ -63,6 +63,8 @@ PAGES = {
     "questions, search": "/admin/questions?q=parking+garage",
     "questions, 👎 filter": "/admin/questions?feedback=not_helpful&confident=no",
     "questions, last page": "/admin/questions?page=3000",
+    # The warm-up embeds the newest 400 gap questions (seconds, once per process); then cached.
+    "gaps": "/admin/gaps",
 }
 # The indexes the console's queries use (bot/store/tables.py); dropped for the baseline.
 CONSOLE_INDEXES = ("ix_answers_console",)

@@ -12,6 +12,7 @@ from bot.app import Services
 from bot.cli.sources_commands import summarize
 from bot.console.answer_search import PRIVATE, AnswerFilter, answer_entry, questions_per_day, search_answers, shares
 from bot.console.charts import bar_chart
+from bot.console.gaps import GapGroups, gap_questions
 from bot.console.members import Members
 from bot.store.answer_views import AnswerViews
 from bot.store.feedback import Feedback, FeedbackStore, may_teach
@@ -19,6 +20,7 @@ from knowledge.config import SourceSettings
 from knowledge.permissions.policy import permission_sources
 
 CHART_DAYS = 30
+GAP_DAYS = 90
 RECENT_COMMENTS = 50
 
 # The scheduler's jobs as (id, next run time): `lore serve` passes its scheduler's.
@@ -34,6 +36,7 @@ class Console:
     private_viewers: Members
     views: AnswerViews
     jobs: Jobs
+    gaps: GapGroups
 
     @property
     def engine(self) -> Any:
@@ -109,6 +112,12 @@ def question(console: Console, answer_id: str, email: str | None, viewer: str) -
             return None
         console.views.record(answer_id, viewer)
     return entry
+
+
+def gaps(console: Console, now: datetime) -> dict[str, Any]:
+    """Questions not covered or rated not helpful in the last 90 days, grouped by meaning."""
+    questions = gap_questions(console.engine, now - timedelta(days=GAP_DAYS))
+    return {"days": GAP_DAYS, "questions": len(questions), "groups": console.gaps.groups(questions)}
 
 
 def review(console: Console, email: str | None, viewer: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bot.app import Services
 from bot.console import pages, permissions_check
+from bot.console.gaps import GapGroups
 from bot.console.guard import CSRF_FIELD, guard, viewer_of
 from bot.console.members import Members
 from bot.console.oidc import OpenIDClient, SignInError
@@ -66,6 +67,7 @@ def console_app(services: Services, jobs: Jobs = list) -> web.Application:
         private_viewers=Members(settings.private_answers_viewers, principals),
         views=AnswerViews(services.database),
         jobs=jobs,
+        gaps=GapGroups(services.knowledge.embedder),
     )
     oidc = (
         OpenIDClient(
@@ -89,6 +91,7 @@ def console_app(services: Services, jobs: Jobs = list) -> web.Application:
     for name, handler in (
         ("overview", views.overview),
         ("questions", views.questions),
+        ("gaps", views.gaps),
         ("review", views.review),
         ("sources", views.sources),
     ):
@@ -209,6 +212,9 @@ class _Views:
         if entry is None:
             raise web.HTTPNotFound(text=f"no answer {answer_id} you may read")
         return entry
+
+    async def gaps(self, request: web.Request) -> dict[str, Any]:
+        return await asyncio.to_thread(pages.gaps, self.console, pages.utc_now())
 
     async def review(self, request: web.Request) -> dict[str, Any]:
         viewer = viewer_of(request)

@@ -33,10 +33,18 @@ class Seeded:
 def seed(database: Database) -> Seeded:
     tag = "zq" + uuid.uuid4().hex[:8]
     answers, feedback = AnswerLog(database), FeedbackStore(database)
-    answered = _record(answers, f"How many PTO days carry over {tag}?", "Five days carry over [1].", True, "channel")
-    not_covered = _record(answers, f"Where is the parking garage {tag}?", "I couldn't find this.", False, "channel")
-    private = _record(answers, f"Can I transfer teams, {PRIVATE_SECRET} {tag}?", "Ask People Ops [1].", True, "private")
-    corrected = _record(answers, f"When do carried-over days expire {tag}?", "They never expire [1].", True, "channel")
+    answered = record_answer(
+        answers, f"How many PTO days carry over {tag}?", "Five days carry over [1].", True, "channel"
+    )
+    not_covered = record_answer(
+        answers, f"Where is the parking garage {tag}?", "I couldn't find this.", False, "channel"
+    )
+    private = record_answer(
+        answers, f"Can I transfer teams, {PRIVATE_SECRET} {tag}?", "Ask People Ops [1].", True, "private"
+    )
+    corrected = record_answer(
+        answers, f"When do carried-over days expire {tag}?", "They never expire [1].", True, "channel"
+    )
     feedback.record(Feedback(answer_id=answered, platform="slack", user_id="U_ADA", rating="helpful"))
     feedback.record(
         Feedback(
@@ -65,7 +73,7 @@ def seed(database: Database) -> Seeded:
     return Seeded(answered, not_covered, private, corrected, correction, stranger, tag)
 
 
-def _record(answers: AnswerLog, text: str, reply: str, confident: bool, place: str) -> str:
+def record_answer(answers: AnswerLog, text: str, reply: str, confident: bool, place: str) -> str:
     answer_id = uuid.uuid4().hex
     question = Question(
         text,

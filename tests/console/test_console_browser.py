@@ -245,6 +245,10 @@ def test_an_admin_signs_in_and_every_page_shows_what_lore_knows(running: Running
     assert "Up to five unused days carry over." in text_of(chrome)
     screenshot(chrome, "answer")
 
+    chrome.get(running.url + "/admin/gaps")  # type: ignore[attr-defined]
+    assert "Where is the parking garage" in chrome.find_element(By.ID, "gaps").text  # type: ignore[attr-defined]
+    screenshot(chrome, "gaps")
+
     chrome.get(running.url + "/admin/sources")  # type: ignore[attr-defined]
     form = chrome.find_element(By.ID, "who-form")  # type: ignore[attr-defined]
     form.find_element(By.NAME, "email").send_keys("bob@example.com")

@@ -27,7 +27,7 @@ from tests.console.conftest import (
     with_console,
 )
 from tests.console.identity_provider import IdentityProvider
-from tests.console.seed import CORRECTION, PRIVATE_SECRET, Seeded, seed
+from tests.console.seed import CORRECTION, PRIVATE_SECRET, Seeded, record_answer, seed
 
 TOKEN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -209,3 +209,23 @@ async def test_with_the_console_turned_off_admin_is_not_there(base_services: Ser
                 assert response.status == 404
     finally:
         await server.close()
+
+
+async def test_gaps_group_unanswered_questions_by_meaning(rig: ConsoleRig, seeded: Seeded) -> None:
+    answers = rig.services.answers
+    for text in ("Where can I park my car at the office?", "Is there a car park for employees?"):
+        record_answer(answers, text, "I couldn't find this.", False, "channel")
+    record_answer(answers, "How do I expense a client dinner abroad?", "I couldn't find this.", False, "channel")
+    record_answer(answers, "Where can I park my car, my manager asks?", "I couldn't find this.", False, "private")
+    gaps = await api(rig, "gaps")
+    grouped = next(
+        {item["question"] for item in group["questions"]}
+        for group in gaps["groups"]
+        if "Where can I park my car at the office?" in {item["question"] for item in group["questions"]}
+    )
+    assert "Is there a car park for employees?" in grouped
+    assert "How do I expense a client dinner abroad?" not in grouped
+    everything = " ".join(item["question"] for group in gaps["groups"] for item in group["questions"])
+    assert "my manager asks" not in everything  # private conversations stay out
+    assert f"Where is the parking garage {seeded.tag}?" in everything  # not covered
+    assert f"When do carried-over days expire {seeded.tag}?" in everything  # rated not helpful
