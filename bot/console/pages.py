@@ -14,6 +14,7 @@ from bot.console.answer_search import PRIVATE, AnswerFilter, answer_entry, quest
 from bot.console.charts import bar_chart
 from bot.console.gaps import GapGroups, gap_questions
 from bot.console.members import Members
+from bot.console.refresh_action import RefreshAction
 from bot.store.answer_views import AnswerViews
 from bot.store.feedback import Feedback, FeedbackStore, may_teach
 from knowledge.config import SourceSettings
@@ -37,6 +38,7 @@ class Console:
     views: AnswerViews
     jobs: Jobs
     gaps: GapGroups
+    refresh: RefreshAction
 
     @property
     def engine(self) -> Any:
@@ -75,6 +77,8 @@ def overview(console: Console, now: datetime) -> dict[str, Any]:
             {"job": job, "next_run_at": when.isoformat(timespec="seconds") if when else None}
             for job, when in console.jobs()
         ],
+        # The last refresh started from the console (Actions), with its full report.
+        "console_refresh": console.refresh.status(),
         "model": {"name": model.name, "adapter": model.adapter},
         "questions_per_day": [{"day": day.isoformat(), "questions": count} for day, count in days],
         "questions_chart": bar_chart([(day.isoformat(), count) for day, count in days], "Questions per day"),
@@ -118,6 +122,11 @@ def gaps(console: Console, now: datetime) -> dict[str, Any]:
     """Questions not covered or rated not helpful in the last 90 days, grouped by meaning."""
     questions = gap_questions(console.engine, now - timedelta(days=GAP_DAYS))
     return {"days": GAP_DAYS, "questions": len(questions), "groups": console.gaps.groups(questions)}
+
+
+def actions(console: Console) -> dict[str, Any]:
+    """The state of "refresh now": running or not, and the last one's report or error."""
+    return {"refresh": console.refresh.status()}
 
 
 def review(console: Console, email: str | None, viewer: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from bot.console.guard import CSRF_FIELD, guard, viewer_of
 from bot.console.members import Members
 from bot.console.oidc import OpenIDClient, SignInError
 from bot.console.pages import Console, Jobs
+from bot.console.refresh_action import RefreshAction
 from bot.console.sessions import LOGIN_COOKIE, SESSION_COOKIE, CookieSigner, session_secret
 from bot.server import Routes
 from bot.store.answer_views import AnswerViews
@@ -31,8 +32,10 @@ log = logging.getLogger(__name__)
 NAVIGATION = (
     ("overview", "Overview"),
     ("questions", "Questions"),
+    ("gaps", "Gaps"),
     ("review", "Feedback review"),
     ("sources", "Sources"),
+    ("actions", "Actions"),
 )
 SECURITY_HEADERS = {
     # Nothing runs or loads from elsewhere: one stylesheet of ours, inline SVG charts.
@@ -68,6 +71,7 @@ def console_app(services: Services, jobs: Jobs = list) -> web.Application:
         views=AnswerViews(services.database),
         jobs=jobs,
         gaps=GapGroups(services.knowledge.embedder),
+        refresh=RefreshAction(services.knowledge),
     )
     oidc = (
         OpenIDClient(
@@ -94,6 +98,7 @@ def console_app(services: Services, jobs: Jobs = list) -> web.Application:
         ("gaps", views.gaps),
         ("review", views.review),
         ("sources", views.sources),
+        ("actions", views.actions),
     ):
         app.router.add_get(f"/{name}", _page(views, name, handler))
         app.router.add_get(f"/api/{name}", _api(handler))
@@ -102,6 +107,8 @@ def console_app(services: Services, jobs: Jobs = list) -> web.Application:
     app.router.add_post("/review/{feedback_id}", views.decide_page)
     app.router.add_post("/api/review/{feedback_id}", views.decide_api)
     app.router.add_post("/sources", views.sources_check)
+    app.router.add_post("/actions/refresh", views.refresh_page)
+    app.router.add_post("/api/actions/refresh", views.refresh_api)
     app.router.add_get("/api/sources/explain", views.explain_api)
     app.router.add_get("/api/sources/who", views.who_api)
     return app
@@ -224,7 +231,19 @@ class _Views:
     async def sources(self, request: web.Request) -> dict[str, Any]:
         return await asyncio.to_thread(pages.sources, self.console, pages.utc_now())
 
+    async def actions(self, request: web.Request) -> dict[str, Any]:
+        return pages.actions(self.console)
+
     # -- actions -----------------------------------------------------------------------
+
+    async def refresh_page(self, request: web.Request) -> web.StreamResponse:
+        self.console.refresh.start(viewer_of(request).name)  # already running: the page shows it
+        raise web.HTTPSeeOther("/admin/actions")
+
+    async def refresh_api(self, request: web.Request) -> web.StreamResponse:
+        if not self.console.refresh.start(viewer_of(request).name):
+            return web.json_response({"started": False, "message": "a refresh is already running"}, status=409)
+        return web.json_response({"started": True, **self.console.refresh.status()}, status=202)
 
     async def _decide(self, request: web.Request) -> tuple[str, bool]:
         form = await request.post()

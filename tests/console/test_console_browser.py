@@ -245,7 +245,7 @@ def test_an_admin_signs_in_and_every_page_shows_what_lore_knows(running: Running
     assert "Up to five unused days carry over." in text_of(chrome)
     screenshot(chrome, "answer")
 
-    chrome.get(running.url + "/admin/gaps")  # type: ignore[attr-defined]
+    chrome.find_element(By.LINK_TEXT, "Gaps").click()  # type: ignore[attr-defined]
     assert "Where is the parking garage" in chrome.find_element(By.ID, "gaps").text  # type: ignore[attr-defined]
     screenshot(chrome, "gaps")
 
@@ -256,6 +256,12 @@ def test_an_admin_signs_in_and_every_page_shows_what_lore_knows(running: Running
     click_and_wait(chrome, form.find_element(By.TAG_NAME, "button"))
     assert "may read" in chrome.find_element(By.ID, "who-result").text  # type: ignore[attr-defined]
     screenshot(chrome, "sources")
+
+    chrome.get(running.url + "/admin/actions")  # type: ignore[attr-defined]
+    click_and_wait(chrome, chrome.find_element(By.ID, "refresh-now"))  # type: ignore[attr-defined]
+    WebDriverWait(chrome, 120).until(lambda driver: "Last refresh from the console" in text_of(driver))
+    assert "unchanged" in chrome.find_element(By.ID, "refresh-state").text  # type: ignore[attr-defined]
+    screenshot(chrome, "actions")
 
 
 def test_an_approved_correction_is_in_the_next_dataset_and_a_forged_post_changes_nothing(

@@ -5,7 +5,11 @@ page explains who may read a document."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,9 +17,12 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import Services
 from bot.cli.serve_command import platform_routes
+from bot.console.refresh_action import RefreshAction
 from bot.customize.feedback_seeds import harvest_feedback
 from bot.server import create_web_app
 from bot.store.answer_views import AnswerViews
+from knowledge.lock import RefreshLock
+from knowledge.sync import RefreshReport
 from tests.console.conftest import (
     ADMIN_TOKEN,
     ConsoleRig,
@@ -229,3 +236,58 @@ async def test_gaps_group_unanswered_questions_by_meaning(rig: ConsoleRig, seede
     assert "my manager asks" not in everything  # private conversations stay out
     assert f"Where is the parking garage {seeded.tag}?" in everything  # not covered
     assert f"When do carried-over days expire {seeded.tag}?" in everything  # rated not helpful
+
+
+async def wait_for_refresh(rig: ConsoleRig) -> dict[str, Any]:
+    for _ in range(600):
+        state = (await api(rig, "actions"))["refresh"]
+        if not state["running"]:
+            return dict(state)
+        await asyncio.sleep(0.1)
+    raise AssertionError("the refresh did not finish in a minute")
+
+
+async def test_refresh_now_runs_a_refresh_and_shows_its_report(rig: ConsoleRig) -> None:
+    async with aiohttp.ClientSession(headers=TOKEN) as session:
+        async with session.post(rig.url + "/admin/api/actions/refresh") as response:
+            assert response.status == 202 and (await response.json())["running"]
+    state = await wait_for_refresh(rig)
+    assert state["started_by"] == "console:token" and "error" not in state
+    assert state["report"]["unchanged"] == rig.services.knowledge.status().documents
+    assert (await api(rig, "overview"))["console_refresh"]["finished_at"] == state["finished_at"]
+
+
+def test_a_second_refresh_now_waits_for_the_first(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    class SlowIndex:
+        index_dir = tmp_path
+
+        def refresh(self) -> RefreshReport:
+            release.wait(30)
+            return RefreshReport(unchanged=3)
+
+    action = RefreshAction(SlowIndex())  # type: ignore[arg-type]
+    assert action.start("console:a@example.com")
+    assert not action.start("console:b@example.com")  # one at a time
+    assert action.status()["running"] and action.status()["started_by"] == "console:a@example.com"
+    release.set()
+    for _ in range(300):
+        if not action.status()["running"]:
+            break
+        time.sleep(0.01)
+    assert action.status()["report"]["unchanged"] == 3
+    assert RefreshAction(SlowIndex()).status()["report"]["unchanged"] == 3  # kept across restarts
+    assert action.start("console:b@example.com")
+    release.set()
+
+
+async def test_refresh_now_reports_a_refresh_already_running_elsewhere(rig: ConsoleRig) -> None:
+    with RefreshLock(rig.services.knowledge.lock_path):  # e.g. `lore index` in another shell
+        async with browser() as session:
+            await sign_in(session, rig, "it@example.com", then="/admin/actions")
+            csrf = await csrf_of(session, rig, "/admin/actions")
+            async with session.post(rig.url + "/admin/actions/refresh", data={"csrf": csrf}) as response:
+                assert response.status == 200  # back on the Actions page
+            state = await wait_for_refresh(rig)
+    assert "another refresh is running" in state["error"] and state["started_by"] == "console:it@example.com"
