@@ -16,7 +16,7 @@ from aiohttp.typedefs import Handler
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bot.app import Services
-from bot.console import pages, permissions_check
+from bot.console import customization, pages, permissions_check
 from bot.console.gaps import GapGroups
 from bot.console.guard import CSRF_FIELD, guard, viewer_of
 from bot.console.members import Members
@@ -26,6 +26,7 @@ from bot.console.refresh_action import RefreshAction
 from bot.console.sessions import LOGIN_COOKIE, SESSION_COOKIE, CookieSigner, session_secret
 from bot.server import Routes
 from bot.store.answer_views import AnswerViews
+from knowledge.errors import LoreError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ NAVIGATION = (
     ("questions", "Questions"),
     ("gaps", "Gaps"),
     ("review", "Feedback review"),
+    ("customization", "Customization"),
     ("sources", "Sources"),
     ("actions", "Actions"),
 )
@@ -99,6 +101,7 @@ def console_app(services: Services, jobs: Jobs = list) -> web.Application:
         ("review", views.review),
         ("sources", views.sources),
         ("actions", views.actions),
+        ("customization", views.customization),
     ):
         app.router.add_get(f"/{name}", _page(views, name, handler))
         app.router.add_get(f"/api/{name}", _api(handler))
@@ -107,6 +110,8 @@ def console_app(services: Services, jobs: Jobs = list) -> web.Application:
     app.router.add_post("/review/{feedback_id}", views.decide_page)
     app.router.add_post("/api/review/{feedback_id}", views.decide_api)
     app.router.add_post("/sources", views.sources_check)
+    app.router.add_post("/customization/{action:promote|rollback}", views.customize_page)
+    app.router.add_post("/api/customization/{action:promote|rollback}", views.customize_api)
     app.router.add_post("/actions/refresh", views.refresh_page)
     app.router.add_post("/api/actions/refresh", views.refresh_api)
     app.router.add_get("/api/sources/explain", views.explain_api)
@@ -231,10 +236,35 @@ class _Views:
     async def sources(self, request: web.Request) -> dict[str, Any]:
         return await asyncio.to_thread(pages.sources, self.console, pages.utc_now())
 
+    async def customization(self, request: web.Request) -> dict[str, Any]:
+        data = await asyncio.to_thread(customization.customization, self.console.services.settings)
+        return {**data, "done": request.query.get("done", ""), "error": request.query.get("error", "")}
+
     async def actions(self, request: web.Request) -> dict[str, Any]:
         return pages.actions(self.console)
 
     # -- actions -----------------------------------------------------------------------
+
+    async def _customize(self, request: web.Request) -> tuple[str, bool]:
+        settings = self.console.services.settings
+        form = await request.post()
+        try:
+            if request.match_info["action"] == "promote":
+                outcome = await asyncio.to_thread(customization.promote_adapter, settings, str(form.get("name", "")))
+            else:
+                outcome = await asyncio.to_thread(customization.roll_back, settings)
+        except LoreError as error:  # PromotionError, or an unknown adapter name
+            return str(error), False
+        log.info("console: %s by %s", outcome, viewer_of(request).name)
+        return outcome, True
+
+    async def customize_page(self, request: web.Request) -> web.StreamResponse:
+        outcome, done = await self._customize(request)
+        raise web.HTTPSeeOther("/admin/customization?" + ("done=" if done else "error=") + _quote(outcome))
+
+    async def customize_api(self, request: web.Request) -> web.StreamResponse:
+        outcome, done = await self._customize(request)
+        return web.json_response({"ok": done, "message": outcome}, status=200 if done else 409)
 
     async def refresh_page(self, request: web.Request) -> web.StreamResponse:
         self.console.refresh.start(viewer_of(request).name)  # already running: the page shows it

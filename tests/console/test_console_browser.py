@@ -20,12 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from bot.customize.promotion import store_evaluation
+from bot.model.adapters import AdapterRegistry
 from bot.settings import SAMPLE_DOCS
 from bot.store.database import Database
 from tests.console.conftest import ADMIN_TOKEN, DIRECTORY, free_port
 from tests.console.identity_provider import CLIENT_ID, CLIENT_SECRET, IdentityProvider
 from tests.console.seed import CORRECTION, PRIVATE_SECRET, Seeded, seed
-from tests.support.tiny_model import build_tiny_model
+from tests.support.tiny_model import build_tiny_adapter, build_tiny_model
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -137,6 +139,19 @@ public_url = "http://127.0.0.1:{port}"
             "LORE_CONSOLE__TOKEN_SHA256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
         }
         report = json.loads(lore(env, "index", "--json"))
+        registry = AdapterRegistry(root / "home" / "adapters")
+        metadata = {
+            "base_model": "tiny-model",
+            "created": "2026-12-01T03:00:00+00:00",
+            "loss_curve": [[step, round(1.3 * 0.93**step, 3)] for step in range(1, 31)],
+            "validation_curve": [[10, 0.83], [20, 0.61], [30, 0.55]],
+        }
+        build_tiny_adapter(root / "tiny-model", registry.directory / "lore-20261201", metadata=metadata)
+        evaluation = {
+            "base": {"answer_accuracy": 0.35, "citation_accuracy": 0.5, "abstention": 0.6},
+            "adapter": {"answer_accuracy": 0.55, "citation_accuracy": 0.7, "abstention": 0.8},
+        }
+        store_evaluation(registry, "lore-20261201", evaluation)
         database = Database(f"sqlite:///{root / 'home' / 'lore.db'}")
         try:
             seeded = seed(database)
@@ -256,6 +271,10 @@ def test_an_admin_signs_in_and_every_page_shows_what_lore_knows(running: Running
     click_and_wait(chrome, form.find_element(By.TAG_NAME, "button"))
     assert "may read" in chrome.find_element(By.ID, "who-result").text  # type: ignore[attr-defined]
     screenshot(chrome, "sources")
+
+    chrome.find_element(By.LINK_TEXT, "Customization").click()  # type: ignore[attr-defined]
+    assert chrome.find_element(By.CSS_SELECTOR, '[data-adapter="lore-20261201"] polyline')  # type: ignore[attr-defined]
+    screenshot(chrome, "customization")
 
     chrome.get(running.url + "/admin/actions")  # type: ignore[attr-defined]
     click_and_wait(chrome, chrome.find_element(By.ID, "refresh-now"))  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ page explains who may read a document."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import threading
 import time
@@ -19,6 +20,8 @@ from bot.app import Services
 from bot.cli.serve_command import platform_routes
 from bot.console.refresh_action import RefreshAction
 from bot.customize.feedback_seeds import harvest_feedback
+from bot.customize.promotion import store_evaluation
+from bot.model.adapters import AdapterRegistry
 from bot.server import create_web_app
 from bot.store.answer_views import AnswerViews
 from knowledge.lock import RefreshLock
@@ -35,6 +38,7 @@ from tests.console.conftest import (
 )
 from tests.console.identity_provider import IdentityProvider
 from tests.console.seed import CORRECTION, PRIVATE_SECRET, Seeded, record_answer, seed
+from tests.support.tiny_model import build_tiny_adapter, build_tiny_model
 
 TOKEN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -291,3 +295,55 @@ async def test_refresh_now_reports_a_refresh_already_running_elsewhere(rig: Cons
                 assert response.status == 200  # back on the Actions page
             state = await wait_for_refresh(rig)
     assert "another refresh is running" in state["error"] and state["started_by"] == "console:it@example.com"
+
+
+def scores(answer: float, base: float = 0.2) -> dict[str, object]:
+    return {
+        "base": {"answer_accuracy": base, "citation_accuracy": 0.5, "abstention": 1.0, "latency_p50": 0.1},
+        "adapter": {"answer_accuracy": answer, "citation_accuracy": 0.6, "abstention": 1.0, "latency_p50": 0.1},
+    }
+
+
+async def test_customization_shows_adapters_and_promotes_by_the_clis_rules(
+    base_services: Services, idp: IdentityProvider, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    registry = AdapterRegistry(home / "adapters")
+    base = build_tiny_model(tmp_path / "tiny")
+    for number, (name, answer) in enumerate((("better", 0.5), ("worse", 0.1)), start=1):
+        metadata = {
+            "base_model": "tiny",
+            "created": f"2026-11-0{number}T10:00:00+00:00",
+            "loss_curve": [[1, 1.2], [2, 0.9], [3, 0.7]],
+            "validation_curve": [[3, 0.8]],
+        }
+        build_tiny_adapter(base, registry.directory / name, seed=number, metadata=metadata)
+        store_evaluation(registry, name, scores(answer))
+    url = f"http://127.0.0.1:{free_port()}"
+    services = with_console(base_services, console_settings(idp, url))
+    services = dataclasses.replace(services, settings=services.settings.model_copy(update={"home": home}))
+    server = await serve_console(services)
+    rig = ConsoleRig(url, idp, services)
+    try:
+        page = await api(rig, "customization")
+        assert [adapter["name"] for adapter in page["adapters"]] == ["worse", "better"]
+        assert "<polyline" in page["adapters"][1]["loss_chart"] and "0.50" in page["adapters"][1]["evaluation_chart"]
+        async with browser() as session:
+            await sign_in(session, rig, "it@example.com", then="/admin/customization")
+            csrf = await csrf_of(session, rig, "/admin/customization")
+            form = {"csrf": csrf, "name": "worse"}
+            async with session.post(rig.url + "/admin/customization/promote", data=form) as response:
+                assert "does not beat the base model" in await response.text()
+            assert registry.active() is None
+            form = {"csrf": csrf, "name": "better"}
+            async with session.post(rig.url + "/admin/customization/promote", data=form) as response:
+                assert "adapter better promoted" in await response.text()
+            assert registry.active() == "better"
+            async with session.post(rig.url + "/admin/customization/rollback", data={"csrf": csrf}) as response:
+                assert "the base model answers now" in await response.text()
+        assert registry.active() is None
+        async with aiohttp.ClientSession(headers=TOKEN) as session:
+            async with session.post(rig.url + "/admin/api/customization/rollback") as response:
+                assert response.status == 409 and "Nothing to roll back" in (await response.json())["message"]
+    finally:
+        await server.close()
