@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import insert, text  # noqa: E402
 
 from bot.app import Services, build_services  # noqa: E402
+from bot.cli.serve_command import console_lookups  # noqa: E402
 from bot.console.routes import console_routes  # noqa: E402
 from bot.server import create_web_app  # noqa: E402
 from bot.settings import SAMPLE_DOCS, ConsoleSettings, LoreSettings  # noqa: E402
@@ -153,7 +154,7 @@ async def time_pages(url: str, repeat: int) -> dict[str, dict[str, float]]:
 
 
 async def serve_and_time(services: Services, repeat: int) -> dict[str, dict[str, float]]:
-    runner = web.AppRunner(create_web_app(services, [console_routes(services)]), access_log=None)
+    runner = web.AppRunner(create_web_app(services, [console_routes(services, console_lookups())]), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -21,12 +21,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.app import Services, build_services
+from bot.console.lookups import SourceLookups
 from bot.model import lazy_model
 from bot.model.active_adapter import follow_promotions
 from bot.model.adapters import AdapterRegistry
 from bot.server import Routes, create_web_app, is_loopback, run_server
 from bot.settings import LoreSettings
 from knowledge.refresh import schedule_refresh
+from knowledge.types import SourceFile
 
 if TYPE_CHECKING:
     from bot.customize.retrain import RetrainJob
@@ -133,7 +135,7 @@ async def _serve(services: Services, host: str, port: int, teams_emulator: bool)
         # this process's scheduled jobs, known once the scheduler below exists.
         from bot.console.routes import console_routes
 
-        routes.append(console_routes(services, jobs=lambda: _scheduled_jobs(schedulers)))
+        routes.append(console_routes(services, console_lookups(), jobs=lambda: _scheduled_jobs(schedulers)))
     app = create_web_app(services, routes)
     _add_schedules(app, services)
     schedulers.append(app[SCHEDULER])
@@ -142,6 +144,24 @@ async def _serve(services: Services, host: str, port: int, teams_emulator: bool)
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_number, stop.set)
     await run_server(app, host, port, stop)
+
+
+def console_lookups() -> SourceLookups:
+    """What the console's Sources page asks of `lore sources list` and `lore acl explain`."""
+    from bot.cli.sources_commands import summarize
+
+    return SourceLookups(summarize=summarize, document=_document_file)
+
+
+def _document_file(settings: LoreSettings, path: str, source_name: str | None) -> tuple[SourceFile, str | None]:
+    """The file `lore acl explain PATH [--source NAME]` looks at, and why it is not indexed."""
+    from bot.cli.acl_commands import cloud_file, indexing_note, locate, source_file
+
+    cloud = next((s for s in settings.sources if s.name == source_name and s.kind != "folder"), None)
+    if cloud is not None:
+        return cloud_file(settings, cloud, path), None
+    source, relative = locate([s for s in settings.sources if s.kind == "folder"], path, source_name)
+    return source_file(source, relative), indexing_note(source, relative)
 
 
 def _scheduled_jobs(schedulers: list[AsyncIOScheduler]) -> list[tuple[str, datetime | None]]:

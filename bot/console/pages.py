@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.app import Services
-from bot.cli.sources_commands import summarize
 from bot.console.answer_search import PRIVATE, AnswerFilter, answer_entry, questions_per_day, search_answers, shares
 from bot.console.charts import bar_chart
 from bot.console.gaps import GapGroups, gap_questions
+from bot.console.lookups import SourceLookups
 from bot.console.members import Members
 from bot.console.refresh_action import RefreshAction
 from bot.store.answer_views import AnswerViews
@@ -39,6 +39,7 @@ class Console:
     jobs: Jobs
     gaps: GapGroups
     refresh: RefreshAction
+    lookups: SourceLookups
 
     @property
     def engine(self) -> Any:
@@ -209,7 +210,7 @@ def sources(console: Console, now: datetime) -> dict[str, Any]:
                 "permissions": chosen.get(source.name),
                 "readable_by_everyone": public.get(source.name, (0, 0))[1],
             }
-            for summary, source in zip(summarize(settings, now), settings.sources, strict=True)
+            for summary, source in zip(console.lookups.summarize(settings, now), settings.sources, strict=True)
         ]
     }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.app import Services
-from bot.cli.acl_commands import cloud_file, indexing_note, locate, source_file
+from bot.console.lookups import SourceLookups
 from bot.policies import build_permission_policy
 from bot.types import Asker
 from knowledge.errors import LoreError
@@ -14,21 +14,23 @@ from knowledge.permissions.policy import PermissionExplanation
 from knowledge.types import EVERYONE
 
 
-def explain(services: Services, path: str, source_name: str | None) -> dict[str, Any]:
+def explain(services: Services, lookups: SourceLookups, path: str, source_name: str | None) -> dict[str, Any]:
     """Who may read the document at `path` (relative to its source, or absolute), and why;
     {"error": ...} when the path is in no source."""
     try:
-        explanation, note = _explanation(services, path, source_name)
+        explanation, note = _explanation(services, lookups, path, source_name)
     except LoreError as error:
         return {"path": path, "error": str(error)}
     return {**explanation.to_dict(), "indexed": note is None, "note": note or ""}
 
 
-def who_can_see(services: Services, path: str, source_name: str | None, email: str) -> dict[str, Any]:
+def who_can_see(
+    services: Services, lookups: SourceLookups, path: str, source_name: str | None, email: str
+) -> dict[str, Any]:
     """Whether the person with `email` may read the document at `path`, with the principals
     on both sides."""
     try:
-        explanation, _ = _explanation(services, path, source_name)
+        explanation, _ = _explanation(services, lookups, path, source_name)
         held = services.access.principals(Asker(user_id=email, email=email))
     except LoreError as error:
         return {"path": path, "email": email, "error": str(error)}
@@ -45,13 +47,8 @@ def who_can_see(services: Services, path: str, source_name: str | None, email: s
     }
 
 
-def _explanation(services: Services, path: str, source_name: str | None) -> tuple[PermissionExplanation, str | None]:
-    settings = services.settings
-    cloud = next((s for s in settings.sources if s.name == source_name and s.kind != "folder"), None)
-    if cloud is not None:
-        file, note = cloud_file(settings, cloud, path), None
-    else:
-        folders = [s for s in settings.sources if s.kind == "folder"]
-        source, relative = locate(folders, path, source_name)
-        file, note = source_file(source, relative), indexing_note(source, relative)
-    return build_permission_policy(settings).explain(file), note
+def _explanation(
+    services: Services, lookups: SourceLookups, path: str, source_name: str | None
+) -> tuple[PermissionExplanation, str | None]:
+    file, note = lookups.document(services.settings, path, source_name)
+    return build_permission_policy(services.settings).explain(file), note

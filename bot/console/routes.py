@@ -19,6 +19,7 @@ from bot.app import Services
 from bot.console import customization, pages, permissions_check
 from bot.console.gaps import GapGroups
 from bot.console.guard import CSRF_FIELD, guard, viewer_of
+from bot.console.lookups import SourceLookups
 from bot.console.members import Members
 from bot.console.oidc import OpenIDClient, SignInError
 from bot.console.pages import Console, Jobs
@@ -49,16 +50,16 @@ SECURITY_HEADERS = {
 }
 
 
-def console_routes(services: Services, jobs: Jobs = list) -> Routes:
+def console_routes(services: Services, lookups: SourceLookups, jobs: Jobs = list) -> Routes:
     """The mount for `create_web_app`: the console at /admin when `console.enabled`."""
 
     def mount(app: web.Application) -> None:
-        app.add_subapp("/admin", console_app(services, jobs))
+        app.add_subapp("/admin", console_app(services, lookups, jobs))
 
     return mount
 
 
-def console_app(services: Services, jobs: Jobs = list) -> web.Application:
+def console_app(services: Services, lookups: SourceLookups, jobs: Jobs = list) -> web.Application:
     """The console as an aiohttp sub-application (its paths start /admin once mounted)."""
     settings = services.settings.console
     secret = session_secret(
@@ -74,6 +75,7 @@ def console_app(services: Services, jobs: Jobs = list) -> web.Application:
         jobs=jobs,
         gaps=GapGroups(services.knowledge.embedder),
         refresh=RefreshAction(services.knowledge),
+        lookups=lookups,
     )
     oidc = (
         OpenIDClient(
@@ -307,16 +309,20 @@ class _Views:
         data = await self.sources(request)
         services = self.console.services
         if email:
-            data["who"] = await asyncio.to_thread(permissions_check.who_can_see, services, path, source or None, email)
+            data["who"] = await asyncio.to_thread(
+                permissions_check.who_can_see, services, self.console.lookups, path, source or None, email
+            )
         else:
-            data["explain"] = await asyncio.to_thread(permissions_check.explain, services, path, source or None)
+            data["explain"] = await asyncio.to_thread(
+                permissions_check.explain, services, self.console.lookups, path, source or None
+            )
         return self.render(request, "sources", data)
 
     async def explain_api(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         services = self.console.services
         result = await asyncio.to_thread(
-            permissions_check.explain, services, query.get("path", ""), query.get("source")
+            permissions_check.explain, services, self.console.lookups, query.get("path", ""), query.get("source")
         )
         return web.json_response(result, status=400 if "error" in result else 200)
 
@@ -325,6 +331,7 @@ class _Views:
         result = await asyncio.to_thread(
             permissions_check.who_can_see,
             self.console.services,
+            self.console.lookups,
             query.get("path", ""),
             query.get("source"),
             query.get("email", ""),

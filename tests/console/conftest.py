@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.app import Services
+from bot.cli.serve_command import console_lookups
 from bot.console.routes import console_routes
 from bot.server import create_web_app
 from bot.settings import ConsoleSettings
@@ -87,7 +88,7 @@ async def idp() -> AsyncIterator[IdentityProvider]:
 async def serve_console(services: Services) -> TestServer:
     """`lore serve`'s web app with only the console mounted, on the port of its public URL."""
     port = int(services.settings.console.public_url.rsplit(":", 1)[1])
-    app = create_web_app(services, [console_routes(services)])
+    app = create_web_app(services, [console_routes(services, console_lookups())])
     server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
     return server
