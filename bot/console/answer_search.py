@@ -127,6 +127,17 @@ def answer_entry(engine: Engine, answer_id: str) -> dict[str, Any] | None:
         return _entry(row, _feedback_of(connection, [answer_id]).get(answer_id, []))
 
 
+def private_answers(engine: Engine, answer_ids: list[str | None]) -> set[str]:
+    """Which of `answer_ids` were given in private conversations."""
+    wanted = [answer_id for answer_id in answer_ids if answer_id]
+    if not wanted:
+        return set()
+    table = answers_table
+    query = select(table.c.id).where(table.c.id.in_(wanted), table.c.place == PRIVATE)
+    with engine.connect() as connection:
+        return set(connection.execute(query).scalars())
+
+
 def questions_per_day(engine: Engine, days: int, today: date) -> list[tuple[date, int]]:
     """Answers logged on each of the last `days` days (oldest first, zero days included)."""
     first = today - timedelta(days=days - 1)

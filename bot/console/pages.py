@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.app import Services
-from bot.console.answer_search import PRIVATE, AnswerFilter, answer_entry, questions_per_day, search_answers, shares
+from bot.console.answer_search import (
+    PRIVATE,
+    AnswerFilter,
+    answer_entry,
+    private_answers,
+    questions_per_day,
+    search_answers,
+    shares,
+)
 from bot.console.charts import bar_chart
 from bot.console.gaps import GapGroups, gap_questions
 from bot.console.lookups import SourceLookups
@@ -152,11 +160,14 @@ def review(console: Console, email: str | None, viewer: str) -> dict[str, Any]:
         }
         # A private answer's words, and the correction typed about it, only for its viewers.
         pending.append({**row, "question": None, "answer": None, "text": "", "correction": ""} if sealed else row)
-    comments = [
-        _feedback(item)
+    commented = [
+        item
         for item in store.list(RECENT_COMMENTS * 4)
         if item.rating == "not_helpful" and (item.text.strip() or item.correction.strip())
     ][:RECENT_COMMENTS]
+    # What someone wrote about a private answer can quote it: only its viewers read it here.
+    private = set() if may_read_private else private_answers(console.engine, [i.answer_id for i in commented])
+    comments = [_feedback(item) for item in commented if item.answer_id not in private]
     return {"pending": pending, "not_helpful_comments": comments}
 
 

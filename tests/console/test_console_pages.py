@@ -24,6 +24,7 @@ from bot.customize.promotion import store_evaluation
 from bot.model.adapters import AdapterRegistry
 from bot.server import create_web_app
 from bot.store.answer_views import AnswerViews
+from bot.store.feedback import Feedback
 from knowledge.lock import RefreshLock
 from knowledge.sync import RefreshReport
 from tests.console.conftest import (
@@ -106,6 +107,10 @@ async def test_private_answers_are_listed_only_to_their_viewers_and_each_reading
     rig: ConsoleRig, seeded: Seeded
 ) -> None:
     views = AnswerViews(rig.services.database)
+    remark = f"it should have said {PRIVATE_SECRET} {seeded.tag}"
+    rig.services.feedback.record(
+        Feedback(answer_id=seeded.private, platform="slack", user_id="U_ADA", rating="not_helpful", text=remark)
+    )
     async with browser() as helpdesk:  # an admin through group:it, not a private-answer viewer
         await sign_in(helpdesk, rig, "helpdesk@example.com")
         async with helpdesk.get(rig.url + "/admin/api/questions", params={"q": seeded.tag}) as response:
@@ -114,6 +119,8 @@ async def test_private_answers_are_listed_only_to_their_viewers_and_each_reading
             assert response.status == 404
         async with helpdesk.get(rig.url + "/admin/questions", params={"q": "transfer"}) as response:
             assert PRIVATE_SECRET not in await response.text()
+        async with helpdesk.get(rig.url + "/admin/review") as response:
+            assert remark not in await response.text()  # a comment on a private answer quotes it
     assert seeded.private not in {entry["id"] for entry in listed["answers"]}
     assert not [view for view in views.recent() if view.answer_id == seeded.private]
 
@@ -125,6 +132,8 @@ async def test_private_answers_are_listed_only_to_their_viewers_and_each_reading
         assert sealed["private"] and sealed["question"] is None  # listed, but its words wait for a click
         async with it.get(rig.url + f"/admin/questions/{seeded.private}") as response:
             assert PRIVATE_SECRET in await response.text()
+        async with it.get(rig.url + "/admin/api/review") as response:
+            assert remark in {item["text"] for item in (await response.json())["not_helpful_comments"]}
     (view,) = [view for view in views.recent() if view.answer_id == seeded.private]
     assert view.viewer == "console:it@example.com"
 
