@@ -137,16 +137,21 @@ async def time_pages(url: str, repeat: int) -> dict[str, dict[str, float]]:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with aiohttp.ClientSession(headers=headers) as session:
         for name, path in PAGES.items():
-            samples = []
+            samples: list[float] = []
+            first = 0.0
             for attempt in range(repeat + 1):
                 started = time.perf_counter()
                 async with session.get(url + path) as response:
                     await response.read()
                     assert response.status == 200, (path, response.status)
-                if attempt:  # the first is the warm-up
-                    samples.append((time.perf_counter() - started) * 1000)
+                elapsed = (time.perf_counter() - started) * 1000
+                if attempt:
+                    samples.append(elapsed)
+                else:  # the warm-up (the first load of Gaps embeds its questions)
+                    first = elapsed
             samples.sort()
             timings[name] = {
+                "first_ms": first,
                 "median_ms": statistics.median(samples),
                 "p95_ms": samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))],
             }
@@ -219,13 +224,17 @@ def postgres(url: str | None, wanted: bool) -> Iterator[str | None]:
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
-    lines = [f"{'database':<11}{'page':<24}{'median ms':>11}{'p95 ms':>9}{'baseline median':>17}  target < 300 ms"]
+    lines = [
+        f"{'database':<11}{'page':<24}{'first ms':>10}{'median ms':>11}{'p95 ms':>9}{'baseline median':>17}"
+        "  target < 300 ms"
+    ]
     for database, result in results.items():
         for page, timing in result["console"].items():
             base = result["baseline_without_console_indexes"][page]["median_ms"]
             verdict = "ok" if timing["p95_ms"] < TARGET_MS else "SLOW"
             lines.append(
-                f"{database:<11}{page:<24}{timing['median_ms']:>11.1f}{timing['p95_ms']:>9.1f}{base:>17.1f}  {verdict}"
+                f"{database:<11}{page:<24}{timing['first_ms']:>10.1f}{timing['median_ms']:>11.1f}"
+                f"{timing['p95_ms']:>9.1f}{base:>17.1f}  {verdict}"
             )
     return "\n".join(lines)
 

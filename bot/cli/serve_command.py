@@ -129,21 +129,48 @@ async def _serve(services: Services, host: str, port: int, teams_emulator: bool)
             "No chat platform is configured (set SLACK_BOT_TOKEN, or MICROSOFT_APP_ID for "
             "Teams): serving /healthz only."
         )
-    schedulers: list[AsyncIOScheduler] = []
-    if services.settings.console.enabled:
-        # The admin console at /admin (console.enabled = false: no such routes); it shows
-        # this process's scheduled jobs, known once the scheduler below exists.
-        from bot.console.routes import console_routes
-
-        routes.append(console_routes(services, console_lookups(), jobs=lambda: _scheduled_jobs(schedulers)))
+    # The admin console at /admin (console.enabled = false: no such routes).
+    console = _ConsoleMount.of(services) if services.settings.console.enabled else None
+    if console is not None:
+        routes.append(console.routes)
     app = create_web_app(services, routes)
     _add_schedules(app, services)
-    schedulers.append(app[SCHEDULER])
+    if console is not None:
+        console.attach(app)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_number, stop.set)
     await run_server(app, host, port, stop)
+
+
+@dataclass
+class _ConsoleMount:
+    """The console's routes, with what it shows of this process: the scheduler's jobs (known
+    once the app has its scheduler) and its own "retrain now" job (stopped at shutdown)."""
+
+    routes: Routes
+    retraining: RetrainJob
+    schedulers: list[AsyncIOScheduler]
+
+    @classmethod
+    def of(cls, services: Services) -> _ConsoleMount:
+        from bot.console.routes import console_routes
+
+        schedulers: list[AsyncIOScheduler] = []
+        retraining = _console_retraining(services)
+        routes = console_routes(
+            services, console_lookups(), jobs=lambda: _scheduled_jobs(schedulers), retraining=retraining
+        )
+        return cls(routes, retraining, schedulers)
+
+    def attach(self, app: web.Application) -> None:
+        self.schedulers.append(app[SCHEDULER])
+
+        async def stop_retraining(_app: web.Application) -> None:
+            self.retraining.cancel()  # a "retrain now" stops at its next step, promoting nothing
+
+        app.on_cleanup.append(stop_retraining)
 
 
 def console_lookups() -> SourceLookups:
@@ -162,6 +189,22 @@ def _document_file(settings: LoreSettings, path: str, source_name: str | None) -
         return cloud_file(settings, cloud, path), None
     source, relative = locate([s for s in settings.sources if s.kind == "folder"], path, source_name)
     return source_file(source, relative), indexing_note(source, relative)
+
+
+def _console_retraining(services: Services) -> RetrainJob:
+    """The console's "retrain now": the scheduled job's steps whatever the new feedback
+    (min_feedback 0), measured with a model of its own like the scheduled one."""
+    from bot.customize.inputs import evaluation_model
+    from bot.customize.retrain import build_retrain_job
+    from bot.platforms.admin_notices import admin_notifiers
+
+    settings = services.settings
+    return build_retrain_job(
+        services,
+        notifiers=admin_notifiers(settings),
+        min_feedback=0,
+        evaluation_model=lambda: evaluation_model(settings),
+    )
 
 
 def _scheduled_jobs(schedulers: list[AsyncIOScheduler]) -> list[tuple[str, datetime | None]]:

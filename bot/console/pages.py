@@ -18,11 +18,11 @@ from bot.console.answer_search import (
     search_answers,
     shares,
 )
+from bot.console.background import BackgroundAction
 from bot.console.charts import bar_chart
 from bot.console.gaps import GapGroups, gap_questions
 from bot.console.lookups import SourceLookups
 from bot.console.members import Members
-from bot.console.refresh_action import RefreshAction
 from bot.store.answer_views import AnswerViews
 from bot.store.feedback import Feedback, FeedbackStore, may_teach
 from knowledge.config import SourceSettings
@@ -46,7 +46,8 @@ class Console:
     views: AnswerViews
     jobs: Jobs
     gaps: GapGroups
-    refresh: RefreshAction
+    refresh: BackgroundAction
+    retrain: BackgroundAction | None  # None: `lore serve` gave no retraining job
     lookups: SourceLookups
 
     @property
@@ -134,8 +135,11 @@ def gaps(console: Console, now: datetime) -> dict[str, Any]:
 
 
 def actions(console: Console) -> dict[str, Any]:
-    """The state of "refresh now": running or not, and the last one's report or error."""
-    return {"refresh": console.refresh.status()}
+    """The state of "refresh now" and "retrain now": running or not, the last outcome."""
+    return {
+        "refresh": console.refresh.status(),
+        "retrain": console.retrain.status() if console.retrain is not None else None,
+    }
 
 
 def review(console: Console, email: str | None, viewer: str) -> dict[str, Any]:

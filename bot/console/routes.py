@@ -17,13 +17,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bot.app import Services
 from bot.console import customization, pages, permissions_check
+from bot.console.background import BackgroundAction, Retraining, refresh_action, retrain_action
 from bot.console.gaps import GapGroups
 from bot.console.guard import CSRF_FIELD, guard, viewer_of
 from bot.console.lookups import SourceLookups
 from bot.console.members import Members
 from bot.console.oidc import OpenIDClient, SignInError
 from bot.console.pages import Console, Jobs
-from bot.console.refresh_action import RefreshAction
 from bot.console.sessions import LOGIN_COOKIE, SESSION_COOKIE, CookieSigner, session_secret
 from bot.server import Routes
 from bot.store.answer_views import AnswerViews
@@ -50,16 +50,21 @@ SECURITY_HEADERS = {
 }
 
 
-def console_routes(services: Services, lookups: SourceLookups, jobs: Jobs = list) -> Routes:
-    """The mount for `create_web_app`: the console at /admin when `console.enabled`."""
+def console_routes(
+    services: Services, lookups: SourceLookups, jobs: Jobs = list, retraining: Retraining | None = None
+) -> Routes:
+    """The mount for `create_web_app`: the console at /admin when `console.enabled`.
+    `retraining`: the job "retrain now" runs (None: no such button)."""
 
     def mount(app: web.Application) -> None:
-        app.add_subapp("/admin", console_app(services, lookups, jobs))
+        app.add_subapp("/admin", console_app(services, lookups, jobs, retraining))
 
     return mount
 
 
-def console_app(services: Services, lookups: SourceLookups, jobs: Jobs = list) -> web.Application:
+def console_app(
+    services: Services, lookups: SourceLookups, jobs: Jobs = list, retraining: Retraining | None = None
+) -> web.Application:
     """The console as an aiohttp sub-application (its paths start /admin once mounted)."""
     settings = services.settings.console
     secret = session_secret(
@@ -74,7 +79,8 @@ def console_app(services: Services, lookups: SourceLookups, jobs: Jobs = list) -
         views=AnswerViews(services.database),
         jobs=jobs,
         gaps=GapGroups(services.knowledge.embedder),
-        refresh=RefreshAction(services.knowledge),
+        refresh=refresh_action(services.knowledge),
+        retrain=retrain_action(retraining, services.settings.home) if retraining is not None else None,
         lookups=lookups,
     )
     oidc = (
@@ -114,8 +120,8 @@ def console_app(services: Services, lookups: SourceLookups, jobs: Jobs = list) -
     app.router.add_post("/sources", views.sources_check)
     app.router.add_post("/customization/{action:promote|rollback}", views.customize_page)
     app.router.add_post("/api/customization/{action:promote|rollback}", views.customize_api)
-    app.router.add_post("/actions/refresh", views.refresh_page)
-    app.router.add_post("/api/actions/refresh", views.refresh_api)
+    app.router.add_post("/actions/{action:refresh|retrain}", views.action_page)
+    app.router.add_post("/api/actions/{action:refresh|retrain}", views.action_api)
     app.router.add_get("/api/sources/explain", views.explain_api)
     app.router.add_get("/api/sources/who", views.who_api)
     return app
@@ -268,14 +274,21 @@ class _Views:
         outcome, done = await self._customize(request)
         return web.json_response({"ok": done, "message": outcome}, status=200 if done else 409)
 
-    async def refresh_page(self, request: web.Request) -> web.StreamResponse:
-        self.console.refresh.start(viewer_of(request).name)  # already running: the page shows it
+    def _action(self, request: web.Request) -> BackgroundAction:
+        chosen = self.console.refresh if request.match_info["action"] == "refresh" else self.console.retrain
+        if chosen is None:
+            raise web.HTTPNotFound(text="retraining is not available in this process")
+        return chosen
+
+    async def action_page(self, request: web.Request) -> web.StreamResponse:
+        self._action(request).start(viewer_of(request).name)  # already running: the page shows it
         raise web.HTTPSeeOther("/admin/actions")
 
-    async def refresh_api(self, request: web.Request) -> web.StreamResponse:
-        if not self.console.refresh.start(viewer_of(request).name):
-            return web.json_response({"started": False, "message": "a refresh is already running"}, status=409)
-        return web.json_response({"started": True, **self.console.refresh.status()}, status=202)
+    async def action_api(self, request: web.Request) -> web.StreamResponse:
+        action = self._action(request)
+        if not action.start(viewer_of(request).name):
+            return web.json_response({"started": False, "message": f"a {action.name} is already running"}, status=409)
+        return web.json_response({"started": True, **action.status()}, status=202)
 
     async def _decide(self, request: web.Request) -> tuple[str, bool]:
         form = await request.post()

@@ -17,8 +17,9 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from bot.app import Services
-from bot.cli.serve_command import platform_routes
-from bot.console.refresh_action import RefreshAction
+from bot.cli.serve_command import console_lookups, platform_routes
+from bot.console.background import BackgroundAction
+from bot.console.routes import console_routes
 from bot.customize.feedback_seeds import harvest_feedback
 from bot.customize.promotion import store_evaluation
 from bot.model.adapters import AdapterRegistry
@@ -273,14 +274,11 @@ async def test_refresh_now_runs_a_refresh_and_shows_its_report(rig: ConsoleRig) 
 def test_a_second_refresh_now_waits_for_the_first(tmp_path: Path) -> None:
     release = threading.Event()
 
-    class SlowIndex:
-        index_dir = tmp_path
+    def slow_refresh() -> dict[str, Any]:
+        release.wait(30)
+        return {"report": RefreshReport(unchanged=3).to_dict()}
 
-        def refresh(self) -> RefreshReport:
-            release.wait(30)
-            return RefreshReport(unchanged=3)
-
-    action = RefreshAction(SlowIndex())  # type: ignore[arg-type]
+    action = BackgroundAction("refresh", slow_refresh, tmp_path / "state.json")
     assert action.start("console:a@example.com")
     assert not action.start("console:b@example.com")  # one at a time
     assert action.status()["running"] and action.status()["started_by"] == "console:a@example.com"
@@ -290,9 +288,69 @@ def test_a_second_refresh_now_waits_for_the_first(tmp_path: Path) -> None:
             break
         time.sleep(0.01)
     assert action.status()["report"]["unchanged"] == 3
-    assert RefreshAction(SlowIndex()).status()["report"]["unchanged"] == 3  # kept across restarts
+    restarted = BackgroundAction("refresh", slow_refresh, tmp_path / "state.json")
+    assert restarted.status()["report"]["unchanged"] == 3  # kept across restarts
     assert action.start("console:b@example.com")
-    release.set()
+
+
+@dataclasses.dataclass
+class Outcome:
+    outcome: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"outcome": self.outcome}
+
+    def headline(self) -> str:
+        return f"{self.outcome}: adapter lore-test beat the base model"
+
+
+class FakeRetraining:
+    """Stands in for RetrainJob (tested in tests/customize/test_retrain.py)."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.cancelled = False
+
+    def run(self) -> Outcome:
+        self.runs += 1
+        return Outcome("promoted")
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+async def test_retrain_now_runs_the_retraining_job_once_and_shows_its_result(
+    base_services: Services, idp: IdentityProvider
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    services = with_console(base_services, console_settings(idp, url))
+    job = FakeRetraining()
+    app = create_web_app(services, [console_routes(services, console_lookups(), retraining=job)])
+    server = TestServer(app, host="127.0.0.1", port=int(url.rsplit(":", 1)[1]))
+    await server.start_server()
+    rig = ConsoleRig(url, idp, services)
+    try:
+        async with aiohttp.ClientSession(headers=TOKEN) as session:
+            async with session.post(rig.url + "/admin/api/actions/retrain") as response:
+                assert response.status == 202
+        for _ in range(300):
+            state = (await api(rig, "actions"))["retrain"]
+            if not state["running"]:
+                break
+            await asyncio.sleep(0.01)
+        assert (
+            job.runs == 1 and state["result"] == {"outcome": "promoted"} and "beat the base model" in state["headline"]
+        )
+    finally:
+        await server.close()
+    async with aiohttp.ClientSession(headers=TOKEN) as session:  # the shared rig: no retraining job given
+        url = f"http://127.0.0.1:{free_port()}"
+        plain = await serve_console(with_console(base_services, console_settings(idp, url)))
+        try:
+            async with session.post(url + "/admin/api/actions/retrain") as response:
+                assert response.status == 404
+        finally:
+            await plain.close()
 
 
 async def test_refresh_now_reports_a_refresh_already_running_elsewhere(rig: ConsoleRig) -> None:
