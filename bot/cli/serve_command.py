@@ -127,7 +127,8 @@ async def _serve(services: Services, host: str, port: int, teams_emulator: bool)
     if not routes:
         log.warning(
             "No chat platform is configured (set SLACK_BOT_TOKEN, or MICROSOFT_APP_ID for "
-            "Teams): serving /healthz only."
+            "Teams): serving /healthz%s only.",
+            " and the admin console (/admin)" if services.settings.console.enabled else "",
         )
     # The admin console at /admin (console.enabled = false: no such routes).
     console = _ConsoleMount.of(services) if services.settings.console.enabled else None

@@ -1,7 +1,9 @@
 """The console in a real browser (#17): headless Chromium (Debian's package, driven through its
 chromedriver by Selenium; nothing is downloaded) against a real `lore serve` process over an
 indexed sample folder with a few answers and feedback items, signing in through the local
-identity provider. Saves a screenshot of each page at 1280 and 390 px under docs/screenshots/."""
+identity provider. Saves a screenshot of each page at 1280 and 390 px under build/screenshots/
+(git-ignored), or under $LORE_SCREENSHOTS: `LORE_SCREENSHOTS=docs/screenshots python -m pytest
+tests/console/test_console_browser.py` refreshes the README's images."""
 
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from tests.support.tiny_model import build_tiny_adapter, build_tiny_model
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("LORE_SCREENSHOTS") or Path(__file__).resolve().parents[2] / "build" / "screenshots")
 WIDTHS = {"laptop": (1280, 900), "phone": (390, 844)}
 STARTUP_SECONDS = 180.0
 
@@ -43,7 +45,9 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         allow_module_level=True,
     )
 
-from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402  (after the skip above)
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 
@@ -191,7 +195,7 @@ def wait_until_up(url: str, process: subprocess.Popen[str]) -> None:
 
 
 @pytest.fixture
-def chrome(tmp_path: Path) -> Iterator[object]:
+def chrome(tmp_path: Path) -> Iterator[WebDriver]:
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
@@ -208,83 +212,83 @@ def chrome(tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
-def sign_in(driver: object, running: Running, user: str, page: str = "/admin/overview") -> None:
+def sign_in(driver: WebDriver, running: Running, user: str, page: str = "/admin/overview") -> None:
     running.idp.user = user
-    driver.get(running.url + page)  # type: ignore[attr-defined]
+    driver.get(running.url + page)
 
 
-def click_and_wait(driver: object, button: object) -> None:
+def click_and_wait(driver: WebDriver, button: WebElement) -> None:
     """Click a form's button and wait until the next page replaced this one."""
     from selenium.webdriver.support import expected_conditions
 
-    page = driver.find_element(By.TAG_NAME, "html")  # type: ignore[attr-defined]
-    button.click()  # type: ignore[attr-defined]
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))  # type: ignore[arg-type]
+    page = driver.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
 
 
-def text_of(driver: object) -> str:
-    return str(driver.find_element(By.TAG_NAME, "body").text)  # type: ignore[attr-defined]
+def text_of(driver: WebDriver) -> str:
+    return str(driver.find_element(By.TAG_NAME, "body").text)
 
 
-def screenshot(driver: object, name: str) -> None:
+def screenshot(driver: WebDriver, name: str) -> None:
     """The page at each width, as tall as its content (up to 2,400 px)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for width_name, (width, height) in WIDTHS.items():
-        driver.set_window_size(width, height)  # type: ignore[attr-defined]
-        full = driver.execute_script("return document.documentElement.scrollHeight")  # type: ignore[attr-defined]
-        driver.set_window_size(width, min(max(height, int(full) + 140), 2400))  # type: ignore[attr-defined]
-        driver.save_screenshot(str(SCREENSHOTS / f"{name}-{width_name}.png"))  # type: ignore[attr-defined]
-    driver.set_window_size(*WIDTHS["laptop"])  # type: ignore[attr-defined]
+        driver.set_window_size(width, height)
+        full = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(width, min(max(height, int(full) + 140), 2400))
+        driver.save_screenshot(str(SCREENSHOTS / f"{name}-{width_name}.png"))
+    driver.set_window_size(*WIDTHS["laptop"])
 
 
-def test_an_admin_signs_in_and_every_page_shows_what_lore_knows(running: Running, chrome: object) -> None:
+def test_an_admin_signs_in_and_every_page_shows_what_lore_knows(running: Running, chrome: WebDriver) -> None:
     sign_in(chrome, running, "it@example.com")
-    assert chrome.current_url == running.url + "/admin/overview"  # type: ignore[attr-defined]
+    assert chrome.current_url == running.url + "/admin/overview"
     documents = running.index_report["documents"]
     assert isinstance(documents, dict)
-    shown = chrome.find_element(By.CSS_SELECTOR, '#sources tr[data-source="handbook"] td.documents').text  # type: ignore[attr-defined]
+    shown = chrome.find_element(By.CSS_SELECTOR, '#sources tr[data-source="handbook"] td.documents').text
     assert int(shown) == documents["handbook"] > 0
-    assert int(chrome.find_element(By.ID, "index-documents").text) == sum(documents.values())  # type: ignore[attr-defined]
-    assert chrome.find_element(By.CSS_SELECTOR, "svg.chart")  # type: ignore[attr-defined]
+    assert int(chrome.find_element(By.ID, "index-documents").text) == sum(documents.values())
+    assert chrome.find_element(By.CSS_SELECTOR, "svg.chart")
     screenshot(chrome, "overview")
 
-    chrome.get(running.url + "/admin/questions")  # type: ignore[attr-defined]
-    box = chrome.find_element(By.ID, "search")  # type: ignore[attr-defined]
+    chrome.get(running.url + "/admin/questions")
+    box = chrome.find_element(By.ID, "search")
     box.send_keys(f"garage {running.seeded.tag}")
-    click_and_wait(chrome, chrome.find_element(By.ID, "apply"))  # type: ignore[attr-defined]
-    assert chrome.find_element(By.ID, "total").text == "1"  # type: ignore[attr-defined]
+    click_and_wait(chrome, chrome.find_element(By.ID, "apply"))
+    assert chrome.find_element(By.ID, "total").text == "1"
     assert "Where is the parking garage" in text_of(chrome)
-    chrome.get(running.url + f"/admin/questions?q={running.seeded.tag}")  # type: ignore[attr-defined]
+    chrome.get(running.url + f"/admin/questions?q={running.seeded.tag}")
     screenshot(chrome, "questions")
-    chrome.get(running.url + f"/admin/questions/{running.seeded.answered}")  # type: ignore[attr-defined]
+    chrome.get(running.url + f"/admin/questions/{running.seeded.answered}")
     assert "Up to five unused days carry over." in text_of(chrome)
     screenshot(chrome, "answer")
 
-    chrome.find_element(By.LINK_TEXT, "Gaps").click()  # type: ignore[attr-defined]
-    assert "Where is the parking garage" in chrome.find_element(By.ID, "gaps").text  # type: ignore[attr-defined]
+    chrome.find_element(By.LINK_TEXT, "Gaps").click()
+    assert "Where is the parking garage" in chrome.find_element(By.ID, "gaps").text
     screenshot(chrome, "gaps")
 
-    chrome.get(running.url + "/admin/sources")  # type: ignore[attr-defined]
-    form = chrome.find_element(By.ID, "who-form")  # type: ignore[attr-defined]
+    chrome.get(running.url + "/admin/sources")
+    form = chrome.find_element(By.ID, "who-form")
     form.find_element(By.NAME, "email").send_keys("bob@example.com")
     form.find_element(By.NAME, "path").send_keys("people/time-off.md")
     click_and_wait(chrome, form.find_element(By.TAG_NAME, "button"))
-    assert "may read" in chrome.find_element(By.ID, "who-result").text  # type: ignore[attr-defined]
+    assert "may read" in chrome.find_element(By.ID, "who-result").text
     screenshot(chrome, "sources")
 
-    chrome.find_element(By.LINK_TEXT, "Customization").click()  # type: ignore[attr-defined]
-    assert chrome.find_element(By.CSS_SELECTOR, '[data-adapter="lore-20261201"] polyline')  # type: ignore[attr-defined]
+    chrome.find_element(By.LINK_TEXT, "Customization").click()
+    assert chrome.find_element(By.CSS_SELECTOR, '[data-adapter="lore-20261201"] polyline')
     screenshot(chrome, "customization")
 
-    chrome.get(running.url + "/admin/actions")  # type: ignore[attr-defined]
-    click_and_wait(chrome, chrome.find_element(By.ID, "refresh-now"))  # type: ignore[attr-defined]
+    chrome.get(running.url + "/admin/actions")
+    click_and_wait(chrome, chrome.find_element(By.ID, "refresh-now"))
     WebDriverWait(chrome, 120).until(lambda driver: "Last refresh from the console" in text_of(driver))
-    assert "unchanged" in chrome.find_element(By.ID, "refresh-state").text  # type: ignore[attr-defined]
+    assert "unchanged" in chrome.find_element(By.ID, "refresh-state").text
     screenshot(chrome, "actions")
 
 
 def test_an_approved_correction_is_in_the_next_dataset_and_a_forged_post_changes_nothing(
-    running: Running, chrome: object
+    running: Running, chrome: WebDriver
 ) -> None:
     sign_in(chrome, running, "it@example.com", "/admin/review")
     feedback_id = running.seeded.correction_feedback
@@ -292,15 +296,15 @@ def test_an_approved_correction_is_in_the_next_dataset_and_a_forged_post_changes
 
     # Another site's page posts "approve" for the stranger's correction with the admin's cookies.
     target = f"{running.url}/admin/review/{stranger}"
-    chrome.get(f"{running.idp.issuer}/attacker?target={target}")  # type: ignore[attr-defined]
+    chrome.get(f"{running.idp.issuer}/attacker?target={target}")
     WebDriverWait(chrome, 20).until(lambda driver: driver.current_url == target)
     assert "CSRF token is missing or wrong" in text_of(chrome)
 
-    chrome.get(running.url + "/admin/review")  # type: ignore[attr-defined]
+    chrome.get(running.url + "/admin/review")
     screenshot(chrome, "review")
-    entry = chrome.find_element(By.CSS_SELECTOR, f'[data-feedback="{feedback_id}"]')  # type: ignore[attr-defined]
+    entry = chrome.find_element(By.CSS_SELECTOR, f'[data-feedback="{feedback_id}"]')
     click_and_wait(chrome, entry.find_element(By.CSS_SELECTOR, "button.approve"))
-    assert "approved" in chrome.find_element(By.ID, "done").text  # type: ignore[attr-defined]
+    assert "approved" in chrome.find_element(By.ID, "done").text
 
     card = json.loads(lore(running.env, "customize", "dataset", "--json", "--max-prompt-tokens", "200"))
     folder = Path(card["folder"])
@@ -312,15 +316,15 @@ def test_an_approved_correction_is_in_the_next_dataset_and_a_forged_post_changes
     shutil.rmtree(folder)
 
 
-def test_a_colleague_who_is_not_an_admin_is_refused(running: Running, chrome: object) -> None:
+def test_a_colleague_who_is_not_an_admin_is_refused(running: Running, chrome: WebDriver) -> None:
     sign_in(chrome, running, "bob@example.com")
     assert "bob@example.com is not a console admin" in text_of(chrome)
 
 
-def test_private_answers_stay_hidden_from_an_admin_without_the_right(running: Running, chrome: object) -> None:
+def test_private_answers_stay_hidden_from_an_admin_without_the_right(running: Running, chrome: WebDriver) -> None:
     sign_in(chrome, running, "helpdesk@example.com", f"/admin/questions?q={running.seeded.tag}")
     assert "Overview" in text_of(chrome)  # signed in as an admin
     assert PRIVATE_SECRET not in text_of(chrome)
     assert "private conversations are not shown to you" in text_of(chrome)
-    chrome.get(running.url + f"/admin/questions/{running.seeded.private}")  # type: ignore[attr-defined]
+    chrome.get(running.url + f"/admin/questions/{running.seeded.private}")
     assert PRIVATE_SECRET not in text_of(chrome) and "you may read" in text_of(chrome)
