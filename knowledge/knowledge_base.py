@@ -5,6 +5,7 @@ index from the configured sources and exposes a `Retriever` for searches."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
@@ -21,7 +22,14 @@ from knowledge.lock import RefreshLock
 from knowledge.retrieval import Reranker, Retriever
 from knowledge.sources.base import Source
 from knowledge.sources.registry import open_source
-from knowledge.sync import PERSISTENT_FAILURE_REFRESHES, PermissionResolver, Progress, RefreshReport, Synchronizer
+from knowledge.sync import (
+    LAST_REPORT,
+    PERSISTENT_FAILURE_REFRESHES,
+    PermissionResolver,
+    Progress,
+    RefreshReport,
+    Synchronizer,
+)
 from knowledge.types import Passage, SourceFile
 
 # MiniLM-style models count [CLS] and [SEP] inside their maximum sequence length.
@@ -87,14 +95,22 @@ class KnowledgeBase:
             raise
         return stack
 
-    def refresh(self, full: bool = False, show_progress: bool = False) -> RefreshReport:
+    def refresh(
+        self, full: bool = False, show_progress: bool = False, progress: Progress | None = None
+    ) -> RefreshReport:
         """Bring the index in line with the sources. Raises IndexBusyError when another
-        refresh (in any process) is running."""
+        refresh (in any process) is running. `progress(done, listed)` is called after each
+        file (instead of the terminal progress bar `show_progress` draws)."""
         with self.open_sources() as stack:
-            return self.refresh_sources(stack.sources, full, show_progress)
+            return self.refresh_sources(stack.sources, full, show_progress, progress=progress)
 
     def refresh_sources(
-        self, sources: Sequence[Source], full: bool = False, show_progress: bool = False, complete: bool = True
+        self,
+        sources: Sequence[Source],
+        full: bool = False,
+        show_progress: bool = False,
+        complete: bool = True,
+        progress: Progress | None = None,
     ) -> RefreshReport:
         """Refresh from explicit sources. `complete`: they are the complete set, so other
         sources' files leave the index; otherwise the other sources stay as they are."""
@@ -115,14 +131,20 @@ class KnowledgeBase:
                 batch_chunks=max(64, self.embedder.batch_size * 16),
                 permission_warnings=getattr(self.permissions, "take_warnings", None),
             )
-            with _progress(show_progress) as progress:
-                return synchronizer.run(sources, full=full, progress=progress, complete=complete)
+            with _progress(show_progress and progress is None) as bar:
+                return synchronizer.run(sources, full=full, progress=progress or bar, complete=complete)
 
     def status(self) -> IndexStatus:
         documents, chunks = self.catalog.counts()
         last = self.catalog.get_meta("last_refresh_at")
         failing = tuple(self.catalog.failures(PERSISTENT_FAILURE_REFRESHES))
         return IndexStatus(documents, chunks, datetime.fromisoformat(last) if last else None, failing)
+
+    def last_report(self) -> dict[str, object] | None:
+        """The last refresh's report (`RefreshReport.to_dict()`), whoever ran it: `lore index`,
+        the schedule or the console; None before the first."""
+        stored = self.catalog.get_meta(LAST_REPORT)
+        return json.loads(stored) if stored else None
 
     def readable_documents(self, principals: frozenset[str]) -> list[FileRecord]:
         """Indexed documents a reader holding `principals` may read; `{"everyone"}` gives

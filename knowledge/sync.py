@@ -33,6 +33,7 @@ the `ParseLimits`; such a file counts as one that cannot be parsed, above.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -66,6 +67,8 @@ Parse = Callable[[Path, bytes], LoadedDocument]  # load_document, or a ParserPro
 NOBODY: frozenset[str] = frozenset()
 # A file failing this many refreshes in a row is listed in the report, `lore index` and /healthz.
 PERSISTENT_FAILURE_REFRESHES = 3
+# The catalog's meta key holding the last refresh's report (JSON), whoever ran it.
+LAST_REPORT = "last_refresh_report"
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,7 @@ class Synchronizer:
             failing=[FailingFile.of(record) for record in self.catalog.failures(PERSISTENT_FAILURE_REFRESHES)],
             warnings=list(self.permission_warnings()),
         )
+        self.catalog.set_meta(LAST_REPORT, json.dumps(report.to_dict()))
         logger.info(report.summary())
         logger.info("refresh: %s", report.exposure())
         for failing in report.failing:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from knowledge.errors import LoreError
 from knowledge.knowledge_base import KnowledgeBase
+from knowledge.sync import Progress
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +25,15 @@ REFRESH_STATE = "console-refresh.json"
 RETRAIN_STATE = "console-retrain.json"
 
 
-class BackgroundAction:
-    """Runs `work` (which returns what to show of its outcome) one at a time and remembers how
-    the last run went in `state_file`."""
+# A long job: told how to report progress (done, total), returns what to show of its outcome.
+Work = Callable[[Progress], dict[str, Any]]
 
-    def __init__(self, name: str, work: Callable[[], dict[str, Any]], state_file: Path) -> None:
+
+class BackgroundAction:
+    """Runs `work` one at a time, shows its progress while it runs and remembers how the last
+    run went in `state_file`."""
+
+    def __init__(self, name: str, work: Work, state_file: Path) -> None:
         self.name = name
         self._work = work
         self._state_file = state_file
@@ -42,7 +47,7 @@ class BackgroundAction:
         with self._lock:
             if self._state.get("running"):
                 return False
-            self._state = {"running": True, "started_by": by, "started_at": _now()}
+            self._state = {"running": True, "started_by": by, "started_at": _now(), "done": 0, "total": None}
         threading.Thread(target=self._run, name=f"console-{self.name}", daemon=True).start()
         return True
 
@@ -56,11 +61,15 @@ class BackgroundAction:
             state["running_seconds"] = round((datetime.now(UTC) - started).total_seconds(), 1)
         return state
 
+    def _progress(self, done: int, total: int) -> None:
+        with self._lock:
+            self._state.update(done=done, total=total)
+
     def _run(self) -> None:
         started = time.perf_counter()
         outcome: dict[str, Any]
         try:
-            outcome = self._work()
+            outcome = self._work(self._progress)
         except LoreError as error:  # the index is busy, a source is unreachable, ...
             outcome = {"error": str(error)}
             log.warning("console %s failed: %s", self.name, error)
@@ -75,10 +84,11 @@ class BackgroundAction:
 
 
 def refresh_action(knowledge: KnowledgeBase) -> BackgroundAction:
-    """ "Refresh now": `knowledge.refresh()`, its report kept beside the index."""
+    """ "Refresh now": `knowledge.refresh()` with its progress in files, its report kept beside
+    the index."""
 
-    def refresh() -> dict[str, Any]:
-        report = knowledge.refresh()
+    def refresh(progress: Progress) -> dict[str, Any]:
+        report = knowledge.refresh(progress=progress)
         log.info("console refresh: %s", report.summary())
         return {"report": report.to_dict()}
 
@@ -97,7 +107,7 @@ class Retraining(Protocol):
 def retrain_action(job: Retraining, home: Path) -> BackgroundAction:
     """ "Retrain now": one run of `job` whatever the new feedback, its result kept in LORE_HOME."""
 
-    def retrain() -> dict[str, Any]:
+    def retrain(progress: Progress) -> dict[str, Any]:  # the job reports its steps in its own log
         result = job.run()
         return {"result": result.to_dict(), "headline": result.headline()}
 

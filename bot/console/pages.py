@@ -82,13 +82,13 @@ def overview(console: Console, now: datetime) -> dict[str, Any]:
             "chunks": status.chunks,
             "last_refresh_at": status.last_refresh_at.isoformat(timespec="seconds") if status.last_refresh_at else None,
             "failed": [asdict(failure) for failure in knowledge.catalog.failures()],
+            # The last refresh's report, whoever ran it (the schedule, `lore index`, the console).
+            "last_report": knowledge.last_report(),
         },
         "schedule": [
             {"job": job, "next_run_at": when.isoformat(timespec="seconds") if when else None}
             for job, when in console.jobs()
         ],
-        # The last refresh started from the console (Actions), with its full report.
-        "console_refresh": console.refresh.status(),
         "model": {"name": model.name, "adapter": model.adapter},
         "questions_per_day": [{"day": day.isoformat(), "questions": count} for day, count in days],
         "questions_chart": bar_chart([(day.isoformat(), count) for day, count in days], "Questions per day"),

@@ -27,7 +27,7 @@ from bot.server import create_web_app
 from bot.store.answer_views import AnswerViews
 from bot.store.feedback import Feedback
 from knowledge.lock import RefreshLock
-from knowledge.sync import RefreshReport
+from knowledge.sync import Progress, RefreshReport
 from tests.console.conftest import (
     ADMIN_TOKEN,
     ConsoleRig,
@@ -268,13 +268,14 @@ async def test_refresh_now_runs_a_refresh_and_shows_its_report(rig: ConsoleRig) 
     state = await wait_for_refresh(rig)
     assert state["started_by"] == "console:token" and "error" not in state
     assert state["report"]["unchanged"] == rig.services.knowledge.status().documents
-    assert (await api(rig, "overview"))["console_refresh"]["finished_at"] == state["finished_at"]
+    assert state["done"] == state["total"] > 0  # progress in files, reported as they went
+    assert (await api(rig, "overview"))["index"]["last_report"] == state["report"]
 
 
 def test_a_second_refresh_now_waits_for_the_first(tmp_path: Path) -> None:
     release = threading.Event()
 
-    def slow_refresh() -> dict[str, Any]:
+    def slow_refresh(progress: Progress) -> dict[str, Any]:
         release.wait(30)
         return {"report": RefreshReport(unchanged=3).to_dict()}
 

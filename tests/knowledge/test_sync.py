@@ -301,3 +301,18 @@ def test_a_documents_passages_come_in_reading_order_with_their_readers(
     assert all(p.path == "it/laptops.html" and p.text for p in passages)
     assert kb.document_passages("docs", "it/nothing-here.md") == []
     kb.close()
+
+
+def test_each_refresh_reports_its_progress_and_keeps_its_report(knowledge: KnowledgeBase, docs: Path) -> None:
+    """Whoever refreshes (the schedule, `lore index`, the console) leaves its report where the
+    console's Overview reads it, and a caller can follow the files as they go."""
+    assert knowledge.last_report() is not None  # the fixture's first refresh
+    (docs / "new.md").write_text("# New\n\nthe new page says hello.\n")
+    seen: list[tuple[int, int]] = []
+
+    report = knowledge.refresh(progress=lambda done, total: seen.append((done, total)))
+
+    assert knowledge.last_report() == report.to_dict()
+    assert report.added == 1
+    total = seen[-1][1]
+    assert seen == [(done, total) for done in range(1, total + 1)]
