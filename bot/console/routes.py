@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
@@ -124,7 +124,23 @@ def console_app(
     app.router.add_post("/api/actions/{action:refresh|retrain}", views.action_api)
     app.router.add_get("/api/sources/explain", views.explain_api)
     app.router.add_get("/api/sources/who", views.who_api)
+    app.cleanup_ctx.append(_warm_gaps(console))
     return app
+
+
+def _warm_gaps(console: Console) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Embed the Gaps page's questions while the server starts, so its first load does not
+    (the vectors are kept; later loads embed only new questions)."""
+
+    async def warm(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(asyncio.to_thread(pages.gaps, console, pages.utc_now()))
+        yield
+        try:
+            await task
+        except Exception as error:  # only a warm-up: the page computes what it needs anyway
+            log.warning("console: preparing the Gaps page failed: %s", error)
+
+    return warm
 
 
 PageData = Callable[[web.Request], Awaitable[dict[str, Any]]]
