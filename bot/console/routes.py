@@ -8,7 +8,7 @@ import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 from aiohttp import web
@@ -126,6 +126,16 @@ def console_app(
     app.router.add_get("/api/sources/who", views.who_api)
     app.cleanup_ctx.append(_warm_gaps(console))
     return app
+
+
+def _back_to(page: str, outcome: str, done: bool) -> NoReturn:
+    """After a form: back to its page, which shows what was done or why not."""
+    raise web.HTTPSeeOther(f"/admin/{page}?" + ("done=" if done else "error=") + _quote(outcome))
+
+
+def _decided(outcome: str, done: bool) -> web.Response:
+    """The API's answer to a decision: 200 when done, 409 (with the reason) when refused."""
+    return web.json_response({"ok": done, "message": outcome}, status=200 if done else 409)
 
 
 def _warm_gaps(console: Console) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -283,12 +293,10 @@ class _Views:
         return outcome, True
 
     async def customize_page(self, request: web.Request) -> web.StreamResponse:
-        outcome, done = await self._customize(request)
-        raise web.HTTPSeeOther("/admin/customization?" + ("done=" if done else "error=") + _quote(outcome))
+        _back_to("customization", *await self._customize(request))
 
     async def customize_api(self, request: web.Request) -> web.StreamResponse:
-        outcome, done = await self._customize(request)
-        return web.json_response({"ok": done, "message": outcome}, status=200 if done else 409)
+        return _decided(*await self._customize(request))
 
     def _action(self, request: web.Request) -> BackgroundAction:
         chosen = self.console.refresh if request.match_info["action"] == "refresh" else self.console.retrain
@@ -325,12 +333,10 @@ class _Views:
         return outcome, True
 
     async def decide_page(self, request: web.Request) -> web.StreamResponse:
-        outcome, done = await self._decide(request)
-        raise web.HTTPSeeOther("/admin/review?" + ("done=" if done else "error=") + _quote(outcome))
+        _back_to("review", *await self._decide(request))
 
     async def decide_api(self, request: web.Request) -> web.StreamResponse:
-        outcome, done = await self._decide(request)
-        return web.json_response({"ok": done, "message": outcome}, status=200 if done else 409)
+        return _decided(*await self._decide(request))
 
     async def sources_check(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,17 +24,8 @@ from tests.cloud.gdrive_harness import (
     HR_GROUP,
     Drive,
     document,
-    drive_server,
     person,
-    populate,
 )
-
-
-@pytest.fixture
-def drive(tmp_path: Path) -> Iterator[Drive]:
-    with drive_server(tmp_path) as served:
-        populate(served, tmp_path)
-        yield served
 
 
 @pytest.fixture

@@ -29,20 +29,11 @@ from tests.cloud.gdrive_harness import (
     PHRASE_XLSX,
     Drive,
     document,
-    drive_server,
     person,
-    populate,
 )
 from tests.support.knowledge_index import CountingEmbedder
 
 EMBEDDER = CountingEmbedder()
-
-
-@pytest.fixture
-def drive(tmp_path: Path) -> Iterator[Drive]:
-    with drive_server(tmp_path) as served:
-        populate(served, tmp_path)
-        yield served
 
 
 @pytest.fixture
