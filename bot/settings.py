@@ -151,6 +151,10 @@ class ServerSettings(BaseModel):
     # /healthz shows only {"status"} to anyone but loopback callers and holders of this token
     # (`Authorization: Bearer <token>`); LORE_SERVER__HEALTH_TOKEN.
     health_token: SecretStr | None = None
+    # Whether `lore serve` runs the scheduled jobs (refreshes, retraining, purges) itself. With
+    # several replicas, set it false on all of them and run one `lore worker`
+    # (LORE_SERVER__RUN_JOBS; `lore serve --no-jobs`).
+    run_jobs: bool = True
 
     @field_validator("health_token")
     @classmethod

@@ -17,6 +17,7 @@ from bot.cli.knowledge_commands import index, search
 from bot.cli.manifests_commands import manifests
 from bot.cli.serve_command import serve
 from bot.cli.sources_commands import sources
+from bot.cli.worker_command import worker
 from bot.settings import LoreSettings
 from knowledge.errors import LoreError
 
@@ -60,5 +61,5 @@ def cli(ctx: click.Context, verbose: bool) -> None:
         sys.exit(1)
 
 
-for command in (manifests, index, search, ask, chat, evaluate, sources, acl, serve, feedback, customize):
+for command in (manifests, index, search, ask, chat, evaluate, sources, acl, serve, worker, feedback, customize):
     cli.add_command(command)

@@ -18,16 +18,15 @@ from typing import TYPE_CHECKING
 import click
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
 
 from bot.app import Services, build_services
+from bot.cli.schedules import Schedules
 from bot.console.lookups import SourceLookups
 from bot.model import lazy_model
 from bot.model.active_adapter import follow_promotions
 from bot.model.adapters import AdapterRegistry
 from bot.server import Routes, create_web_app, is_loopback, run_server
 from bot.settings import LoreSettings
-from knowledge.refresh import schedule_refresh
 from knowledge.types import SourceFile
 
 if TYPE_CHECKING:
@@ -53,8 +52,14 @@ SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
     help="Serve Teams' /api/messages without MICROSOFT_APP_ID (no authentication: local "
     "testing with the Bot Framework Emulator only).",
 )
+@click.option(
+    "--jobs/--no-jobs",
+    default=None,
+    help="Run the scheduled refreshes, retraining and purges in this process (default: "
+    "server.run_jobs, true). --no-jobs for replicas beside a `lore worker`.",
+)
 @click.pass_obj
-def serve(settings: LoreSettings, host: str, port: int, teams_emulator: bool) -> None:
+def serve(settings: LoreSettings, host: str, port: int, teams_emulator: bool, jobs: bool | None) -> None:
     """Run the bot for Slack and Teams, with /healthz, scheduled index refreshes and retraining."""
     if teams_emulator and not settings.teams.app_id and not is_loopback(host):
         raise click.UsageError(
@@ -64,7 +69,8 @@ def serve(settings: LoreSettings, host: str, port: int, teams_emulator: bool) ->
         )
     services = serving_services(settings)
     try:
-        asyncio.run(_serve(services, host, port, teams_emulator))
+        run_jobs = settings.server.run_jobs if jobs is None else jobs
+        asyncio.run(_serve(services, host, port, teams_emulator, run_jobs))
     finally:
         services.close()
 
@@ -122,7 +128,7 @@ def platform_routes(services: Services, teams_emulator: bool) -> list[Routes]:
     ]
 
 
-async def _serve(services: Services, host: str, port: int, teams_emulator: bool) -> None:
+async def _serve(services: Services, host: str, port: int, teams_emulator: bool, run_jobs: bool) -> None:
     routes = platform_routes(services, teams_emulator)
     if not routes:
         log.warning(
@@ -135,7 +141,7 @@ async def _serve(services: Services, host: str, port: int, teams_emulator: bool)
     if console is not None:
         routes.append(console.routes)
     app = create_web_app(services, routes)
-    _add_schedules(app, services)
+    _add_schedules(app, services, run_jobs)
     if console is not None:
         console.attach(app)
     stop = asyncio.Event()
@@ -213,64 +219,21 @@ def _scheduled_jobs(schedulers: list[AsyncIOScheduler]) -> list[tuple[str, datet
     return [(job.id, job.next_run_time) for scheduler in schedulers for job in scheduler.get_jobs()]
 
 
-def _add_schedules(app: web.Application, services: Services) -> None:
-    """Index refreshes and retraining (when configured) and a daily purge of answers past
-    their retention."""
-    refresh = services.settings.refresh
-    scheduler = AsyncIOScheduler()
-    app[SCHEDULER] = scheduler
-    retraining = _retraining(services)
+def _add_schedules(app: web.Application, services: Services, run_jobs: bool = True) -> None:
+    """The scheduled jobs (`bot.cli.schedules`), started and stopped with the app; none when
+    `run_jobs` is off (a `lore worker` runs them)."""
+    if not run_jobs:
+        app[SCHEDULER] = AsyncIOScheduler()  # never started: the console lists no jobs
+        log.info("this server runs no scheduled jobs (--no-jobs, server.run_jobs = false): run `lore worker`")
+        return
+    schedules = Schedules.of(services)
+    app[SCHEDULER] = schedules.scheduler
 
     async def start(_app: web.Application) -> None:
-        scheduler.add_job(services.purge_expired, "interval", days=1, id="purge-answer-log", coalesce=True)
-        if refresh.cron is None and refresh.interval_minutes is None:
-            log.info("scheduled index refreshes are off (refresh.interval_minutes and cron unset)")
-        else:
-            job = schedule_refresh(scheduler, services.knowledge, refresh)
-            if services.knowledge.status().last_refresh_at is None:
-                # A never-indexed knowledge base would answer nothing until the first interval.
-                log.info("the index has never been built: refreshing now")
-                job.modify(next_run_time=datetime.now(job.trigger.timezone))
-        if retraining is None:
-            log.info("scheduled retraining is off (customize.retrain_min_feedback is 0)")
-        else:
-            from bot.customize.retrain import schedule_retrain
-
-            schedule_retrain(scheduler, *retraining)
-            log.info(
-                "retraining runs at %r when %d new feedback items arrived",
-                services.settings.customize.retrain_cron,
-                services.settings.customize.retrain_min_feedback,
-            )
-        scheduler.start()
+        schedules.start()
 
     async def stop(_app: web.Application) -> None:
-        # No new refresh starts; one in progress is cut short at exit, and the next refresh
-        # catches up (sync compares the files with the index). A retraining stops at its next
-        # step without promoting anything, so the exit does not wait for a whole training.
-        if retraining is not None:
-            retraining[0].cancel()
-        scheduler.shutdown(wait=False)
+        schedules.stop()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
-
-
-def _retraining(services: Services) -> tuple[RetrainJob, CronTrigger] | None:
-    """The retraining job and its trigger when `customize.retrain_min_feedback` is above 0
-    (built now, so that a wrong crontab stops `lore serve` before it listens). The job measures
-    candidates with a model of its own, loaded for the while: switching the serving model's
-    adapters to measure them would answer users with an unproven adapter."""
-    settings = services.settings
-    if settings.customize.retrain_min_feedback <= 0:
-        return None
-    # Imported here: `lore` imports this module for every command.
-    from bot.customize.inputs import evaluation_model
-    from bot.customize.retrain import build_retrain_job, retrain_trigger
-    from bot.platforms.admin_notices import admin_notifiers
-
-    trigger = retrain_trigger(settings.customize)
-    job = build_retrain_job(
-        services, notifiers=admin_notifiers(settings), evaluation_model=lambda: evaluation_model(settings)
-    )
-    return job, trigger
