@@ -25,12 +25,16 @@ from bot.private_files import private_folder
 from bot.settings import LoreSettings
 from bot.store.answers import AnswerLog
 from bot.store.database import Database
+from bot.store.delivery_keys import DeliveryKeys
 from bot.store.feedback import FeedbackStore
+from bot.store.rate_counts import RateCounts
 from bot.store.sent_messages import SentMessages
 from bot.store.threads import ThreadMemory
 from knowledge.knowledge_base import KnowledgeBase
 
 log = logging.getLogger(__name__)
+
+DAY_SECONDS = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -59,15 +63,29 @@ class Services:
     def conversation(self) -> ConversationService:
         """The conversation service every platform (and `lore chat`) asks through: one
         worker pool for the whole process, built on first use."""
+        rate_limits = {
+            "slack": self.settings.slack.rate_limit_per_minute,
+            "teams": self.settings.teams.rate_limit_per_minute,
+        }
+        if not self.shares_database:
+            return ConversationService(self.agent, self.memory, self.feedback, rate_limits=rate_limits)
+        # Replicas on one database: a retry landing on another replica, and a user's questions
+        # spread over several, are counted there.
+        database = self.database
         return ConversationService(
             self.agent,
             self.memory,
             self.feedback,
-            rate_limits={
-                "slack": self.settings.slack.rate_limit_per_minute,
-                "teams": self.settings.teams.rate_limit_per_minute,
-            },
+            rate_limits=rate_limits,
+            seen=DeliveryKeys(database),
+            limiter=lambda platform, limit: RateCounts(database, platform, limit),
         )
+
+    @property
+    def shares_database(self) -> bool:
+        """Whether other processes may answer from the same database (PostgreSQL): then
+        de-duplication and rate limits live in it, not in this process."""
+        return self.database.engine.dialect.name == "postgresql"
 
     def purge_expired(self) -> int:
         """Delete answers, thread turns and the messages the platforms posted, older than
@@ -79,6 +97,9 @@ class Services:
         purged = self.answers.purge_older_than(days) + self.threads.purge_older_than(days)
         purged += self.sent_messages.purge_older_than(days)
         purged += self.feedback.purge_older_than(self.settings.agent.feedback_retention_days)
+        # Platforms retry within minutes and rate windows last one: a day is plenty.
+        purged += DeliveryKeys(self.database).purge_older_than(DAY_SECONDS)
+        purged += RateCounts.purge_all_older_than(self.database, DAY_SECONDS)
         purged += CustomizationRetention.of(self.settings).purge()
         return purged
 

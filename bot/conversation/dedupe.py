@@ -7,6 +7,16 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Protocol
+
+
+class SeenKeys(Protocol):
+    """What the conversation layer asks of a duplicate filter: in-process (`RecentKeys`) or
+    shared by every replica through the database (`bot.store.delivery_keys.DeliveryKeys`)."""
+
+    def first_time(self, *keys: str) -> bool:
+        """Record `keys`; True when none of them was seen before (the event is new)."""
+        ...
 
 
 class RecentKeys:

@@ -7,6 +7,20 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from typing import Protocol
+
+
+class Limiter(Protocol):
+    """What the conversation layer asks of one platform's rate limit: in-process
+    (`RateLimiter`) or shared by every replica (`bot.store.rate_counts.RateCounts`)."""
+
+    def allow(self, user_id: str) -> bool:
+        """Count a question by `user_id`; False when it is over the limit (and not counted)."""
+        ...
+
+    def retry_after(self, user_id: str) -> float:
+        """Seconds until `user_id` may ask again (0 when they may ask now)."""
+        ...
 
 
 class RateLimiter:

@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.conversation.dedupe import RecentKeys
+from bot.conversation.dedupe import RecentKeys, SeenKeys
 from bot.conversation.memory import ConversationMemory, answer_and_remember
-from bot.conversation.rate_limit import RateLimiter
+from bot.conversation.rate_limit import Limiter, RateLimiter
 from bot.core.agent import DraftCallback, TextCallback
 from bot.errors import BusyError
 from bot.store.feedback import Feedback, FeedbackStore
@@ -66,6 +66,10 @@ class Notice:
     cause: BaseException | None = field(default=None, compare=False, repr=False)
 
 
+def _in_process_limiter(_platform: str, limit: int) -> Limiter:
+    return RateLimiter(limit)
+
+
 class ConversationService:
     """Answers questions for every platform and keeps what the conversation leaves behind.
     Call `close` to stop the workers."""
@@ -79,17 +83,21 @@ class ConversationService:
         *,
         workers: int = ANSWER_WORKERS,
         max_waiting: int = MAX_WAITING,
+        seen: SeenKeys | None = None,
+        limiter: Callable[[str, int], Limiter] = _in_process_limiter,
     ) -> None:
         """`rate_limits`: questions per user per minute, by platform (a platform not named
-        is not limited)."""
+        is not limited). `seen` (default: in this process) remembers the deliveries handled
+        and `limiter(platform, limit)` counts questions; the service builder passes the
+        database-backed ones when several replicas share the database."""
         self.agent = agent
         self.memory = memory
         self._feedback = feedback
-        self._limiters = {platform: RateLimiter(limit) for platform, limit in rate_limits.items()}
+        self._limiters = {platform: limiter(platform, limit) for platform, limit in rate_limits.items()}
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="answer")
         self._capacity = workers + max_waiting
         self._asked = 0  # questions running or waiting; only touched on the event loop
-        self._recent = RecentKeys()
+        self._recent = seen if seen is not None else RecentKeys()
 
     def first_time(self, *keys: str) -> bool:
         """Record a platform's delivery keys; False when one was seen before (a retry)."""

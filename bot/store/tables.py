@@ -119,3 +119,24 @@ private_answer_views = Table(
     Column("viewer", String(320), nullable=False),
     Column("viewed_at", DateTime(timezone=True), nullable=False, index=True),
 )
+
+
+# Platform deliveries already handled (Slack event ids, Teams activity ids, ...), shared by every
+# replica on one database: a retry landing on another replica finds its key here and is dropped.
+delivery_keys = Table(
+    "delivery_keys",
+    metadata,
+    Column("key", String(600), primary_key=True),
+    Column("seen_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+
+# Questions per user in fixed windows, shared by every replica on one database.
+rate_counts = Table(
+    "rate_counts",
+    metadata,
+    Column("platform", String(16), primary_key=True),
+    Column("user_id", String(256), primary_key=True),
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("count", Integer, nullable=False),
+)

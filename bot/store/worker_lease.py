@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from knowledge.errors import LoreError
 from knowledge.lock import RefreshLock
 
 # One advisory-lock key for Lore's worker lease: a fixed 64-bit number from its name.
@@ -136,9 +137,11 @@ class PostgresLease:
         self._engine.dispose()
 
 
-class _Held(Exception):
+class LeaseHeldError(LoreError):
+    """Another worker holds the lease (caught by `FileLease`, which then says "not yet")."""
+
     def __init__(self, holder: str) -> None:
-        super().__init__(holder)
+        super().__init__(f"another worker is active (pid {holder})")
         self.holder = holder
 
 
@@ -146,7 +149,7 @@ class FileLease:
     """A `flock` on `path` (one machine: SQLite)."""
 
     def __init__(self, path: Path) -> None:
-        self._lock = RefreshLock(path, busy=_Held)
+        self._lock = RefreshLock(path, busy=LeaseHeldError)
         self._held = False
         self._holder = "nobody"
 
@@ -154,7 +157,7 @@ class FileLease:
         if not self._held:
             try:
                 self._lock.acquire()
-            except _Held as busy:
+            except LeaseHeldError as busy:
                 self._holder = f"pid {busy.holder}"
                 return False
             self._held = True
