@@ -18,6 +18,7 @@ from bot.cli.schedules import Schedules
 from bot.settings import LoreSettings
 from bot.store.worker_lease import WorkerLease, worker_lease
 from knowledge.errors import LoreError
+from knowledge.refresh import refresh_trigger
 
 log = logging.getLogger(__name__)
 
@@ -37,32 +38,58 @@ class LeaseLostError(LoreError):
 @click.pass_obj
 def worker(settings: LoreSettings, check_seconds: float) -> None:
     """Run the scheduled refreshes, retraining and purges; one active worker at a time."""
+    _check_schedules(settings)  # a wrong crontab stops the worker before it waits
     lease = worker_lease(settings.database, settings.home)
     try:
-        services = build_services(settings)
-        try:
-            asyncio.run(_work(services, lease, check_seconds))
-        finally:
-            services.close()
+        asyncio.run(_work(settings, lease, check_seconds))
     finally:
         lease.release()
 
 
-async def _work(services: Services, lease: WorkerLease, check_seconds: float) -> None:
-    schedules = Schedules.of(services)  # a wrong crontab stops the worker before it waits
+def _check_schedules(settings: LoreSettings) -> None:
+    """ConfigurationError for a refresh or retraining schedule that cannot run."""
+    if settings.refresh.cron is not None or settings.refresh.interval_minutes is not None:
+        refresh_trigger(settings.refresh)
+    if settings.customize.retrain_min_feedback > 0:
+        from bot.customize.retrain import retrain_trigger
+
+        retrain_trigger(settings.customize)
+
+
+async def _work(settings: LoreSettings, lease: WorkerLease, check_seconds: float) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_number, stop.set)
+    if not await _take_turn(lease, stop, check_seconds):
+        return
+    # Built only now: a waiting worker holds no index, model or database connections (and two
+    # workers starting on one fresh LORE_HOME do not both create its stores).
+    services = build_services(settings)
+    try:
+        await _run_jobs(services, lease, stop, check_seconds)
+    finally:
+        services.close()
+    log.info("stopped")
+
+
+async def _take_turn(lease: WorkerLease, stop: asyncio.Event, check_seconds: float) -> bool:
+    """Wait for the lease; False when stopped first."""
     waited = False
     while not await asyncio.to_thread(lease.try_acquire):
         if not waited:  # said once, not at every try
             log.info("another worker is active (%s): waiting to take over", await asyncio.to_thread(lease.holder))
             waited = True
         if await _stopped(stop, check_seconds):
-            return
-    log.info("this worker is active: running the scheduled jobs")
+            return False
+    log.info("took the worker lease")
+    return True
+
+
+async def _run_jobs(services: Services, lease: WorkerLease, stop: asyncio.Event, check_seconds: float) -> None:
+    schedules = Schedules.of(services)
     schedules.start()
+    log.info("this worker is active: running the scheduled jobs")
     try:
         while not await _stopped(stop, check_seconds):
             if not await asyncio.to_thread(lease.held):
@@ -72,7 +99,6 @@ async def _work(services: Services, lease: WorkerLease, check_seconds: float) ->
                 )
     finally:
         schedules.stop()
-    log.info("stopped")
 
 
 async def _stopped(stop: asyncio.Event, seconds: float) -> bool:

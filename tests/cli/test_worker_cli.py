@@ -22,6 +22,7 @@ from tests.support.postgres import fresh_database
 
 STARTUP_SECONDS = 120.0
 TAKEOVER_SECONDS = 5.0
+TOOK = "took the worker lease"
 ACTIVE = "this worker is active"
 WAITING = "another worker is active"
 # No sources and no refresh for a long while: the jobs are there, and cost nothing.
@@ -93,7 +94,7 @@ def active_and_waiting(pair: list[Lore]) -> tuple[Lore, Lore]:
     """Both workers started: one active, the other waiting."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
-        states = [(ACTIVE in worker.output, WAITING in worker.output) for worker in pair]
+        states = [(TOOK in worker.output, WAITING in worker.output) for worker in pair]
         if sorted(states) == [(False, True), (True, False)]:
             break
         for worker in pair:
@@ -101,7 +102,8 @@ def active_and_waiting(pair: list[Lore]) -> tuple[Lore, Lore]:
         assert not all(active for active, _ in states), "two workers active at once"
         assert time.monotonic() < deadline, [worker.output for worker in pair]
         time.sleep(0.05)
-    active = next(worker for worker in pair if ACTIVE in worker.output)
+    active = next(worker for worker in pair if TOOK in worker.output)
+    active.wait_for(ACTIVE)  # its jobs are scheduled
     return active, next(worker for worker in pair if worker is not active)
 
 
@@ -114,11 +116,12 @@ def test_two_workers_on_one_postgresql_never_hold_the_lease_together_and_one_tak
         active, waiting = active_and_waiting(pair)
         for _ in range(20):  # a while of both running: one holder, the waiting one still waits
             assert lease_holders(database) == 1
-            assert ACTIVE not in waiting.output
+            assert TOOK not in waiting.output
             time.sleep(0.1)
 
         active.process.send_signal(signal.SIGKILL)  # dies without releasing anything itself
-        took = waiting.wait_for(ACTIVE, seconds=TAKEOVER_SECONDS)
+        took = waiting.wait_for(TOOK, seconds=TAKEOVER_SECONDS)
+        waiting.wait_for(ACTIVE)
         assert lease_holders(database) == 1
         assert waiting.process.poll() is None
         print(f"took over in {took:.2f} s")
@@ -134,7 +137,8 @@ def test_a_worker_stopped_with_sigterm_hands_over_at_once(tmp_path: Path, databa
         active, waiting = active_and_waiting(pair)
         active.process.send_signal(signal.SIGTERM)
         assert active.process.wait(timeout=30) == 0, active.output
-        waiting.wait_for(ACTIVE, seconds=TAKEOVER_SECONDS)
+        waiting.wait_for(TOOK, seconds=TAKEOVER_SECONDS)
+        waiting.wait_for(ACTIVE)
     finally:
         for worker in pair:
             worker.stop()
@@ -145,9 +149,10 @@ def test_two_workers_on_sqlite_share_one_file_lock(tmp_path: Path) -> None:
     try:
         active, waiting = active_and_waiting(pair)
         time.sleep(1.0)
-        assert ACTIVE not in waiting.output
+        assert TOOK not in waiting.output
         active.process.send_signal(signal.SIGKILL)
-        waiting.wait_for(ACTIVE, seconds=TAKEOVER_SECONDS)
+        waiting.wait_for(TOOK, seconds=TAKEOVER_SECONDS)
+        waiting.wait_for(ACTIVE)
     finally:
         for worker in pair:
             worker.stop()
