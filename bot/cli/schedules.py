@@ -4,11 +4,13 @@ answers past their retention. `lore serve` runs them itself unless told not to
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
@@ -29,6 +31,13 @@ class Schedules:
     services: Services
     scheduler: AsyncIOScheduler
     retraining: tuple[RetrainJob, CronTrigger] | None
+    running: int = field(default=0, init=False)  # jobs started and not finished
+
+    def __post_init__(self) -> None:
+        self.scheduler.add_listener(self._count, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+
+    def _count(self, event: JobEvent) -> None:
+        self.running += 1 if event.code == EVENT_JOB_SUBMITTED else -1
 
     @classmethod
     def of(cls, services: Services) -> Schedules:
@@ -70,6 +79,14 @@ class Schedules:
             self.retraining[0].cancel()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+
+    async def drain(self, seconds: float) -> bool:
+        """After `stop`: wait up to `seconds` for the jobs running to finish; whether they
+        did (closing the index under a running refresh can crash the process)."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while self.running > 0 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        return self.running <= 0
 
 
 def _retraining(services: Services) -> tuple[RetrainJob, CronTrigger] | None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 import click
 
-from bot.app import Services, build_services
+from bot.app import build_services
 from bot.cli.schedules import Schedules
 from bot.settings import LoreSettings
 from bot.store.worker_lease import WorkerLease, worker_lease
@@ -21,6 +22,9 @@ from knowledge.errors import LoreError
 from knowledge.refresh import refresh_trigger
 
 log = logging.getLogger(__name__)
+
+# How long a stopping worker lets a running job finish before it exits anyway.
+DRAIN_SECONDS = 10.0
 
 
 class LeaseLostError(LoreError):
@@ -66,9 +70,17 @@ async def _work(settings: LoreSettings, lease: WorkerLease, check_seconds: float
     # Built only now: a waiting worker holds no index, model or database connections (and two
     # workers starting on one fresh LORE_HOME do not both create its stores).
     services = build_services(settings)
+    schedules = Schedules.of(services)
     try:
-        await _run_jobs(services, lease, stop, check_seconds)
+        await _run_jobs(schedules, lease, stop, check_seconds)
     finally:
+        schedules.stop()
+        if not await schedules.drain(DRAIN_SECONDS):
+            # Closing the index under the running job could crash; cutting the job short is
+            # safe (the next refresh catches up; a retraining promotes nothing unfinished).
+            log.warning("stopped in the middle of a job: the next run catches up")
+            logging.shutdown()
+            os._exit(0)
         services.close()
     log.info("stopped")
 
@@ -86,19 +98,15 @@ async def _take_turn(lease: WorkerLease, stop: asyncio.Event, check_seconds: flo
     return True
 
 
-async def _run_jobs(services: Services, lease: WorkerLease, stop: asyncio.Event, check_seconds: float) -> None:
-    schedules = Schedules.of(services)
+async def _run_jobs(schedules: Schedules, lease: WorkerLease, stop: asyncio.Event, check_seconds: float) -> None:
     schedules.start()
     log.info("this worker is active: running the scheduled jobs")
-    try:
-        while not await _stopped(stop, check_seconds):
-            if not await asyncio.to_thread(lease.held):
-                raise LeaseLostError(
-                    "this worker lost its lease (its database connection closed): it stopped its jobs, "
-                    "and another worker may be running them now; start it again to wait for its turn."
-                )
-    finally:
-        schedules.stop()
+    while not await _stopped(stop, check_seconds):
+        if not await asyncio.to_thread(lease.held):
+            raise LeaseLostError(
+                "this worker lost its lease (its database connection closed): it stopped its jobs, "
+                "and another worker may be running them now; start it again to wait for its turn."
+            )
 
 
 async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
