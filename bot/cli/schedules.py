@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# How long a stopping process waits for a running job before closing the index under it.
+DRAIN_SECONDS = 10.0
+
 
 @dataclass
 class Schedules:

@@ -20,7 +20,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.app import Services, build_services
-from bot.cli.schedules import Schedules
+from bot.cli.schedules import DRAIN_SECONDS, Schedules
 from bot.console.lookups import SourceLookups
 from bot.model import lazy_model
 from bot.model.active_adapter import follow_promotions
@@ -234,6 +234,8 @@ def _add_schedules(app: web.Application, services: Services, run_jobs: bool = Tr
 
     async def stop(_app: web.Application) -> None:
         schedules.stop()
+        if not await schedules.drain(DRAIN_SECONDS):  # before the services close under it
+            log.warning("stopping in the middle of a scheduled job: the next run catches up")
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)

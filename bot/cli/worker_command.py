@@ -15,7 +15,7 @@ import signal
 import click
 
 from bot.app import build_services
-from bot.cli.schedules import Schedules
+from bot.cli.schedules import DRAIN_SECONDS, Schedules
 from bot.settings import LoreSettings
 from bot.store.worker_lease import WorkerLease, worker_lease
 from knowledge.errors import LoreError
@@ -24,7 +24,6 @@ from knowledge.refresh import refresh_trigger
 log = logging.getLogger(__name__)
 
 # How long a stopping worker lets a running job finish before it exits anyway.
-DRAIN_SECONDS = 10.0
 
 
 class LeaseLostError(LoreError):
