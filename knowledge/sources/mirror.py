@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from knowledge.sources.base import SyncState
+from knowledge.types import SourceFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -76,6 +77,18 @@ class MirroredFile:
     item: MirrorItem
     path: str  # "<drive root name>/<folders>/<name>", POSIX
     principals: frozenset[str] | None
+
+    def source_file(self, source: str, root: str) -> SourceFile:
+        """The file as source `source` (root `root`) lists it to the sync."""
+        return SourceFile(
+            source=source,
+            root=root,
+            relative_path=self.path,
+            url=self.item.url,
+            size=self.item.size,
+            mtime=self.item.modified,
+            principals=self.principals,
+        )
 
 
 @dataclass(frozen=True)
@@ -185,16 +198,6 @@ class ListingMirror:
     def item(self, item_id: str) -> MirrorItem | None:
         row = self.db.execute("SELECT * FROM items WHERE item_id = ?", (item_id,)).fetchone()
         return None if row is None else _item(row)
-
-    def descendants(self, item_id: str) -> list[MirrorItem]:
-        """Everything below a folder (not the folder itself)."""
-        rows = self.db.execute(
-            "WITH RECURSIVE below(id) AS (SELECT item_id FROM items WHERE parent_id = ? "
-            "UNION SELECT items.item_id FROM items JOIN below ON items.parent_id = below.id) "
-            "SELECT * FROM items WHERE item_id IN below",
-            (item_id,),
-        )
-        return [_item(row) for row in rows]
 
     def listing(self) -> Listing:
         """Every file with its path and principals, in path order."""

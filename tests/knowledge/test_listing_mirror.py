@@ -137,7 +137,3 @@ def test_sync_state_and_forgotten_drives(mirror: ListingMirror) -> None:
     assert state.last_sync_at == when and state.cursor_saved_at == when
     mirror.keep_drives(["d2"])
     assert paths(mirror) == {} and mirror.cursor("d1") is None and mirror.item("r2") is not None
-
-
-def test_descendants_lists_everything_below_a_folder(mirror: ListingMirror) -> None:
-    assert {item.item_id for item in mirror.descendants("root")} == {"hr", "pay", "leave"}

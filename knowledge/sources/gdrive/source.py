@@ -74,7 +74,7 @@ class GoogleDriveSource:
         for mirrored in listing.files:
             if self._filter.selects(mirrored.path):
                 self._by_path[mirrored.path] = mirrored
-                yield self._source_file(mirrored)
+                yield mirrored.source_file(self.name, self.root)
 
     def read_bytes(self, file: SourceFile) -> bytes:
         """The file's bytes (a Docs Editors file: its export). SourceError when it is gone,
@@ -99,7 +99,7 @@ class GoogleDriveSource:
                 f"Source {self.name!r} has no file {relative_path!r} in its last listing; paths start with "
                 "the shared drive's (or folder's) name (see `lore sources test`)."
             )
-        return self._source_file(mirrored)
+        return mirrored.source_file(self.name, self.root)
 
     def sync_state(self) -> SyncState | None:
         if self._mirror is None and not self._state_path.exists():
@@ -158,15 +158,3 @@ class GoogleDriveSource:
         mirror.keep_drives([other.key for other in scopes(self.settings) if other.key != scope.key])
         self.problems.append(SourceProblem(path, reason, denied=True))
         logger.warning("source %s: %s", self.name, reason)
-
-    def _source_file(self, mirrored: MirroredFile) -> SourceFile:
-        item = mirrored.item
-        return SourceFile(
-            source=self.name,
-            root=self.root,
-            relative_path=mirrored.path,
-            url=item.url,
-            size=item.size,
-            mtime=item.modified,
-            principals=mirrored.principals,
-        )

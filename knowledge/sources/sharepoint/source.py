@@ -94,7 +94,7 @@ class SharePointSource:
             logger.warning("source %s: %d item(s) without a known folder not listed", self.name, len(listing.detached))
         self._listed = {file.path: file for file in listing.files if self._filter.selects(file.path)}
         for file in self._listed.values():
-            yield self._source_file(file)
+            yield file.source_file(self.name, self.root)
 
     def read_bytes(self, file: SourceFile) -> bytes:
         """The file's content, downloaded through its item's /content link, at most
@@ -117,7 +117,7 @@ class SharePointSource:
                 f"Source {self.name!r} has no file {relative_path} in its last listing; paths start "
                 "with the drive's name (`lore sources test` lists a few)."
             )
-        return self._source_file(listed)
+        return listed.source_file(self.name, self.root)
 
     def sync_state(self) -> SyncState | None:
         return self._mirror.sync_state()
@@ -200,17 +200,6 @@ class SharePointSource:
                 f"Source {self.name!r}: Graph knows no site at {url}; check `sites` in lore.toml "
                 "(the address a browser shows for the site's home page)"
             ) from None
-
-    def _source_file(self, file: MirroredFile) -> SourceFile:
-        return SourceFile(
-            source=self.name,
-            root=self.root,
-            relative_path=file.path,
-            url=file.item.url,
-            size=file.item.size,
-            mtime=file.item.modified,
-            principals=file.principals,
-        )
 
     def _problem(self, drive: Drive, reason: str, denied: bool) -> None:
         self.problems.append(SourceProblem(drive.label, reason, denied=denied))
