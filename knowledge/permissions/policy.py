@@ -107,6 +107,7 @@ class PermissionPolicy:
     ) -> None:
         self.acl_path = Path(acl_file).expanduser() if acl_file is not None else None
         self.source_names = [name for name, _ in sources]
+        self._drives = {name for name, root in sources if root is None}  # cloud drives: no folder
         self.file_modes = file_modes or FileModePermissions()
         self.choices = dict(choices or {})
         self._smb_folder = smb_folder
@@ -159,7 +160,8 @@ class PermissionPolicy:
             )
         acl = self._current_acl()
         if acl is not None:
-            self._check_root(file.root)
+            if file.source not in self._drives:
+                self._check_root(file.root)
             decision = acl.decide(file.source, file.relative_path)
             grant = decision.grant
             if grant is not None:
@@ -200,7 +202,7 @@ class PermissionPolicy:
     def _check_root(self, root: str) -> None:
         """Also refuse sources given at refresh time (`lore index --source PATH`) that hold
         the ACL file; each root is checked once."""
-        if root not in self._checked_roots and self.acl_path is not None and "://" not in root:
+        if root not in self._checked_roots and self.acl_path is not None:
             check_acl_location(self.acl_path, [Path(root)])
             self._checked_roots.add(root)
 
