@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass
 from functools import cached_property
 
+from bot.adapter_registry import adapter_registry
 from bot.conversation.memory import ConversationMemory
 from bot.conversation.service import ConversationService
 from bot.core.access import AccessPolicy
@@ -100,7 +101,7 @@ class Services:
         # Platforms retry within minutes and rate windows last one: a day is plenty.
         purged += DeliveryKeys(self.database).purge_older_than(DAY_SECONDS)
         purged += RateCounts.purge_all_older_than(self.database, DAY_SECONDS)
-        purged += CustomizationRetention.of(self.settings).purge()
+        purged += CustomizationRetention.of(self.settings, adapter_registry(self.settings, self.database)).purge()
         return purged
 
     def close(self) -> None:
@@ -112,16 +113,21 @@ class Services:
         self.model.close()
 
 
-def build_services(settings: LoreSettings, model: Model | None = None) -> Services:
+def build_services(settings: LoreSettings, model: Model | None = None, database: Database | None = None) -> Services:
     """Construct the bot from `settings`. The model is loaded here (eagerly) unless one is given,
-    e.g. an already-loaded model shared between services, or a test's tiny model."""
-    knowledge = build_knowledge(settings)
-    database: Database | None = None
+    e.g. an already-loaded model shared between services, or a test's tiny model. `database`:
+    the configured database already opened (the services close it), else opened here."""
     try:
-        database = Database(settings.database)
+        knowledge = build_knowledge(settings)
+    except BaseException:
+        if database is not None:
+            database.close()
+        raise
+    try:
+        database = database or Database(settings.database)
         if model is None:
             # Loaded on first use: with evidence-only answers nothing needs the weights.
-            model = lazy_model(settings.model, settings.home)
+            model = lazy_model(settings.model, settings.home, adapter_registry(settings, database))
         directory = build_directory(settings)
         access = build_access_policy(settings, directory)
         answers = AnswerLog(database)

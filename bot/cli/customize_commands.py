@@ -385,9 +385,9 @@ def rollback_command(settings: LoreSettings) -> None:
 
 
 def _registry(settings: LoreSettings) -> AdapterRegistry:
-    from bot.model.adapters import AdapterRegistry
+    from bot.adapter_registry import adapter_registry
 
-    return AdapterRegistry(settings.adapters_dir)
+    return adapter_registry(settings)
 
 
 def _newest(registry: AdapterRegistry) -> str:

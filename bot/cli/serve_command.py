@@ -1,7 +1,8 @@
 """`lore serve`: the bot's one long-running process. One HTTP server carries Slack (HTTP mode
 on `/slack/events`, or Socket Mode), Teams (`/api/messages`) and `/healthz`; a scheduler keeps
 the index fresh and, when configured, retrains the adapter from new feedback. The model follows
-promotions made while it runs (`bot.model.active_adapter`). SIGTERM or Ctrl-C stops accepting
+promotions made while it runs (`bot.model.active_adapter`), by any process sharing its
+database (`bot.adapter_registry`). SIGTERM or Ctrl-C stops accepting
 work, finishes the answers in flight and exits 0."""
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ import click
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.adapter_registry import adapter_registry
 from bot.app import Services, build_services
 from bot.cli.schedules import DRAIN_SECONDS, Schedules
 from bot.console.lookups import SourceLookups
 from bot.model import lazy_model
 from bot.model.active_adapter import follow_promotions
-from bot.model.adapters import AdapterRegistry
 from bot.server import Routes, create_web_app, is_loopback, run_server
 from bot.settings import LoreSettings
+from bot.store.database import Database
 from knowledge.types import SourceFile
 
 if TYPE_CHECKING:
@@ -78,10 +80,16 @@ def serve(settings: LoreSettings, host: str, port: int, teams_emulator: bool, jo
 def serving_services(settings: LoreSettings) -> Services:
     """The services `lore serve` runs on: the configured model, made to follow the adapter
     promoted (or rolled back) by other processes while it runs."""
-    model = lazy_model(settings.model, settings.home)
+    database = Database(settings.database)
     try:
-        following = follow_promotions(model, settings.model, AdapterRegistry(settings.adapters_dir))
-        return build_services(settings, model=following)
+        registry = adapter_registry(settings, database)
+        model = lazy_model(settings.model, settings.home, registry)
+    except BaseException:
+        database.close()
+        raise
+    try:
+        following = follow_promotions(model, settings.model, registry)
+        return build_services(settings, model=following, database=database)
     except BaseException:
         model.close()
         raise

@@ -19,9 +19,9 @@ RATE_METRICS = ("answer_accuracy", "citation_accuracy", "abstention")
 SHOWN_DATASETS = 10
 
 
-def customization(settings: LoreSettings) -> dict[str, Any]:
-    """Datasets newest first, adapters newest first with charts, the schedule and last run."""
-    registry = AdapterRegistry(settings.adapters_dir)
+def customization(settings: LoreSettings, registry: AdapterRegistry) -> dict[str, Any]:
+    """Datasets newest first, adapters newest first with charts, the schedule and last run;
+    the adapters those of `registry` (`bot.adapter_registry`)."""
     adapters = []
     for summary in reversed(list_adapters(registry)):
         metadata = registry.info(summary.name).metadata
@@ -68,10 +68,10 @@ def customization(settings: LoreSettings) -> dict[str, Any]:
     }
 
 
-def promote_adapter(settings: LoreSettings, name: str) -> str:
+def promote_adapter(settings: LoreSettings, registry: AdapterRegistry, name: str) -> str:
     """Promote `name` if its stored evaluation beats the active model's (never forced here:
     `lore customize promote --force` stays a deliberate CLI act). Raises PromotionError."""
-    done = promote(AdapterRegistry(settings.adapters_dir), name, metric=settings.customize.promote_metric)
+    done = promote(registry, name, metric=settings.customize.promote_metric)
     return (
         f"adapter {done.name} promoted ({done.metric} {done.score:.3f} vs {done.beaten:.3f})"
         if done.beaten is not None and done.score is not None
@@ -79,9 +79,9 @@ def promote_adapter(settings: LoreSettings, name: str) -> str:
     )
 
 
-def roll_back(settings: LoreSettings) -> str:
+def roll_back(registry: AdapterRegistry) -> str:
     """Return to the model that answered before the last promotion. Raises PromotionError."""
-    previous = rollback(AdapterRegistry(settings.adapters_dir))
+    previous = rollback(registry)
     return f"rolled back: {previous or 'the base model'} answers now"
 
 

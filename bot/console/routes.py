@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from bot.adapter_registry import adapter_registry
 from bot.app import Services
 from bot.console import customization, pages, permissions_check
 from bot.console.background import BackgroundAction, Retraining, refresh_action, retrain_action
@@ -271,7 +272,9 @@ class _Views:
         return await asyncio.to_thread(pages.sources, self.console, pages.utc_now())
 
     async def customization(self, request: web.Request) -> dict[str, Any]:
-        data = await asyncio.to_thread(customization.customization, self.console.services.settings)
+        services = self.console.services
+        registry = adapter_registry(services.settings, services.database)
+        data = await asyncio.to_thread(customization.customization, services.settings, registry)
         return {**data, "done": request.query.get("done", ""), "error": request.query.get("error", "")}
 
     async def actions(self, request: web.Request) -> dict[str, Any]:
@@ -280,13 +283,15 @@ class _Views:
     # -- actions -----------------------------------------------------------------------
 
     async def _customize(self, request: web.Request) -> tuple[str, bool]:
-        settings = self.console.services.settings
+        services = self.console.services
+        registry = adapter_registry(services.settings, services.database)
         form = await request.post()
         try:
             if request.match_info["action"] == "promote":
-                outcome = await asyncio.to_thread(customization.promote_adapter, settings, str(form.get("name", "")))
+                name = str(form.get("name", ""))
+                outcome = await asyncio.to_thread(customization.promote_adapter, services.settings, registry, name)
             else:
-                outcome = await asyncio.to_thread(customization.roll_back, settings)
+                outcome = await asyncio.to_thread(customization.roll_back, registry)
         except LoreError as error:  # PromotionError, or an unknown adapter name
             return str(error), False
         log.info("console: %s by %s", outcome, viewer_of(request).name)

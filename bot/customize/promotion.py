@@ -2,8 +2,10 @@
 
 Promotion compares the candidate's stored evaluation (written into its lore.json by
 `lore customize eval`) with the active model's: the active adapter's own stored score, or,
-with no adapter active, the base model's score measured beside the candidate. `ACTIVE` is the
-registry's marker; `promotions.json` beside it is the stack of promotions `rollback` pops.
+with no adapter active, the base model's score measured beside the candidate. The registry's
+marker records the promoted adapter for every process (`bot.adapter_registry`);
+`promotions.json` in the adapters folder of the machine that promotes is the stack of
+promotions `rollback` pops.
 """
 
 from __future__ import annotations

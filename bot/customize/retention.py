@@ -33,11 +33,12 @@ class CustomizationRetention:
     adapter_days: float
 
     @classmethod
-    def of(cls, settings: LoreSettings) -> CustomizationRetention:
+    def of(cls, settings: LoreSettings, registry: AdapterRegistry) -> CustomizationRetention:
+        """Retention as `settings` set it, over the adapters of `registry` (`bot.adapter_registry`)."""
         return cls(
             datasets_dir=settings.home / "datasets",
             runs_dir=settings.home / "customize" / "runs",
-            registry=AdapterRegistry(settings.adapters_dir),
+            registry=registry,
             dataset_days=settings.customize.dataset_retention_days,
             adapter_days=settings.customize.adapter_retention_days,
         )

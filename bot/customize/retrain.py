@@ -34,16 +34,17 @@ from apscheduler.job import Job
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.adapter_registry import adapter_registry
 from bot.customize.evaluate import HEADLINE, compare, evaluation_record, record_writing, test_questions
 from bot.customize.inputs import base_weights, dataset_inputs
 from bot.customize.notify import AdminNotifier, notify
 from bot.customize.promotion import PromotionError, promote, store_evaluation
 from bot.customize.teacher import open_teacher
 from bot.customize.training import StepReport, TrainingSettings, train_adapter
-from bot.model.adapters import AdapterRegistry
 from bot.model.writing import measured_writing
 from bot.settings import CustomizeSettings, LoreSettings
 from bot.store.answers import AnswerLog
+from bot.store.database import Database
 from bot.store.feedback import FeedbackStore, may_train
 from knowledge.errors import ConfigurationError, LoreError
 from knowledge.lock import RefreshLock
@@ -69,6 +70,8 @@ class RetrainingServices(Protocol):
     def answers(self) -> AnswerLog: ...
     @property
     def agent(self) -> Agent: ...
+    @property
+    def database(self) -> Database: ...
 
 
 STATE_FILE = "retrain-state.json"
@@ -167,7 +170,7 @@ class RetrainJob:
         self._training = training
         self._notifiers = list(notifiers)
         self._evaluation_model = evaluation_model
-        self._registry = AdapterRegistry(self._settings.adapters_dir)
+        self._registry = adapter_registry(self._settings, services.database)
         self._folder = self._settings.home / "customize"
         self._cancelled = threading.Event()
 

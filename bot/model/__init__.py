@@ -38,7 +38,7 @@ def generation_defaults(settings: ModelSettings) -> GenerationSettings:
 class Backend:
     """One way to run the model (`model.backend`)."""
 
-    load: Callable[[ModelSettings, Path], Model]
+    load: Callable[[ModelSettings, Path, AdapterRegistry], Model]
     # Whether its adapters come from Lore's registry (`<home>/adapters/`, promoted with
     # `lore customize promote`), rather than being model names on a server.
     uses_adapter_registry: bool
@@ -48,14 +48,13 @@ class Backend:
     loads_weights: bool
 
 
-def _load_local(settings: ModelSettings, home: Path) -> Model:
+def _load_local(settings: ModelSettings, home: Path, adapters: AdapterRegistry) -> Model:
     """The base model (`settings.base_model` or the bundled SmolLM2, cached under
-    `<home>/models/` on first use) with `settings.adapter`, else the promoted adapter in
-    `<home>/adapters/`."""
+    `<home>/models/` on first use) with `settings.adapter`, else the adapter promoted in
+    `adapters`."""
     from bot.model.local import LocalModel
     from bot.model.weights import base_model_name, resolve_base_model
 
-    adapters = AdapterRegistry(home / "adapters")
     return LocalModel(
         resolve_base_model(settings, home),
         name=base_model_name(settings),
@@ -67,7 +66,7 @@ def _load_local(settings: ModelSettings, home: Path) -> Model:
     )
 
 
-def _load_openai(settings: ModelSettings, home: Path) -> Model:
+def _load_openai(settings: ModelSettings, home: Path, adapters: AdapterRegistry) -> Model:
     """The endpoint `settings.openai_base_url`, answering as `settings.adapter` when set,
     else `settings.openai_model`."""
     from bot.model.openai_backend import OpenAIModel
@@ -99,17 +98,21 @@ BACKENDS: Mapping[str, Backend] = MappingProxyType(
 )
 
 
-def load_model(settings: ModelSettings, home: Path) -> Model:
-    """Start the configured backend (see `BACKENDS`); call once per process and share the result."""
-    return BACKENDS[settings.backend].load(settings, home)
+def load_model(settings: ModelSettings, home: Path, adapters: AdapterRegistry | None = None) -> Model:
+    """Start the configured backend (see `BACKENDS`) with its adapters from `adapters`
+    (default: `<home>/adapters/` with its ACTIVE file; `bot.adapter_registry` gives the
+    configured one); call once per process and share the result."""
+    registry = adapters if adapters is not None else AdapterRegistry(home / "adapters")
+    return BACKENDS[settings.backend].load(settings, home, registry)
 
 
-def lazy_model(settings: ModelSettings, home: Path) -> LazyModel:
+def lazy_model(settings: ModelSettings, home: Path, adapters: AdapterRegistry | None = None) -> LazyModel:
     """The configured model as `load_model` would start it, loaded on first use."""
     from bot.model.weights import base_model_name
 
+    registry = adapters if adapters is not None else AdapterRegistry(home / "adapters")
     if settings.adapter is not None or not BACKENDS[settings.backend].uses_adapter_registry:
         adapter = settings.adapter
     else:
-        adapter = AdapterRegistry(home / "adapters").active()
-    return LazyModel(lambda: load_model(settings, home), base_model_name(settings), adapter)
+        adapter = registry.active()
+    return LazyModel(lambda: load_model(settings, home, registry), base_model_name(settings), adapter)

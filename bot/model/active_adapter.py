@@ -1,9 +1,10 @@
 """Following promotions in a running bot, without a restart.
 
-`lore customize promote` and `rollback` (and the scheduled retraining) run in other processes
-and change only the registry's `ACTIVE` marker. `FollowActiveAdapter` wraps the serving model
-and, before each generation, lets an `ActiveAdapterWatcher` read the marker (a few bytes) and
-compare it with what it read last time: a promotion answers from the very next question on,
+`lore customize promote` and `rollback` (and the scheduled retraining) run in other processes,
+on other machines too, and change only the registry's marker (`ActiveMarker`: the ACTIVE file,
+or a row of the shared PostgreSQL database). `FollowActiveAdapter` wraps the serving model
+and, before each generation, lets an `ActiveAdapterWatcher` read the marker (a few bytes, or
+one primary-key read) and compare it with what it read last time: a promotion answers from the very next question on,
 with no polling thread and no measurable cost while nothing changes. Comparing the content,
 not the file's time stamp, also catches two promotions within one time-stamp tick.
 

@@ -2,8 +2,10 @@
 
 Layout: `<home>/adapters/<name>/` is a folder written by peft's `save_pretrained`
 (`adapter_config.json`, `adapter_model.safetensors`) plus `lore.json`, Lore's metadata about it.
-`<home>/adapters/ACTIVE` holds the name of the promoted adapter. The keys of `lore.json` read
-here: `base_model` (the base model's name), `base_model_hash` (`base_model_fingerprint()` of
+Which adapter is promoted is an `ActiveMarker`'s job: by default the file
+`<home>/adapters/ACTIVE` holding its name; with replicas on a shared PostgreSQL database, a row
+there (`bot.store.active_adapter`), which also keeps a copy of the promoted folder for replicas
+that lack it. The keys of `lore.json` read here: `base_model` (the base model's name), `base_model_hash` (`base_model_fingerprint()` of
 the base folder it was trained on) and `created` (ISO 8601); training may add any others.
 """
 
@@ -17,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bot.errors import AdapterMismatchError, ConfigurationError, ModelNotFoundError
 
@@ -47,11 +49,58 @@ def normalize_adapter(name: str | None) -> str | None:
     return None if name is None or name == BASE else name
 
 
-class AdapterRegistry:
-    """The adapters in one folder: list them, find them, and promote one."""
+class ActiveMarker(Protocol):
+    """Where the promoted adapter's name is kept, for every process that serves it."""
 
-    def __init__(self, adapters_dir: Path) -> None:
+    def read(self) -> str | None:
+        """The promoted adapter's name (None: the base model)."""
+        ...
+
+    def write(self, name: str | None, folder: Path | None) -> None:
+        """Promote adapter `name`, whose files are in `folder` (None, None: the base model)."""
+        ...
+
+    def fetch(self, name: str, into: Path) -> bool:
+        """Copy the promoted adapter `name`'s files into the new folder `into` when this marker
+        keeps them (a replica on another machine); whether it did."""
+        ...
+
+
+class FileMarker:
+    """The name in a file (`<home>/adapters/ACTIVE`): every process that reads it shares the
+    adapters folder, so there is nothing to fetch."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def read(self) -> str | None:
+        try:
+            name = self._path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return normalize_adapter(name or None)
+
+    def write(self, name: str | None, folder: Path | None) -> None:
+        if name is None:
+            self._path.unlink(missing_ok=True)
+            return
+        # Written to a temporary file and renamed: a reader never sees a half-written name.
+        handle, temporary = tempfile.mkstemp(prefix=f".{self._path.name}.", dir=self._path.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(name + "\n")
+        os.replace(temporary, self._path)
+
+    def fetch(self, name: str, into: Path) -> bool:
+        return False
+
+
+class AdapterRegistry:
+    """The adapters in one folder: list them, find them, and promote one (recorded by
+    `marker`; default: the ACTIVE file in the folder)."""
+
+    def __init__(self, adapters_dir: Path, marker: ActiveMarker | None = None) -> None:
         self._dir = adapters_dir
+        self._marker = marker if marker is not None else FileMarker(adapters_dir / ACTIVE_FILE)
 
     @property
     def directory(self) -> Path:
@@ -68,9 +117,10 @@ class AdapterRegistry:
         return [path.name for path in sorted(found, key=_age_key)]
 
     def path(self, name: str) -> Path:
-        """The folder of adapter `name`; ModelNotFoundError listing the others if it is missing."""
+        """The folder of adapter `name` (fetched from the marker when it is the promoted one
+        and this machine lacks it); ModelNotFoundError listing the others if it is missing."""
         folder = self._dir / _checked_name(name)
-        if not (folder / PEFT_CONFIG_FILE).is_file():
+        if not (folder / PEFT_CONFIG_FILE).is_file() and not self._fetched(name, folder):
             available = ", ".join(self.list()) or "none"
             raise ModelNotFoundError(
                 f"no adapter named {name!r} in {self._dir} (available: {available}): "
@@ -92,27 +142,23 @@ class AdapterRegistry:
             metadata=metadata,
         )
 
+    def _fetched(self, name: str, folder: Path) -> bool:
+        """Whether the marker supplied `folder` now (only when it is missing altogether: a
+        damaged folder is for someone to look at, not to overwrite)."""
+        if folder.exists():
+            return False
+        self._dir.mkdir(parents=True, exist_ok=True)
+        return self._marker.fetch(name, folder) and (folder / PEFT_CONFIG_FILE).is_file()
+
     def active(self) -> str | None:
         """The promoted adapter's name, or None when the base model answers."""
-        try:
-            name = (self._dir / ACTIVE_FILE).read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            return None
-        return normalize_adapter(name or None)
+        return self._marker.read()
 
     def set_active(self, name: str | None) -> None:
-        """Promote adapter `name` (None or "base": the base model) for every start from now on."""
+        """Promote adapter `name` (None or "base": the base model) for every start from now on,
+        in every process that reads the same marker."""
         name = normalize_adapter(name)
-        marker = self._dir / ACTIVE_FILE
-        if name is None:
-            marker.unlink(missing_ok=True)
-            return
-        self.path(name)
-        # Written to a temporary file and renamed: a reader never sees a half-written name.
-        handle, temporary = tempfile.mkstemp(prefix=".ACTIVE.", dir=self._dir)
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(name + "\n")
-        os.replace(temporary, marker)
+        self._marker.write(name, None if name is None else self.path(name))
 
 
 def check_adapter_base(info: AdapterInfo, base_folder: Path, base_name: str, fingerprint: Callable[[], str]) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -139,4 +140,17 @@ rate_counts = Table(
     Column("user_id", String(256), primary_key=True),
     Column("window_start", DateTime(timezone=True), primary_key=True),
     Column("count", Integer, nullable=False),
+)
+
+
+# The adapter `lore customize promote` (or the retraining) made the answering one, for every
+# replica on one database: one row (id 1), with the adapter folder as a tar archive so that a
+# replica on another machine can fetch it (bot/store/active_adapter.py).
+active_adapter = Table(
+    "active_adapter",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(100), nullable=True),  # null: the base model
+    Column("archive", LargeBinary, nullable=True),
+    Column("promoted_at", DateTime(timezone=True), nullable=False),
 )

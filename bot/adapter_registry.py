@@ -1,0 +1,27 @@
+"""The adapter registry every command and process uses: the adapters under LORE_HOME/adapters,
+with the promoted one recorded where every process that answers reads it. On SQLite (one
+machine) that is the ACTIVE file in that folder; on PostgreSQL (replicas on several machines)
+it is a row of the shared database, which also carries the promoted folder to replicas that
+lack it (`bot.store.active_adapter`)."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+
+from bot.model.adapters import AdapterRegistry
+from bot.settings import LoreSettings
+from bot.store.active_adapter import DatabaseMarker
+from bot.store.database import Database
+
+
+def shared_database(url: str) -> bool:
+    """Whether processes on other machines may use the database at `url` too (PostgreSQL)."""
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+def adapter_registry(settings: LoreSettings, database: Database | None = None) -> AdapterRegistry:
+    """The registry for `settings`; on PostgreSQL its marker uses `database` (default: a
+    connection pool of its own, open for the rest of the process)."""
+    if not shared_database(settings.database):
+        return AdapterRegistry(settings.adapters_dir)
+    return AdapterRegistry(settings.adapters_dir, DatabaseMarker(database or Database(settings.database)))
