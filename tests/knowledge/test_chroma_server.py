@@ -10,8 +10,9 @@ from knowledge.config import IndexSettings
 from knowledge.errors import IndexUnavailableError
 from knowledge.retrieval import MODES
 from knowledge.types import EVERYONE, SearchFilters, SourceFile
+from tests.support.chroma_server import ChromaServer, chroma_server  # noqa: F401  (fixture)
 from tests.support.files import write_document
-from tests.support.knowledge_index import CountingEmbedder, chroma_server, free_port, make_knowledge
+from tests.support.knowledge_index import CountingEmbedder, free_port, make_knowledge
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +20,11 @@ def embedder() -> CountingEmbedder:
     return CountingEmbedder()
 
 
-@pytest.fixture(scope="module")
-def port(tmp_path_factory: pytest.TempPathFactory) -> int:
-    with chroma_server(tmp_path_factory.mktemp("chroma") / "data") as server_port:
-        yield server_port
-
-
-def test_sync_cycle_and_search_against_a_chroma_server(tmp_path: Path, port: int, embedder: CountingEmbedder) -> None:
+def test_sync_cycle_and_search_against_a_chroma_server(
+    tmp_path: Path,
+    chroma_server: ChromaServer,  # noqa: F811
+    embedder: CountingEmbedder,
+) -> None:
     docs = tmp_path / "docs"
     write_document(docs / "benefits/leave.md", "parental leave lasts sixteen weeks")
     write_document(docs / "it/laptops.html", "laptops are replaced every three years")
@@ -34,7 +33,7 @@ def test_sync_cycle_and_search_against_a_chroma_server(tmp_path: Path, port: int
     def permissions(file: SourceFile) -> frozenset[str]:
         return frozenset({"group:hr"}) if file.relative_path.startswith("hr/") else frozenset({EVERYONE})
 
-    index = IndexSettings(chroma_host="127.0.0.1", chroma_port=port, collection="lore-server-test")
+    index = chroma_server.index_settings()
     kb = make_knowledge(tmp_path / "home", {"docs": docs}, embedder, permissions=permissions, index=index)
     assert not (tmp_path / "home/index/chroma").exists()  # vectors live in the server
 
@@ -59,7 +58,11 @@ def test_sync_cycle_and_search_against_a_chroma_server(tmp_path: Path, port: int
     kb.close()
 
 
-def test_permission_filter_inside_the_server(tmp_path: Path, port: int, embedder: CountingEmbedder) -> None:
+def test_permission_filter_inside_the_server(
+    tmp_path: Path,
+    chroma_server: ChromaServer,  # noqa: F811
+    embedder: CountingEmbedder,
+) -> None:
     docs = tmp_path / "docs"
     write_document(docs / "hr/salaries.txt", "the salary review budget is 4 million")
     write_document(docs / "pay.txt", "salary is paid monthly")
@@ -67,7 +70,7 @@ def test_permission_filter_inside_the_server(tmp_path: Path, port: int, embedder
     def permissions(file: SourceFile) -> frozenset[str]:
         return frozenset({"group:hr"}) if file.relative_path.startswith("hr/") else frozenset({EVERYONE})
 
-    index = IndexSettings(chroma_host="127.0.0.1", chroma_port=port, collection="lore-acl-test")
+    index = chroma_server.index_settings()
     kb = make_knowledge(tmp_path / "home", {"docs": docs}, embedder, permissions=permissions, index=index)
     kb.refresh()
     staff = SearchFilters(principals=frozenset({"user:bob@example.com"}))
