@@ -27,6 +27,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
 
 import knowledge
 from knowledge.config import (
@@ -381,6 +382,13 @@ class LoreSettings(BaseSettings):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'lore.db').resolve()}"
+
+    @property
+    def catalog_url(self) -> str | None:
+        """Where the index catalog (and the refresh lock) lives: the database when it is
+        PostgreSQL, shared by every machine using it; None: a SQLite file under the index
+        folder."""
+        return self.database if make_url(self.database).get_backend_name() == "postgresql" else None
 
     @property
     def index_dir(self) -> Path:

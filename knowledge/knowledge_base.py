@@ -1,13 +1,15 @@
 """KnowledgeBase: the index of a company's documents, built in one place from settings.
 
 It owns the catalog, the vector store, the embedder and the refresh lock, refreshes the
-index from the configured sources and exposes a `Retriever` for searches."""
+index from the configured sources and exposes a `Retriever` for searches. With a PostgreSQL
+`catalog_url` the catalog and the refresh lock live in that database, shared by every machine
+using it (vectors then belong in a Chroma server: `index.chroma_host`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import AbstractContextManager, ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,10 +17,11 @@ from pathlib import Path
 from knowledge.chunking import Chunker
 from knowledge.config import IndexSettings, RetrievalSettings, SourceSettings
 from knowledge.embeddings import Embedder
-from knowledge.index.catalog import Catalog, FailureRecord, FileRecord
+from knowledge.index.catalog import FailureRecord, FileRecord
+from knowledge.index.factory import open_catalog
 from knowledge.index.vectors import VectorStore
 from knowledge.loaders.worker import ParserProcess
-from knowledge.lock import RefreshLock
+from knowledge.lock import AdvisoryLock, RefreshLock
 from knowledge.retrieval import Reranker, Retriever
 from knowledge.sources.base import Source
 from knowledge.sources.registry import open_source
@@ -54,8 +57,9 @@ class KnowledgeBase:
     """The indexed documents of the configured sources.
 
     Files live under `<home>/index/`: `catalog.sqlite3` (files, chunks, keyword index,
-    permissions), `chroma/` (vectors; unless `index.chroma_host` names a Chroma server),
-    `sources/` (cloud drives' listings and change cursors) and `refresh.lock`."""
+    permissions; unless `catalog_url` names a PostgreSQL database), `chroma/` (vectors; unless
+    `index.chroma_host` names a Chroma server), `sources/` (cloud drives' listings and change
+    cursors) and `refresh.lock` (with a PostgreSQL catalog: an advisory lock there instead)."""
 
     def __init__(
         self,
@@ -66,6 +70,7 @@ class KnowledgeBase:
         embedder: Embedder | None = None,
         permissions: PermissionResolver | None = None,
         reranker: Reranker | None = None,
+        catalog_url: str | None = None,
     ) -> None:
         self.home = Path(home)
         self.index_dir = self.home / "index"
@@ -73,7 +78,8 @@ class KnowledgeBase:
         self.settings = index
         self.embedder = embedder or Embedder(index.embedding_model, index.embedding_batch_size)
         self.permissions = permissions or nobody_may_read
-        self.catalog = Catalog(self.index_dir / "catalog.sqlite3")
+        self.catalog_url = catalog_url
+        self.catalog = open_catalog(self.index_dir, catalog_url)
         try:
             self.vectors = VectorStore(index, self.index_dir / "chroma")
         except BaseException:
@@ -120,7 +126,7 @@ class KnowledgeBase:
             overlap_tokens=self.settings.chunk_overlap_tokens,
         )
         # One parser process serves the whole refresh, started on the first file to parse.
-        with RefreshLock(self.lock_path), ParserProcess(self.settings.parse_limits()) as parser:
+        with self.refresh_lock(), ParserProcess(self.settings.parse_limits()) as parser:
             synchronizer = Synchronizer(
                 self.catalog,
                 self.vectors,
@@ -133,6 +139,13 @@ class KnowledgeBase:
             )
             with _progress(show_progress and progress is None) as bar:
                 return synchronizer.run(sources, full=full, progress=progress or bar, complete=complete)
+
+    def refresh_lock(self) -> AbstractContextManager[object]:
+        """The lock one refresh holds (IndexBusyError names the holder): an advisory lock in
+        the PostgreSQL catalog's database, else a file lock under the index folder."""
+        if self.catalog_url is not None:
+            return AdvisoryLock(self.catalog_url)
+        return RefreshLock(self.lock_path)
 
     def status(self) -> IndexStatus:
         documents, chunks = self.catalog.counts()

@@ -1,14 +1,25 @@
-"""One refresh (or one retraining) at a time, across processes: an exclusive `flock` on a
-file. The kernel drops the lock when its holder dies, so a killed run never leaves a stale
-lock behind."""
+"""One refresh (or one retraining) at a time, across processes and machines.
+
+`RefreshLock`: an exclusive `flock` on a file (one machine, the SQLite catalog). The kernel
+drops the lock when its holder dies, so a killed run never leaves a stale lock behind.
+
+`AdvisoryLock`: a PostgreSQL session-level advisory lock on a connection of its own (every
+machine sharing the database). The server drops it when that connection closes, so a killed
+run (or a vanished machine, once TCP gives up) frees it too."""
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from knowledge.errors import IndexBusyError
 
@@ -47,6 +58,77 @@ class RefreshLock:
             self._fd = None
 
     def __enter__(self) -> RefreshLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+def advisory_key(name: str) -> int:
+    """A fixed signed 64-bit advisory-lock key for `name` (e.g. "lore refresh")."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+REFRESH_LOCK = "lore refresh"
+
+
+class AdvisoryLock:
+    """Non-blocking `pg_try_advisory_lock(advisory_key(name))` on a dedicated connection to
+    `url`; use as a context manager. Raises `busy(holder)` (default: IndexBusyError) when
+    another session holds it, `holder` being "<pid> on <host>" as that session named itself."""
+
+    def __init__(self, url: str, name: str = REFRESH_LOCK, busy: Callable[[str], Exception] = _refresh_busy) -> None:
+        self.name = name
+        self.key = advisory_key(name)
+        self._busy = busy
+        self._label = f"{name}: "
+        holder = f"{os.getpid()} on {socket.gethostname()}"
+        self._engine = create_engine(
+            url, poolclass=NullPool, connect_args={"application_name": (self._label + holder)[:63]}
+        )
+        self._connection: Connection | None = None
+
+    def acquire(self) -> None:
+        connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar()
+            if not taken:
+                raise self._busy(self._holder(connection))
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+
+    def _holder(self, connection: Connection) -> str:
+        high, low = (self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF
+        names = (
+            connection.execute(
+                text(
+                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+                    " AND l.classid::bigint = :high AND l.objid::bigint = :low"
+                ),
+                {"high": high, "low": low},
+            )
+            .scalars()
+            .all()
+        )
+        return ", ".join(str(name).removeprefix(self._label) for name in names) or "unknown"
+
+    def release(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+            except SQLAlchemyError:
+                pass  # the connection is gone, and the lock with it
+            finally:
+                self._connection.close()
+                self._connection = None
+
+    def __enter__(self) -> AdvisoryLock:
         self.acquire()
         return self
 

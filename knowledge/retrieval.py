@@ -1,5 +1,6 @@
-"""Hybrid retrieval: dense (Chroma) and keyword (SQLite FTS5, bm25) candidates fused with
-reciprocal-rank fusion, at most N chunks per document, optional reranking.
+"""Hybrid retrieval: dense (Chroma) and keyword (the catalog's: SQLite FTS5 bm25 or PostgreSQL
+full-text search) candidates fused with reciprocal-rank fusion, at most N chunks per document,
+optional reranking.
 
 Filters (source, path prefix, permissions) are applied inside both indexes, before either
 cuts its candidate list, so a restricted or filtered-out chunk can neither be returned nor
@@ -18,7 +19,7 @@ import numpy as np
 from knowledge.config import RetrievalSettings
 from knowledge.embeddings import Embedder
 from knowledge.index.catalog import Catalog, ChunkFilter, ChunkRecord
-from knowledge.index.keyword import keyword_query
+from knowledge.index.keyword import keyword_terms
 from knowledge.index.vectors import VectorStore
 from knowledge.types import Passage, SearchFilters
 
@@ -38,7 +39,7 @@ class Retriever:
     """Searches the index. Thread-safe: the catalog gives each thread its own connection.
 
     Scores: hybrid = reciprocal-rank fusion normalised so 1.0 means "ranked first by both
-    indexes"; dense = cosine similarity; keyword = bm25 relevance (higher is better).
+    indexes"; dense = cosine similarity; keyword = the catalog's relevance (higher is better).
     `Passage.similarity` is the query/passage cosine similarity in hybrid and dense mode
     (also for passages only the keyword index found), None in keyword mode."""
 
@@ -140,10 +141,7 @@ class Retriever:
             asked *= 4
 
     def _keyword(self, query: str, wanted: int, where: ChunkFilter, per_document: int) -> list[tuple[str, float]]:
-        match = keyword_query(query)
-        if match is None:
-            return []
-        return self.catalog.keyword_search(match, wanted, where, per_document)
+        return self.catalog.keyword_search(keyword_terms(query), wanted, where, per_document)
 
     def _similarities(self, embedding: np.ndarray, chunk_ids: list[str]) -> dict[str, float]:
         """Cosine similarity for chunks only the keyword index found (vectors are unit length)."""

@@ -462,13 +462,13 @@ class Synchronizer:
             )
         self._retag(records, touched, kept)
         garbage: list[str] = []
-        with self.catalog.transaction() as db:
+        with self.catalog.transaction() as writer:
             for principals in self._principals.values():
-                self.catalog.register_acl(db, principals)
+                writer.register_acl(principals)
             for file_record, chunks in records:
-                garbage.extend(self.catalog.replace_file(db, file_record, chunks))
+                garbage.extend(writer.replace_file(file_record, chunks))
             for _, file_record in touched:
-                self.catalog.update_file(db, file_record)
+                writer.update_file(file_record)
         self.vectors.delete(garbage)
         self.catalog.clear_journal(garbage)
         for item in batch:
@@ -525,9 +525,9 @@ class Synchronizer:
         if not keys:
             return
         garbage: list[str] = []
-        with self.catalog.transaction() as db:
+        with self.catalog.transaction() as writer:
             for source, path in keys:
-                garbage.extend(self.catalog.delete_file(db, source, path))
+                garbage.extend(writer.delete_file(source, path))
         self.vectors.delete(garbage)
         self.catalog.clear_journal(garbage)
 

@@ -13,7 +13,7 @@ import click
 from bot.settings import LoreSettings
 from knowledge.config import SourceSettings
 from knowledge.errors import LoreError
-from knowledge.index.catalog import Catalog
+from knowledge.index.factory import open_catalog
 from knowledge.sources.registry import open_source
 
 SAMPLE_FILES = 5  # files `lore sources test` lists
@@ -73,7 +73,7 @@ def test_source(settings: LoreSettings, name: str) -> None:
 def summarize(settings: LoreSettings, now: datetime) -> list[SourceSummary]:
     """The summary of every configured source, from the index and each source's own state
     (nothing is asked of the drives)."""
-    catalog = Catalog(settings.index_dir / "catalog.sqlite3")
+    catalog = open_catalog(settings.index_dir, settings.catalog_url)
     try:
         documents = catalog.documents_per_source()
         failures: dict[str, int] = {}

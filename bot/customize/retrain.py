@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +48,7 @@ from bot.store.answers import AnswerLog
 from bot.store.database import Database
 from bot.store.feedback import FeedbackStore, may_train
 from knowledge.errors import ConfigurationError, LoreError
-from knowledge.lock import RefreshLock
+from knowledge.lock import AdvisoryLock, RefreshLock
 
 if TYPE_CHECKING:
     from bot.core.agent import Agent
@@ -76,6 +77,8 @@ class RetrainingServices(Protocol):
 
 STATE_FILE = "retrain-state.json"
 LOCK_FILE = "retrain.lock"
+# The advisory lock's name with a PostgreSQL database (distinct from the refresh's and the worker lease's).
+RETRAIN_LOCK = "lore retraining"
 JOB_ID = "lore-retrain"
 # A run missed by this much (the bot was down at 03:00) still runs when the bot is back.
 MISFIRE_GRACE_SECONDS = 6 * 3600
@@ -184,7 +187,7 @@ class RetrainJob:
         anything): a failure is a result, with the active adapter untouched."""
         started = time.perf_counter()
         try:
-            with retrain_lock(self._folder / LOCK_FILE):
+            with retrain_lock(self._folder / LOCK_FILE, self._settings.catalog_url):
                 result = self._run(started)
         except RetrainBusyError as error:
             result = self._result("skipped", str(error), 0, started)
@@ -376,10 +379,17 @@ def schedule_retrain(scheduler: BaseScheduler, job: RetrainJob, trigger: CronTri
     )
 
 
-def retrain_lock(path: Path) -> RefreshLock:
-    """The flock that keeps retraining runs from overlapping (in this process or another);
-    RetrainBusyError names the holder's pid."""
-    return RefreshLock(path, busy=lambda holder: RetrainBusyError(f"another retraining is running (pid {holder})"))
+def retrain_lock(path: Path, database_url: str | None = None) -> AbstractContextManager[object]:
+    """The lock that keeps retraining runs from overlapping (in this process or another):
+    an advisory lock in the PostgreSQL database at `database_url` (every machine sharing it),
+    else a flock on `path`. RetrainBusyError names the holder's pid."""
+
+    def busy(holder: str) -> RetrainBusyError:
+        return RetrainBusyError(f"another retraining is running (pid {holder})")
+
+    if database_url is not None:
+        return AdvisoryLock(database_url, RETRAIN_LOCK, busy=busy)
+    return RefreshLock(path, busy=busy)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,15 @@
-"""Turns what a person typed into a safe FTS5 query.
+"""Turns what a person typed into the terms a keyword index searches for.
 
-Every term is quoted, so FTS5 syntax in the question (`"`, `AND`, `NEAR(`, `*`, `:`) is
-read as words and never as operators. Terms are OR-ed and ranked by bm25; common English
-function words are dropped because in "how do I ..." questions they only add noise."""
+Terms are words (`\\w+`): punctuation and query syntax in the question (`"`, `&`, `|`, `!`,
+`:*`, `NEAR(`) never reach an index as operators; each catalog also quotes or binds every
+term itself (FTS5: `fts5_query`; PostgreSQL: bound parameters). Terms are OR-ed and ranked;
+common English function words are dropped because in "how do I ..." questions they only add
+noise."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -30,9 +33,7 @@ def keyword_terms(text: str) -> list[str]:
     return content or words
 
 
-def keyword_query(text: str) -> str | None:
-    """An FTS5 MATCH expression for `text`, or None when it has no searchable word."""
-    terms = keyword_terms(text)
-    if not terms:
-        return None
-    return " OR ".join(f'"{term}"' for term in terms)
+def fts5_query(terms: Sequence[str]) -> str:
+    """An FTS5 MATCH expression OR-ing `terms`, each quoted (a `"` inside is doubled), so FTS5
+    reads every one as a word and never as an operator."""
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)

@@ -1,6 +1,6 @@
-"""Retrieval over one real index (MiniLM, embedded Chroma, FTS5): hybrid/dense/keyword,
-filters applied inside both indexes, at most N chunks per document, safe keyword syntax,
-the reranking hook."""
+"""Retrieval over one real index (MiniLM, embedded Chroma; the catalog on SQLite with FTS5,
+then on PostgreSQL): hybrid/dense/keyword, filters applied inside both indexes, at most N
+chunks per document, safe keyword syntax, the reranking hook."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def _permissions(file: SourceFile) -> frozenset[str]:
 
 
 @pytest.fixture(scope="module")
-def knowledge(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
+def knowledge(tmp_path_factory: pytest.TempPathFactory, module_catalog_url: str | None) -> KnowledgeBase:
     root = tmp_path_factory.mktemp("retrieval")
     kb = make_knowledge(
         root / "home",
@@ -64,6 +64,7 @@ def knowledge(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
         CountingEmbedder(),
         permissions=_permissions,
         retrieval=RetrievalSettings(candidates=4, max_per_document=2),
+        catalog_url=module_catalog_url,
     )
     report = kb.refresh()
     assert report.failed == [] and report.added == 13

@@ -1,5 +1,6 @@
-"""Real sync cycles over real files, the real MiniLM embedder and embedded Chroma: add,
-unchanged, touch, edit, delete, rename, corrupt, permissions, unmounted share, full rebuild."""
+"""Real sync cycles over real files, the real MiniLM embedder and embedded Chroma, with the
+catalog on SQLite and on PostgreSQL: add, unchanged, touch, edit, delete, rename, corrupt,
+permissions, unmounted share, full rebuild."""
 
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ def docs(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def knowledge(tmp_path: Path, docs: Path, embedder: CountingEmbedder) -> KnowledgeBase:
-    kb = make_knowledge(tmp_path / "home", {"docs": docs}, embedder)
+def knowledge(tmp_path: Path, docs: Path, embedder: CountingEmbedder, catalog_url: str | None) -> KnowledgeBase:
+    kb = make_knowledge(tmp_path / "home", {"docs": docs}, embedder, catalog_url=catalog_url)
     kb.refresh()
     embedder.take()
     yield kb
@@ -60,11 +61,13 @@ def refresh_counting(kb: KnowledgeBase, folder: Path, full: bool = False) -> tup
     return report.to_dict(), source.reads
 
 
-def test_every_format_is_indexed_and_broken_files_are_reported(tmp_path: Path, embedder: CountingEmbedder) -> None:
+def test_every_format_is_indexed_and_broken_files_are_reported(
+    tmp_path: Path, embedder: CountingEmbedder, catalog_url: str | None
+) -> None:
     folder = tmp_path / "all"
     write_every_format(folder)
     broken = write_broken_files(folder / "broken")
-    kb = make_knowledge(tmp_path / "home", {"all": folder}, embedder)
+    kb = make_knowledge(tmp_path / "home", {"all": folder}, embedder, catalog_url=catalog_url)
     report = kb.refresh()
     assert (report.added, report.skipped) == (10, 2)
     failed = {Path(f.path).name: f.reason for f in report.failed}
@@ -151,14 +154,14 @@ def test_corrupted_file_keeps_previous_version_and_is_reported(knowledge: Knowle
 
 
 def test_permission_change_updates_principals_without_reembedding(
-    tmp_path: Path, docs: Path, embedder: CountingEmbedder
+    tmp_path: Path, docs: Path, embedder: CountingEmbedder, catalog_url: str | None
 ) -> None:
     rules: dict[str, frozenset[str]] = {}
 
     def resolver(file: SourceFile) -> frozenset[str]:
         return rules.get(file.relative_path, frozenset({EVERYONE}))
 
-    kb = make_knowledge(tmp_path / "home", {"docs": docs}, embedder, permissions=resolver)
+    kb = make_knowledge(tmp_path / "home", {"docs": docs}, embedder, permissions=resolver, catalog_url=catalog_url)
     kb.refresh()
     embedder.take()
     hr = SearchFilters(principals=frozenset({"group:hr"}))
@@ -270,11 +273,13 @@ def test_lost_vectors_are_rebuilt(knowledge: KnowledgeBase, embedder: CountingEm
     assert_consistent(knowledge)
 
 
-def test_documents_readable_by_a_reader(tmp_path: Path, docs: Path, embedder: CountingEmbedder) -> None:
+def test_documents_readable_by_a_reader(
+    tmp_path: Path, docs: Path, embedder: CountingEmbedder, catalog_url: str | None
+) -> None:
     def resolver(file: SourceFile) -> frozenset[str]:
         return frozenset({"group:it"}) if file.relative_path.startswith("it/") else frozenset({EVERYONE})
 
-    kb = make_knowledge(tmp_path / "home", {"docs": docs}, embedder, permissions=resolver)
+    kb = make_knowledge(tmp_path / "home", {"docs": docs}, embedder, permissions=resolver, catalog_url=catalog_url)
     kb.refresh()
     public = {record.path for record in kb.readable_documents(frozenset({EVERYONE}))}
     assert public == {"handbook/leave.md", "handbook/expenses.txt"}
@@ -283,12 +288,12 @@ def test_documents_readable_by_a_reader(tmp_path: Path, docs: Path, embedder: Co
 
 
 def test_a_documents_passages_come_in_reading_order_with_their_readers(
-    tmp_path: Path, docs: Path, embedder: CountingEmbedder
+    tmp_path: Path, docs: Path, embedder: CountingEmbedder, catalog_url: str | None
 ) -> None:
     def resolver(file: SourceFile) -> frozenset[str]:
         return frozenset({"group:it"}) if file.relative_path.startswith("it/") else frozenset({EVERYONE})
 
-    kb = make_knowledge(tmp_path / "home", {"docs": docs}, embedder, permissions=resolver)
+    kb = make_knowledge(tmp_path / "home", {"docs": docs}, embedder, permissions=resolver, catalog_url=catalog_url)
     kb.refresh()
     assert {(record.source, record.path) for record in kb.documents()} == {
         ("docs", "handbook/leave.md"),

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from bot.identity import PrincipalsResolver
 from bot.types import Asker
-from knowledge.index.catalog import Catalog, acl_key
+from knowledge.index.catalog import acl_key
+from knowledge.index.sqlite_catalog import SqliteCatalog
 from knowledge.permissions import (
     FileModePermissions,
     PermissionPolicy,
@@ -80,11 +81,11 @@ def test_a_reader_sees_a_document_iff_principals_intersect(document: frozenset[s
 def test_the_catalog_filters_exactly_like_may_read(documents: list[frozenset[str]], reader: Reader) -> None:
     """The index's permission filter (engineer B's catalog) agrees with the rule of access."""
     with tempfile.TemporaryDirectory() as folder:
-        catalog = Catalog(Path(folder) / "catalog.sqlite3")
+        catalog = SqliteCatalog(Path(folder) / "catalog.sqlite3")
         try:
-            with catalog.transaction() as db:
+            with catalog.transaction() as writer:
                 for principals in documents:
-                    catalog.register_acl(db, principals)
+                    writer.register_acl(principals)
             readable = set(catalog.readable_acls(reader.principals()))
         finally:
             catalog.close()

@@ -61,9 +61,11 @@ def make_knowledge(
     permissions: PermissionResolver | None = None,
     index: IndexSettings | None = None,
     retrieval: RetrievalSettings | None = None,
+    catalog_url: str | None = None,
 ) -> KnowledgeBase:
     """A KnowledgeBase over `folders` (source name -> folder) with the given embedder;
-    without `permissions` every document is readable by everyone."""
+    without `permissions` every document is readable by everyone; `catalog_url`: a PostgreSQL
+    catalog (None: SQLite under `home`)."""
     return KnowledgeBase(
         home,
         [FolderSourceSettings(name=name, path=path) for name, path in folders.items()],
@@ -71,6 +73,7 @@ def make_knowledge(
         retrieval or RetrievalSettings(),
         embedder=embedder,
         permissions=permissions or (lambda file: frozenset({EVERYONE})),
+        catalog_url=catalog_url,
     )
 
 

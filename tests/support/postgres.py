@@ -176,3 +176,19 @@ def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Dat
         database = Database(url)
         yield database
         database.close()
+
+
+def _catalog_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+        return
+    with fresh_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+# The index catalog's location for a KnowledgeBase: None (SQLite under its home), then a fresh
+# PostgreSQL database's URL. `module_catalog_url`: the same, one per test module.
+catalog_url = pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])(_catalog_url)
+module_catalog_url = pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)(_catalog_url)
