@@ -26,8 +26,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from bot.platforms.slack.rendering import ACTION_HELPFUL
+from knowledge.lock import REFRESH_LOCK, advisory_key
 from tests.support.chroma_server import ChromaServer
 from tests.support.slack_api import BOT_TOKEN, SIGNING_SECRET, Message, MockSlackApi, SlackSender, message
 
@@ -301,7 +304,10 @@ class Cluster:
         """`user` asks `text` in a direct message to the bot, delivered to `replica`: the
         final answer it posts (a direct message: the asker's own documents count)."""
         channel = "D" + uuid.uuid4().hex[:10].upper()
-        reply = self.slack.run(replica.sender.event(message(text, user, channel, "im")))
+        # An event id of its own: the senders of two replicas would both count from Ev00000001,
+        # and the replicas' shared de-duplication would drop the second as a retry.
+        event_id = "Ev" + uuid.uuid4().hex[:12].upper()
+        reply = self.slack.run(replica.sender.event(message(text, user, channel, "im"), event_id=event_id))
         assert reply.status == 200, reply
         return self.answer_in(channel, replica, seconds)
 
@@ -313,7 +319,9 @@ class Cluster:
             if final:
                 return final[0]
             assert replica.running, replica.output[-4000:]
-            assert time.monotonic() < deadline, f"no answer from {replica.name} after {seconds} s"
+            assert time.monotonic() < deadline, (
+                f"no answer from {replica.name} after {seconds} s:\n{replica.output[-4000:]}"
+            )
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -323,6 +331,26 @@ class Cluster:
         for process in self.processes:
             process.stop()
         self.slack.close([p.sender for p in self.processes if isinstance(p, Replica)])
+
+
+def refresh_lock_holders(database_url: str) -> list[str]:
+    """Who holds the shared refresh lock (PostgreSQL's advisory lock) now, as their sessions
+    name themselves ("lore refresh: <pid> on <host>")."""
+    key = advisory_key(REFRESH_LOCK)
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            names = connection.execute(
+                text(
+                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                    "AND l.classid::bigint = :high AND l.objid::bigint = :low"
+                ),
+                {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF},
+            ).scalars()
+            return [str(name) for name in names]
+    finally:
+        engine.dispose()
 
 
 def finals(api: MockSlackApi, channel: str) -> list[Message]:

@@ -20,8 +20,19 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
 
 from bot.store.tables import answers_table
+from knowledge.lock import AdvisoryLock
 from tests.cli.test_serve_cli import free_port
-from tests.scale.cluster import Cluster, Refresh, Replica, Shared, SlackThread, Worker, finals, text_of
+from tests.scale.cluster import (
+    Cluster,
+    Refresh,
+    Replica,
+    Shared,
+    SlackThread,
+    Worker,
+    finals,
+    refresh_lock_holders,
+    text_of,
+)
 from tests.support.chroma_server import ChromaServer
 from tests.support.postgres import fresh_database
 from tests.support.slack_api import mention
@@ -40,6 +51,7 @@ BULK = 300
 # The worker's log lines (bot/cli/worker_command.py).
 TOOK = "took the worker lease"
 WAITING = "another worker is active"
+SKIPPED = "refresh skipped: another refresh is running"
 
 
 def acl(orion_readers: list[str]) -> str:
@@ -153,10 +165,13 @@ def test_a_worker_killed_mid_refresh_leaves_the_replicas_answering_and_a_second_
         path.write_text(f"# Orchard kelvra{number}\n\n{fruit(number)}\n", encoding="utf-8")
     finished, started = len(first.refreshes()), len(first.started())
 
-    # Mid-refresh: a refresh that started after the files were written, and has not finished.
+    # Mid-refresh: a refresh that started after the files were written, has not finished, and
+    # holds the shared refresh lock.
     first.wait_for(lambda _output: len(first.started()) > started, "a refresh starting", 30)
     time.sleep(1.0)
+    holders = refresh_lock_holders(cluster.shared.database_url)
     assert len(first.refreshes()) == finished, "the refresh ended before it could be interrupted: add files"
+    assert [name.split()[2] for name in holders] == [str(first.process.pid)], holders
     first.kill()
     assert len(first.refreshes()) == finished
 
@@ -180,6 +195,13 @@ def test_two_workers_never_refresh_at_the_same_time(cluster: Cluster) -> None:
     before = len(active.refreshes())
     active.refreshed(lambda _refresh: True, after=before + 1)  # two more refreshes while both run
     assert TOOK not in third.output and not third.started()
+
+    # A refresh from anywhere else (here: its lock, taken on the shared database) makes the
+    # worker's next one wait for the next interval, and then it runs.
+    skipped = active.output.count(SKIPPED)
+    with AdvisoryLock(cluster.shared.database_url):
+        active.wait_for(lambda output: output.count(SKIPPED) > skipped, "a refresh skipped", 30)
+    active.refreshed(lambda _refresh: True, after=len(active.refreshes()))
 
     # Every refresh any worker ran, from its start to its end (the killed one: to its death).
     runs = [(r.start, r.end, r.worker) for w in cluster.workers() for r in w.refreshes()]
