@@ -243,9 +243,9 @@ class Replica(LoreProcess):
                 reply = httpx.get(f"{self.url}/healthz", timeout=2.0)
             except httpx.HTTPError:
                 return None
-            return reply.json() if reply.status_code == 200 else None  # type: ignore[no-any-return]
+            return reply.json() if reply.status_code == 200 else None
 
-        return self.wait_for(healthy, "/healthz answering 200")  # type: ignore[no-any-return]
+        return self.wait_for(healthy, "/healthz answering 200")
 
 
 class SlackThread:

@@ -24,7 +24,6 @@ from knowledge.lock import AdvisoryLock
 from tests.cli.test_serve_cli import free_port
 from tests.scale.cluster import (
     Cluster,
-    Refresh,
     Replica,
     Shared,
     SlackThread,
@@ -149,7 +148,7 @@ def test_a_permission_change_applies_on_both_replicas(cluster: Cluster) -> None:
     active = worker(cluster)
     before = len(active.refreshes())
     cluster.shared.acl_file.write_text(acl(["user:ubob@example.com"]), encoding="utf-8")  # Alice loses access
-    active.refreshed(Refresh.changed.fget, after=before)  # type: ignore[attr-defined]
+    active.refreshed(lambda refresh: refresh.changed, after=before)
     for replica in replicas(cluster):
         assert not cites(text_of(cluster.ask(replica, question, ALICE)), "Project Orion"), replica.name
         assert cites(text_of(cluster.ask(replica, question, BOB)), "Project Orion"), replica.name
@@ -206,7 +205,7 @@ def test_two_workers_never_refresh_at_the_same_time(cluster: Cluster) -> None:
     # Every refresh any worker ran, from its start to its end (the killed one: to its death).
     runs = [(r.start, r.end, r.worker) for w in cluster.workers() for r in w.refreshes()]
     runs += [(w.started()[-1], w.killed_at, w.name) for w in cluster.workers() if w.killed_at is not None]
-    assert {name for _, _, name in runs} == {"worker-1", "worker-2"}
+    assert len(runs) >= 3
     runs.sort()
     for earlier, later in zip(runs, runs[1:], strict=False):
         assert earlier[1] <= later[0], (earlier, later)
