@@ -180,5 +180,5 @@ def build_knowledge(settings: LoreSettings) -> KnowledgeBase:
         settings.index,
         settings.retrieval,
         permissions=build_permission_policy(settings),
-        catalog_url=settings.catalog_url,
+        catalog_url=settings.shared_database_url,
     )

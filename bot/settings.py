@@ -384,10 +384,10 @@ class LoreSettings(BaseSettings):
         return self.database_url or f"sqlite:///{(self.home / 'lore.db').resolve()}"
 
     @property
-    def catalog_url(self) -> str | None:
-        """Where the index catalog (and the refresh lock) lives: the database when it is
-        PostgreSQL, shared by every machine using it; None: a SQLite file under the index
-        folder."""
+    def shared_database_url(self) -> str | None:
+        """The database when it is PostgreSQL: shared by every machine using it, it then also
+        holds the index catalog and the refresh and retraining locks. None: SQLite, one
+        machine (the catalog is a file under the index folder, the locks are file locks)."""
         return self.database if make_url(self.database).get_backend_name() == "postgresql" else None
 
     @property

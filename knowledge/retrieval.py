@@ -36,7 +36,7 @@ _OVERFETCH = 2
 
 
 class Retriever:
-    """Searches the index. Thread-safe: the catalog gives each thread its own connection.
+    """Searches the index. Thread-safe, as the catalogs are (a connection per thread or per call).
 
     Scores: hybrid = reciprocal-rank fusion normalised so 1.0 means "ranked first by both
     indexes"; dense = cosine similarity; keyword = the catalog's relevance (higher is better).

@@ -32,7 +32,7 @@ def _knowledge(settings: LoreSettings, ad_hoc: list[FolderSourceSettings] | None
         settings.index,
         settings.retrieval,
         permissions=build_permission_policy(settings, ad_hoc or []),
-        catalog_url=settings.catalog_url,
+        catalog_url=settings.shared_database_url,
     )
 
 

@@ -73,7 +73,7 @@ def test_source(settings: LoreSettings, name: str) -> None:
 def summarize(settings: LoreSettings, now: datetime) -> list[SourceSummary]:
     """The summary of every configured source, from the index and each source's own state
     (nothing is asked of the drives)."""
-    catalog = open_catalog(settings.index_dir, settings.catalog_url)
+    catalog = open_catalog(settings.index_dir, settings.shared_database_url)
     try:
         documents = catalog.documents_per_source()
         failures: dict[str, int] = {}

@@ -187,7 +187,7 @@ class RetrainJob:
         anything): a failure is a result, with the active adapter untouched."""
         started = time.perf_counter()
         try:
-            with retrain_lock(self._folder / LOCK_FILE, self._settings.catalog_url):
+            with retrain_lock(self._folder / LOCK_FILE, self._settings.shared_database_url):
                 result = self._run(started)
         except RetrainBusyError as error:
             result = self._result("skipped", str(error), 0, started)

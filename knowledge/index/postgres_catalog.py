@@ -288,7 +288,7 @@ class PostgresCatalog:
                 text(_KEYWORD_SQL.format(condition=condition)),
                 {
                     "terms": list(terms),
-                    "weights": list(self.ranking.weights),
+                    "weights": [float(weight) for weight in self.ranking.weights],
                     "normalization": self.ranking.normalization,
                     "cap": per_document if per_document > 0 else -1,
                     "limit": limit,

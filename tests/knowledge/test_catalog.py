@@ -154,9 +154,14 @@ def test_keyword_search_ranks_titles_and_rare_words_first_and_caps_per_document(
     ],
 )
 def test_query_syntax_in_terms_is_never_interpreted(catalog: Catalog, terms: list[str]) -> None:
-    write(catalog, {"budget.md": (PUBLIC, ["the budget for a and b"])})
+    write(catalog, {"budget.md": (PUBLIC, ["the budget for a and b"]), "lunch.md": (PUBLIC, ["lunch menu"])})
     catalog.keyword_search(terms, 10, ChunkFilter())  # raises on a syntax error
-    assert search(catalog, 'budget & (NEAR( "travel" | !lunch:* AND \'x') == ["budget.md"]
+    assert sorted(search(catalog, 'budget & (NEAR( "travel" | !lunch:* AND \'x')) == ["budget.md", "lunch.md"]
+    # Read as operators, these would match otherwise: a prefix, a negation.
+    assert catalog.keyword_search(["budg:*"], 10, ChunkFilter()) == []
+    assert [chunk_id.split(":")[1] for chunk_id, _ in catalog.keyword_search(["!budget"], 10, ChunkFilter())] == [
+        "budget.md"
+    ]
 
 
 def test_meta_and_failures(catalog: Catalog) -> None:
