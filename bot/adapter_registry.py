@@ -14,14 +14,9 @@ from bot.store.active_adapter import DatabaseMarker
 from bot.store.database import Database
 
 
-def shared_database(url: str) -> bool:
-    """Whether processes on other machines may use the database at `url` too (PostgreSQL)."""
-    return make_url(url).get_backend_name() == "postgresql"
-
-
 def adapter_registry(settings: LoreSettings, database: Database | None = None) -> AdapterRegistry:
     """The registry for `settings`; on PostgreSQL its marker uses `database` (default: a
     connection pool of its own, open for the rest of the process)."""
-    if not shared_database(settings.database):
+    if make_url(settings.database).get_backend_name() != "postgresql":  # one machine: the file
         return AdapterRegistry(settings.adapters_dir)
     return AdapterRegistry(settings.adapters_dir, DatabaseMarker(database or Database(settings.database)))
