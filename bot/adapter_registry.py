@@ -6,8 +6,6 @@ lack it (`bot.store.active_adapter`)."""
 
 from __future__ import annotations
 
-from sqlalchemy.engine import make_url
-
 from bot.model.adapters import AdapterRegistry
 from bot.settings import LoreSettings
 from bot.store.active_adapter import DatabaseMarker
@@ -17,6 +15,7 @@ from bot.store.database import Database
 def adapter_registry(settings: LoreSettings, database: Database | None = None) -> AdapterRegistry:
     """The registry for `settings`; on PostgreSQL its marker uses `database` (default: a
     connection pool of its own, open for the rest of the process)."""
-    if make_url(settings.database).get_backend_name() != "postgresql":  # one machine: the file
+    shared = settings.shared_database_url
+    if shared is None:  # one machine: the ACTIVE file
         return AdapterRegistry(settings.adapters_dir)
-    return AdapterRegistry(settings.adapters_dir, DatabaseMarker(database or Database(settings.database)))
+    return AdapterRegistry(settings.adapters_dir, DatabaseMarker(database or Database(shared)))
