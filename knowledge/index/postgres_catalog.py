@@ -36,7 +36,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
+from sqlalchemy.exc import OperationalError
 
+from knowledge.errors import IndexUnavailableError
 from knowledge.index.catalog import (
     SCHEMA_VERSION,
     ChunkFilter,
@@ -188,6 +190,12 @@ class PostgresCatalog:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
                 metadata.create_all(connection)
                 _set_meta(connection, "schema_version", str(SCHEMA_VERSION))
+        except OperationalError as error:
+            self._engine.dispose()
+            raise IndexUnavailableError(
+                f"the index catalog's PostgreSQL database cannot be reached ({error.orig}): check database_url"
+                " and that the server is running."
+            ) from error
         except BaseException:
             self._engine.dispose()
             raise
@@ -221,7 +229,11 @@ class PostgresCatalog:
 
     def files(self) -> dict[tuple[str, str], FileRecord]:
         with self._read() as connection:
-            rows = connection.execute(text(f"SELECT {_FILE_COLUMNS} FROM catalog_files")).mappings().all()
+            rows = (
+                connection.execute(text(f"SELECT {_FILE_COLUMNS} FROM catalog_files ORDER BY source, path"))
+                .mappings()
+                .all()
+            )
         return {(row["source"], row["path"]): FileRecord(**row) for row in rows}
 
     def file_chunk_ids(self, source: str, path: str) -> list[str]:
@@ -334,6 +346,7 @@ class PostgresCatalog:
                     text(
                         f"SELECT {', '.join('f.' + name for name in _FILE_COLUMNS.split(', '))} FROM catalog_files f"
                         " JOIN catalog_acls a ON a.acl = f.acl WHERE a.principals && CAST(:holder AS text[])"
+                        " ORDER BY f.source, f.path"
                     ),
                     {"holder": sorted(principals | {EVERYONE})},
                 )

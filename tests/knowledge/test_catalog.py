@@ -4,12 +4,13 @@ question's terms as words, whatever syntax they contain."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from knowledge.errors import ConfigurationError
+from knowledge.errors import ConfigurationError, IndexUnavailableError
 from knowledge.index.catalog import Catalog, ChunkFilter, ChunkRecord, FileRecord, acl_key
 from knowledge.index.factory import open_catalog
 from knowledge.index.keyword import keyword_terms
@@ -182,3 +183,11 @@ def test_meta_and_failures(catalog: Catalog) -> None:
 def test_a_shared_catalog_needs_a_postgresql_url(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="PostgreSQL URL"):
         open_catalog(tmp_path, f"sqlite:///{tmp_path / 'lore.db'}")
+
+
+def test_an_unreachable_catalog_database_says_so(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once closed
+    with pytest.raises(IndexUnavailableError, match=r"(?s)cannot be reached.*check database_url"):
+        open_catalog(tmp_path, f"postgresql+psycopg://lore@127.0.0.1:{port}/lore")

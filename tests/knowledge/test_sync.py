@@ -19,6 +19,9 @@ from knowledge.types import EVERYONE, SearchFilters, SourceFile
 from tests.support.files import PHRASES, write_broken_files, write_document, write_every_format
 from tests.support.knowledge_index import CountingEmbedder, CountingSource, make_knowledge
 
+# About parsing, listing or the vector store, not the catalog: on SQLite only (CI time).
+SQLITE_ONLY = pytest.mark.parametrize("catalog_url", [None], ids=["sqlite"])
+
 
 @pytest.fixture(scope="module")
 def embedder() -> CountingEmbedder:
@@ -61,6 +64,7 @@ def refresh_counting(kb: KnowledgeBase, folder: Path, full: bool = False) -> tup
     return report.to_dict(), source.reads
 
 
+@SQLITE_ONLY
 def test_every_format_is_indexed_and_broken_files_are_reported(
     tmp_path: Path, embedder: CountingEmbedder, catalog_url: str | None
 ) -> None:
@@ -185,6 +189,7 @@ def test_permission_change_updates_principals_without_reembedding(
     kb.close()
 
 
+@SQLITE_ONLY
 def test_unmounted_source_is_reported_and_nothing_is_deleted(knowledge: KnowledgeBase, docs: Path) -> None:
     moved = docs.with_name("unmounted")
     docs.rename(moved)
@@ -194,6 +199,7 @@ def test_unmounted_source_is_reported_and_nothing_is_deleted(knowledge: Knowledg
     assert knowledge.status().documents == 3
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("folder", ["it", "."])
 def test_a_folder_failing_to_list_is_reported_and_its_files_stay_indexed(
     knowledge: KnowledgeBase, docs: Path, folder: str, monkeypatch: pytest.MonkeyPatch
@@ -264,6 +270,7 @@ def test_embedding_reused_for_identical_text_across_files(
         assert np.allclose(stored[first], stored[second])
 
 
+@SQLITE_ONLY
 def test_lost_vectors_are_rebuilt(knowledge: KnowledgeBase, embedder: CountingEmbedder) -> None:
     """A vector store that lost its vectors (server reset, folder deleted) is refilled."""
     knowledge.vectors.reset()
