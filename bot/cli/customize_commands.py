@@ -1,7 +1,8 @@
-"""`lore customize dataset|train|eval|promote|list|rollback|retrain`: the customization pipeline
-over what `lore index` built in LORE_HOME. `lore customize dataset && lore customize train` is
-the whole recipe; `eval` measures the adapter against the base model, `promote` puts it in
-service, `retrain` runs all of it once as `lore serve`'s schedule does."""
+"""`lore customize dataset|train|eval|promote|list|rollback|export|retrain`: the customization
+pipeline over what `lore index` built in LORE_HOME. `lore customize dataset && lore customize
+train` is the whole recipe; `eval` measures the adapter against the base model, `promote` puts
+it in service, `export` writes it for an OpenAI-compatible engine (llama.cpp, vLLM), `retrain`
+runs all of it once as `lore serve`'s schedule does."""
 
 from __future__ import annotations
 
@@ -382,6 +383,54 @@ def rollback_command(settings: LoreSettings) -> None:
 
     previous = rollback(_registry(settings))
     click.echo(f"Rolled back: {previous or 'the base model'} answers now.")
+
+
+@customize.command("export")
+@click.argument("name", required=False)
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["gguf", "peft"]),
+    default="gguf",
+    show_default=True,
+    help="gguf: one file for llama.cpp (llama-server --lora); peft: the adapter folder for vLLM (--lora-modules).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write <NAME>.gguf or <NAME>/ into.",
+)
+@click.pass_obj
+def export_command(settings: LoreSettings, name: str | None, export_format: str, out_dir: Path) -> None:
+    """Write adapter NAME (default: the newest) in the format an OpenAI-compatible engine serves it from (see docs/model-serving.md)."""
+    from bot.customize.export import export_adapter
+    from bot.customize.inputs import base_weights
+    from bot.model.weights import base_model_name
+
+    registry = _registry(settings)
+    chosen = name or _newest(registry)
+    exported = export_adapter(
+        registry,
+        chosen,
+        base_weights(settings),
+        base_model_name(settings.model),
+        "gguf" if export_format == "gguf" else "peft",
+        out_dir,
+    )
+    click.echo(f"Wrote adapter {chosen} to {exported.path}.")
+    if exported.format == "gguf":
+        click.echo(
+            f"Serve it with llama.cpp beside the base model's GGUF, e.g. `llama-server -m BASE.gguf --lora {exported.path}` "
+            f"or a llama_cpp.server config with a model alias {chosen!r} and lora_path {str(exported.path)!r}; "
+            f'then set model.backend = "openai" and model.adapter = {chosen!r}.'
+        )
+    else:
+        click.echo(
+            f"Serve it with vLLM: `vllm serve BASE --enable-lora --lora-modules {chosen}={exported.path}`; "
+            f'then set model.backend = "openai" and model.adapter = {chosen!r}.'
+        )
 
 
 def _registry(settings: LoreSettings) -> AdapterRegistry:
