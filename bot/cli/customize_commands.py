@@ -349,8 +349,8 @@ def promote_command(settings: LoreSettings, name: str | None, force: bool, metri
     click.echo("A running `lore serve` answers with it from its next answer (unless model.adapter pins one).")
     if not BACKENDS[settings.model.backend].uses_adapter_registry:  # the server loads adapters, not Lore
         click.echo(
-            f"For the {settings.model.backend} backend, serve it with vLLM: `--enable-lora --lora-modules {done.name}={registry.path(done.name)}` "
-            f"and set model.adapter = {done.name!r}."
+            f"For the {settings.model.backend} backend, serve it on the engine (vLLM: `--enable-lora --lora-modules {done.name}={registry.path(done.name)}`; "
+            f"llama.cpp: `lore customize export {done.name} --format gguf --out DIR`) and set model.adapter = {done.name!r}."
         )
 
 
@@ -422,14 +422,15 @@ def export_command(settings: LoreSettings, name: str | None, export_format: str,
     click.echo(f"Wrote adapter {chosen} to {exported.path}.")
     if exported.format == "gguf":
         click.echo(
-            f"Serve it with llama.cpp beside the base model's GGUF, e.g. `llama-server -m BASE.gguf --lora {exported.path}` "
-            f"or a llama_cpp.server config with a model alias {chosen!r} and lora_path {str(exported.path)!r}; "
-            f'then set model.backend = "openai" and model.adapter = {chosen!r}.'
+            f"Serve it with llama.cpp on the base model's GGUF: a llama_cpp.server config entry with "
+            f"model_alias {chosen!r} and lora_path {str(exported.path)!r}, or `llama-server -m BASE.gguf "
+            f'--lora {exported.path}`; then set model.backend = "openai" and model.adapter = {chosen!r} '
+            "(docs/model-serving.md)."
         )
     else:
         click.echo(
             f"Serve it with vLLM: `vllm serve BASE --enable-lora --lora-modules {chosen}={exported.path}`; "
-            f'then set model.backend = "openai" and model.adapter = {chosen!r}.'
+            f'then set model.backend = "openai" and model.adapter = {chosen!r} (docs/model-serving.md).'
         )
 
 
