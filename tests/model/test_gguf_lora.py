@@ -1,13 +1,18 @@
 """A Lore adapter as a GGUF LoRA file (`lore customize export --format gguf`), read back with
 the gguf package; the query/key permutation is checked against transformers' own inverse of it.
 
-That the file is what llama.cpp's convert_lora_to_gguf.py writes, and that llama.cpp applies it
-as peft does, is checked against the real engine in tests/model/test_llama_server.py."""
+With LORE_TEST_LLAMA_CPP_DIR naming llama.cpp's sources (e.g. `vendor/llama.cpp` of the
+llama-cpp-python sdist), the file is also compared with what llama.cpp's own
+convert_lora_to_gguf.py writes. That llama.cpp applies it as peft does is checked against the
+real engine in tests/model/test_llama_server.py."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +208,42 @@ def test_export_refuses_an_adapter_trained_on_another_base(tiny_base: Path, tmp_
     assert result.exit_code != 0
     assert "weights hash" in result.output
     assert not (tmp_path / "out" / "lore-other.gguf").exists()
+
+
+LLAMA_CPP_DIR = os.environ.get("LORE_TEST_LLAMA_CPP_DIR")
+
+
+@pytest.mark.skipif(
+    LLAMA_CPP_DIR is None, reason="set LORE_TEST_LLAMA_CPP_DIR to llama.cpp's sources (convert_lora_to_gguf.py)"
+)
+def test_the_file_has_the_tensors_llama_cpps_own_converter_writes(
+    tiny_base: Path, adapter: Path, tmp_path: Path
+) -> None:
+    assert LLAMA_CPP_DIR is not None
+    theirs = tmp_path / "theirs.gguf"
+    subprocess.run(
+        [
+            sys.executable,
+            str(Path(LLAMA_CPP_DIR) / "convert_lora_to_gguf.py"),
+            "--base",
+            str(tiny_base),
+            "--outtype",
+            "f32",
+            "--outfile",
+            str(theirs),
+            str(adapter),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    ours = write_gguf_lora(adapter, tiny_base, tmp_path / "ours.gguf").path
+
+    our_fields, our_tensors = read_gguf(ours)
+    their_fields, their_tensors = read_gguf(theirs)
+    for key in ("general.architecture", "general.type", "adapter.type", "adapter.lora.alpha"):
+        assert our_fields[key] == their_fields[key], key
+    assert sorted(our_tensors) == sorted(their_tensors)
+    for name, tensor in our_tensors.items():
+        assert tensor.dtype == their_tensors[name].dtype, name
+        np.testing.assert_array_equal(tensor, their_tensors[name], err_msg=name)
