@@ -120,9 +120,11 @@ def faithfulness(python: str, base: Path, adapter_folder: Path, gguf: Path, work
     from transformers import AutoModelForCausalLM
 
     tokens = _TOKENIZER.apply_chat_template(
-        [{"role": "user", "content": "Where can I park at the Rotterdam office?"}], add_generation_prompt=True
+        [{"role": "user", "content": "Where can I park at the Rotterdam office?"}],
+        add_generation_prompt=True,
+        return_dict=False,
     )
-    tokens = list(tokens["input_ids"] if isinstance(tokens, dict) else tokens)
+    tokens = list(tokens)
     with torch.no_grad():
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
         torch_base = model(torch.tensor([tokens])).logits[0, -1].numpy()

@@ -202,7 +202,7 @@ import json, sys
 import numpy as np
 from llama_cpp import Llama
 gguf, lora, tokens_json, out = sys.argv[1:5]
-llm = Llama(gguf, lora_path=lora or None, n_ctx=512, n_threads=2, logits_all=False, verbose=False)
+llm = Llama(gguf, lora_path=lora or None, n_ctx=512, n_threads=2, logits_all=True, verbose=False)
 llm.eval(json.loads(tokens_json))
 np.save(out, np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32))
 """
