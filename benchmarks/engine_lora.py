@@ -6,7 +6,8 @@ the bundled SmolLM2 GGUF, base model vs base + the adapter written by
     ... benchmarks/engine_lora.py --rounds 5 --new-tokens 64 --json
 
 The adapter is shaped like `lore customize train`'s default (rank 16 on every linear layer of
-every decoder layer) with random weights: speed does not depend on what it learned.
+every decoder layer) with random weights (strong enough to move the logits well beyond Q4_1's
+quantization noise): speed does not depend on what it learned.
 
 1. **Throughput**, per engine and model: prompt tokens/s (Lore's agent prompt, ~1000 tokens,
    one new token) and generated tokens/s (a short question, `--new-tokens` greedy tokens, the
@@ -168,7 +169,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="engine-lora-") as tmp:
         work = Path(tmp)
         adapters = work / "home" / "adapters"
-        adapter_folder = write_random_adapter(base, adapters / ADAPTER, rank=16)
+        adapter_folder = write_random_adapter(base, adapters / ADAPTER, rank=16, scale=0.1)
         gguf = write_gguf_lora(adapter_folder, base, work / f"{ADAPTER}.gguf").path
         rows: list[dict[str, Any]] = []
         # One server per model: llama_cpp.server reloads when a request names the other one.
