@@ -97,7 +97,8 @@ class MockSlackApi:
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    async def start(self) -> MockSlackApi:
+    async def start(self, port: int = 0) -> MockSlackApi:
+        """Serve on 127.0.0.1:`port` (0: a free one; a bot started earlier may name its port)."""
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         # slack_sdk calls some read methods (users.info) with GET and query parameters.
@@ -106,7 +107,7 @@ class MockSlackApi:
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self
