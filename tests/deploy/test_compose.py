@@ -4,11 +4,13 @@ Docker here): PostgreSQL and a Chroma server with volumes and health checks, two
 
 from __future__ import annotations
 
+import re
 import tomllib
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from bot.settings import ServerSettings
 from tests.deploy.deployment_files import (
     NGINX_CONF,
     ROOT,
@@ -131,3 +133,27 @@ def test_secrets_stay_out_of_git() -> None:
     assert not environment & {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "MICROSOFT_APP_PASSWORD"}, (
         "platform secrets belong in .env, not in docker-compose.yml"
     )
+
+
+def seconds(value: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    number, unit = re.fullmatch(r"(\d+)(ms|s|m|h)?", value).groups()  # type: ignore[union-attr]
+    return int(number) * units[unit or "s"]
+
+
+def test_the_proxy_passes_slacks_headers_and_body_untouched() -> None:
+    nginx = NginxConfig.parse(NGINX_CONF.read_text())
+    assert all(d.args != ["off"] for d in nginx.all("proxy_pass_request_headers")), "request headers are dropped"
+    assert all(d.args != ["off"] for d in nginx.all("proxy_pass_request_body")), "request bodies are dropped"
+    assert not nginx.all("proxy_set_body"), "the body Slack signed must arrive as sent"
+    for header in ("X-Slack-Signature", "X-Slack-Request-Timestamp", "X-Slack-Retry-Num", "X-Slack-Retry-Reason"):
+        for directive in nginx.all("proxy_set_header"):
+            if directive.args[0].lower() == header.lower():
+                assert directive.args[1:] == ["$http_" + header.lower().replace("-", "_")], directive
+    (location,) = nginx.all("location")
+    assert location.all("proxy_pass")[0].args == ["http://" + nginx.all("upstream")[0].args[0]]
+    (body,) = nginx.all("client_max_body_size")
+    assert int(body.args[0].removesuffix("m")) * 1024 * 1024 >= ServerSettings().max_body_bytes
+    for timeout in ("proxy_read_timeout", "proxy_send_timeout"):
+        (directive,) = nginx.all(timeout)
+        assert seconds(directive.args[0]) >= 30, f"{timeout} too short for the console and a busy replica"

@@ -121,6 +121,7 @@ def test_the_worker_alone_mounts_the_documents_read_only_and_every_pod_shares_lo
         home = mounted(workload)["/var/lib/lore"]["persistentVolumeClaim"]["claimName"]
         assert home in claims
         assert mounted(workload)["/etc/lore"]["configMap"]["name"] == config["metadata"]["name"]
+        assert mounted(workload)["/etc/lore"]["readOnly"] is True
     assert mounted(worker)["/var/lib/lore"] == mounted(bot)["/var/lib/lore"]
 
 
