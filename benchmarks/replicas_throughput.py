@@ -14,8 +14,9 @@ one, or --postgres-url), `chroma run`, and `lore` processes. `lore index` builds
 replica count, that many `lore serve --no-jobs` processes start (each with its own LORE_HOME,
 as on separate machines), each answers one warm-up question (untimed: the model loads lazily),
 and N askers send signed Slack `app_mention` events over HTTP to the replicas in turn, each
-waiting for its final answer (the message with the feedback buttons) at the loopback Slack Web
-API of tests/support/slack_api.py before asking the next. Every question comes from its own
+waiting for its final answer (the last `chat.update` of its message at the loopback Slack Web
+API of tests/support/slack_api.py, once the replica has logged the answer) before asking the
+next. Every question comes from its own
 user, so no rate limit applies.
 
 Modes: retrieval (`agent.generate = "never"`: the answer is the evidence) and model
@@ -46,7 +47,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bot.platforms.slack.rendering import ACTION_HELPFUL  # noqa: E402
 from bot.settings import SAMPLE_DOCS  # noqa: E402
 from tests.support.knowledge_index import chroma_server  # noqa: E402
 from tests.support.lore_processes import LoreProcess, lore_environment  # noqa: E402
@@ -165,20 +165,27 @@ def build_index(deployment: Deployment) -> float:
     return time.perf_counter() - started
 
 
-async def ask(sender: SlackSender, api: MockSlackApi, question: str) -> float | None:
-    """Seconds from sending the event to the final answer; None if it never came."""
+async def ask(sender: SlackSender, api: MockSlackApi, replica: LoreProcess, question: str) -> float | None:
+    """Seconds from sending the event to the final answer; None if it never came.
+
+    The final answer is the last `chat.update` of the question's message: the replica logs its
+    `slack answer ... channel=<C>` line right after it (when the model writes, an earlier
+    update already shows the excerpts with the feedback buttons, so the buttons alone do not
+    say the answer is final)."""
     channel, user = "C" + uuid.uuid4().hex[:10].upper(), "U" + uuid.uuid4().hex[:10].upper()
     event = mention(question, user, channel)
-    started = time.perf_counter()
+    started = time.monotonic()
     # Event ids unique across senders: PostgreSQL drops a repeated id as Slack's retry.
     reply = await sender.event(event, event_id="Ev" + uuid.uuid4().hex[:16].upper())
     if reply.status != 200:
         return None
-    deadline = time.monotonic() + ANSWER_TIMEOUT
+    logged = "slack answer id="
+    deadline = started + ANSWER_TIMEOUT
     while time.monotonic() < deadline:
-        if any(ACTION_HELPFUL in json.dumps(m.blocks) for m in api.thread(channel, event["ts"])):
-            return time.perf_counter() - started
-        await asyncio.sleep(0.02)
+        if any(logged in line and f"channel={channel} " in line for line in replica.output.splitlines()):
+            updates = [c.at for c in api.calls_to("chat.update") if c.args.get("channel") == channel]
+            return (max(updates) if updates else time.monotonic()) - started
+        await asyncio.sleep(0.05)
     return None
 
 
@@ -196,7 +203,7 @@ async def measure(
     try:
         await asyncio.gather(*(asyncio.to_thread(p.wait_healthy) for p in processes))
         # Warm-up, untimed: each replica answers once (the model and the ONNX session load).
-        await asyncio.gather(*(ask(sender, api, questions[0]) for sender in senders))
+        await asyncio.gather(*(ask(sender, api, p, questions[0]) for sender, p in zip(senders, processes, strict=True)))
         turn = itertools.count()
         queue = list(questions)
         latencies: list[float] = []
@@ -206,7 +213,8 @@ async def measure(
             nonlocal failures
             while queue:
                 question = queue.pop(0)
-                seconds = await ask(senders[next(turn) % len(senders)], api, question)
+                n = next(turn) % len(senders)
+                seconds = await ask(senders[n], api, processes[n], question)
                 if seconds is None:
                     failures += 1
                 else:
