@@ -102,7 +102,9 @@ def test_chroma_and_postgresql_are_where_the_pods_look() -> None:
         assert container["envFrom"] == [{"secretRef": {"name": secret["metadata"]["name"]}}]
 
 
-def test_the_worker_alone_mounts_the_documents_read_only_and_every_pod_shares_lore_home() -> None:
+def test_the_worker_alone_mounts_the_documents_read_only_and_its_own_lore_home() -> None:
+    """Only the worker refreshes and trains: it alone sees the documents and keeps a LORE_HOME
+    on a claim; the replicas keep nothing (everything they share is in PostgreSQL and Chroma)."""
     (config,) = kubernetes_objects("ConfigMap")
     folders = {source["path"] for source in tomllib.loads(config["data"]["lore.toml"])["sources"]}
     claims = {claim["metadata"]["name"] for claim in kubernetes_objects("PersistentVolumeClaim")}
@@ -117,12 +119,11 @@ def test_the_worker_alone_mounts_the_documents_read_only_and_every_pod_shares_lo
     for folder in folders:
         assert mounted(worker)[folder]["readOnly"] is True
         assert folder not in mounted(bot)
+    assert mounted(worker)["/var/lib/lore"]["persistentVolumeClaim"]["claimName"] in claims
+    assert "/var/lib/lore" not in mounted(bot)
     for workload in (worker, bot):
-        home = mounted(workload)["/var/lib/lore"]["persistentVolumeClaim"]["claimName"]
-        assert home in claims
         assert mounted(workload)["/etc/lore"]["configMap"]["name"] == config["metadata"]["name"]
         assert mounted(workload)["/etc/lore"]["readOnly"] is True
-    assert mounted(worker)["/var/lib/lore"] == mounted(bot)["/var/lib/lore"]
 
 
 def test_kustomization_lists_every_manifest() -> None:
