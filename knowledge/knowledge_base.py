@@ -21,7 +21,7 @@ from knowledge.index.catalog import FailureRecord, FileRecord
 from knowledge.index.factory import open_catalog
 from knowledge.index.vectors import VectorStore
 from knowledge.loaders.worker import ParserProcess
-from knowledge.lock import AdvisoryLock, RefreshLock
+from knowledge.lock import AdvisoryLock, RefreshLock, held_elsewhere
 from knowledge.retrieval import Reranker, Retriever
 from knowledge.sources.base import Source
 from knowledge.sources.registry import open_source
@@ -80,13 +80,13 @@ class KnowledgeBase:
         self.permissions = permissions or nobody_may_read
         self.catalog_url = catalog_url
         self.catalog = open_catalog(self.index_dir, catalog_url)
+        self.lock_path = self.index_dir / "refresh.lock"
         try:
-            self.vectors = VectorStore(index, self.index_dir / "chroma")
+            self.vectors = VectorStore(index, self.index_dir / "chroma", self._refreshing_elsewhere)
         except BaseException:
             self.catalog.close()
             raise
         self.retriever = Retriever(self.catalog, self.vectors, self.embedder, retrieval, reranker)
-        self.lock_path = self.index_dir / "refresh.lock"
         self.source_state_dir = self.index_dir / "sources"
 
     def open_sources(self, settings: Sequence[SourceSettings] | None = None) -> OpenSources:
@@ -139,6 +139,11 @@ class KnowledgeBase:
             )
             with _progress(show_progress and progress is None) as bar:
                 return synchronizer.run(sources, full=full, progress=progress or bar, complete=complete)
+
+    def _refreshing_elsewhere(self) -> bool:
+        """Whether another process on this machine is refreshing (with a PostgreSQL catalog
+        the lock is in the database: not looked at, see VectorStore)."""
+        return self.catalog_url is None and held_elsewhere(self.lock_path)
 
     def refresh_lock(self) -> AbstractContextManager[object]:
         """The lock one refresh holds (IndexBusyError names the holder): an advisory lock in

@@ -67,6 +67,24 @@ class RefreshLock:
         self.release()
 
 
+def held_elsewhere(path: Path) -> bool:
+    """Whether another live process holds the RefreshLock at `path` (read from the pid its
+    holder writes; no lock is taken, so a refresh starting now is never refused for it)."""
+    try:
+        holder = path.read_text().strip()
+    except FileNotFoundError:
+        return False
+    if not holder.isdigit() or int(holder) == os.getpid():
+        return False
+    try:
+        os.kill(int(holder), 0)
+    except ProcessLookupError:
+        return False  # killed without releasing: the kernel dropped its lock
+    except PermissionError:
+        return True
+    return True
+
+
 def advisory_key(name: str) -> int:
     """A fixed signed 64-bit advisory-lock key for `name` (e.g. "lore refresh")."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)

@@ -3,14 +3,15 @@
 acl); texts live in the catalog.
 
 The embedded store re-opens itself when another process wrote to it (`embedded_chroma`): it
-looks at most once a second before reading and always before writing."""
+looks at most once a second before reading (and re-opens once that process's refresh is
+over) and always before writing."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,10 @@ class VectorStore:
     """One Chroma collection with cosine distance and no embedding function of its own
     (Lore embeds; Chroma must never try to download a default model)."""
 
-    def __init__(self, settings: IndexSettings, folder: Path) -> None:
+    def __init__(self, settings: IndexSettings, folder: Path, writer_busy: Callable[[], bool] = lambda: False) -> None:
+        """`writer_busy`: whether another process is refreshing the embedded store now; its
+        changes are then picked up when it is done (loading the index from disk while another
+        process writes it can lose some of that process's vectors on disk)."""
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
@@ -63,6 +67,7 @@ class VectorStore:
         )
         self.name = settings.collection
         self._folder = folder
+        self._writer_busy = writer_busy
         # Embedded store: serializes every use of the client with re-opening it (other threads'
         # queries wait). A server is always fresh: no lock, no looks.
         self._lock: AbstractContextManager[Any] = nullcontext() if settings.chroma_host else threading.RLock()
@@ -104,10 +109,10 @@ class VectorStore:
             return
         self._looked_at = now
         changed, seen = changed_since(self._folder, self._seen)
-        if changed:
-            self._reopen()
-        else:
+        if not changed:
             self._seen = seen
+        elif writing or not self._writer_busy():
+            self._reopen()
 
     def _wrote(self) -> None:
         """Remember the store as this process's own write left it (call with the lock held)."""

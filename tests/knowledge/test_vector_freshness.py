@@ -20,12 +20,14 @@ import pytest
 from knowledge.config import IndexSettings
 from knowledge.index import vectors as vectors_module
 from knowledge.index.vectors import VectorMetadata, VectorStore
+from knowledge.lock import RefreshLock, held_elsewhere
 from tests.support.knowledge_index import CountingEmbedder, make_knowledge
 from tests.support.refresh_child import PROJECT
 
 # Another process: a refresh of HOME_DIR from DOCS; or WRITE random vectors (ids PREFIX0,
 # PREFIX1, ..., seeded by SEED) into the embedded store at STORE; or with FIND, print how many
-# of those are their own nearest neighbour there.
+# of those are their own nearest neighbour there; with LOCK, write holding that refresh lock
+# until a line arrives on stdin.
 CHILD = textwrap.dedent(
     """
     import os, sys
@@ -42,6 +44,12 @@ CHILD = textwrap.dedent(
         prefix, n, seed = os.environ["PREFIX"], int(os.environ["WRITE"]), int(os.environ["SEED"])
         if os.environ.get("FIND"):
             print(found(vectors, *random_vectors(prefix, n, seed)))
+        elif os.environ.get("LOCK"):  # a refresh: holds the lock until told to finish
+            from knowledge.lock import RefreshLock
+            with RefreshLock(Path(os.environ["LOCK"])):
+                write(vectors, prefix, n, seed)
+                print("written", flush=True)
+                sys.stdin.readline()
         else:
             write(vectors, prefix, n, seed)
     """
@@ -132,7 +140,10 @@ def test_own_writes_after_another_process_wrote_keep_its_vectors(tmp_path: Path)
     assert run_child(STORE=str(folder), PREFIX="theirs-", WRITE="600", SEED="2", FIND="1").strip() == "600"
 
 
-def test_queries_racing_with_reopens_never_fail(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_queries_racing_with_reopens_never_fail(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vectors_module, "FRESHNESS_INTERVAL", 0.2)
     folder = tmp_path / "chroma"
     vectors = store(folder)
     write(vectors, "mine-", 200, seed=1)
@@ -195,3 +206,50 @@ def test_reopening_one_store_leaves_the_others_in_this_process_working(
     assert [record.getMessage() for record in caplog.records] == [
         f"Re-opened Chroma at {tmp_path / 'a'}: another process changed it"
     ] * 2
+
+
+def test_changes_are_picked_up_once_the_other_process_refresh_is_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loading the index from disk while another process writes it can lose that process's
+    # vectors on disk: a reader waits for the refresh lock to be free.
+    monkeypatch.setattr(vectors_module, "FRESHNESS_INTERVAL", 0.2)
+    folder, lock = tmp_path / "chroma", tmp_path / "refresh.lock"
+    vectors = VectorStore(IndexSettings(), folder, lambda: held_elsewhere(lock))
+    mine, mine_vectors = write(vectors, "mine-", 20, seed=1)
+    assert found(vectors, mine, mine_vectors) == 20  # the index is loaded into memory
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD],
+        env={**os.environ, "PROJECT": str(PROJECT), "STORE": str(folder), "PREFIX": "theirs-", "WRITE": "5"}
+        | {"SEED": "2", "LOCK": str(lock)},
+        cwd=PROJECT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "written\n"
+        theirs, theirs_vectors = random_vectors("theirs-", 5, 2)
+        time.sleep(0.5)
+        assert found(vectors, theirs, theirs_vectors) == 0  # still refreshing: the old index answers
+        assert found(vectors, mine, mine_vectors) == 20
+        child.communicate("done\n", timeout=30)
+        assert child.returncode == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    until(lambda: found(vectors, theirs, theirs_vectors) == 5, 2)
+
+
+def test_a_refresh_lock_is_held_elsewhere_only_by_another_live_process(tmp_path: Path) -> None:
+    lock = tmp_path / "refresh.lock"
+    assert not held_elsewhere(lock)  # no file
+    with RefreshLock(lock):
+        assert not held_elsewhere(lock)  # this process
+    assert not held_elsewhere(lock)  # released
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(dead.stdout.strip())
+    assert not held_elsewhere(lock)  # killed without releasing
+    lock.write_text(str(os.getppid()))
+    assert held_elsewhere(lock)
