@@ -21,7 +21,7 @@ from knowledge.index.catalog import FailureRecord, FileRecord
 from knowledge.index.factory import open_catalog
 from knowledge.index.vectors import VectorStore
 from knowledge.loaders.worker import ParserProcess
-from knowledge.lock import AdvisoryLock, RefreshLock, held_elsewhere
+from knowledge.lock import AdvisoryLock, AdvisoryLockProbe, RefreshLock, held_elsewhere
 from knowledge.retrieval import Reranker, Retriever
 from knowledge.sources.base import Source
 from knowledge.sources.registry import open_source
@@ -81,10 +81,12 @@ class KnowledgeBase:
         self.catalog_url = catalog_url
         self.catalog = open_catalog(self.index_dir, catalog_url)
         self.lock_path = self.index_dir / "refresh.lock"
+        # With a PostgreSQL catalog the refresh lock is in the database, wherever its holder runs.
+        self._refresh_probe = AdvisoryLockProbe(catalog_url) if catalog_url is not None else None
         try:
             self.vectors = VectorStore(index, self.index_dir / "chroma", self._refreshing_elsewhere)
         except BaseException:
-            self.catalog.close()
+            self.close()
             raise
         self.retriever = Retriever(self.catalog, self.vectors, self.embedder, retrieval, reranker)
         self.source_state_dir = self.index_dir / "sources"
@@ -141,9 +143,11 @@ class KnowledgeBase:
                 return synchronizer.run(sources, full=full, progress=progress or bar, complete=complete)
 
     def _refreshing_elsewhere(self) -> bool:
-        """Whether another process on this machine is refreshing (with a PostgreSQL catalog
-        the lock is in the database: not looked at, see VectorStore)."""
-        return self.catalog_url is None and held_elsewhere(self.lock_path)
+        """Whether another process is refreshing now (the embedded vector store waits for it
+        to finish before re-reading what it wrote; see VectorStore)."""
+        if self._refresh_probe is not None:
+            return self._refresh_probe.held()
+        return held_elsewhere(self.lock_path)
 
     def refresh_lock(self) -> AbstractContextManager[object]:
         """The lock one refresh holds (IndexBusyError names the holder): an advisory lock in
@@ -195,6 +199,8 @@ class KnowledgeBase:
 
     def close(self) -> None:
         self.catalog.close()
+        if self._refresh_probe is not None:
+            self._refresh_probe.close()
 
 
 class OpenSources(ExitStack):

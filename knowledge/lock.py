@@ -91,6 +91,14 @@ def advisory_key(name: str) -> int:
 
 
 REFRESH_LOCK = "lore refresh"
+# How pg_locks shows a granted bigint advisory lock: its key's high and low 32 bits, objsubid 1.
+_HELD = (
+    "l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid::bigint = :high AND l.objid::bigint = :low"
+)
+
+
+def _key_halves(key: int) -> dict[str, int]:
+    return {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF}
 
 
 class AdvisoryLock:
@@ -121,15 +129,12 @@ class AdvisoryLock:
         self._connection = connection
 
     def _holder(self, connection: Connection) -> str:
-        high, low = (self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF
         names = (
             connection.execute(
                 text(
-                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-                    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
-                    " AND l.classid::bigint = :high AND l.objid::bigint = :low"
+                    f"SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE {_HELD}"
                 ),
-                {"high": high, "low": low},
+                _key_halves(self.key),
             )
             .scalars()
             .all()
@@ -154,3 +159,20 @@ class AdvisoryLock:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.release()
+
+
+class AdvisoryLockProbe:
+    """Whether any session holds the advisory lock `name` in the database at `url`, without
+    taking it (so a refresh starting now is never refused for it). One pooled connection."""
+
+    def __init__(self, url: str, name: str = REFRESH_LOCK) -> None:
+        self._key = advisory_key(name)
+        self._engine = create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+
+    def held(self) -> bool:
+        with self._engine.connect() as connection:
+            query = text(f"SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE {_HELD})")
+            return bool(connection.execute(query, _key_halves(self._key)).scalar())
+
+    def close(self) -> None:
+        self._engine.dispose()

@@ -20,7 +20,7 @@ from sqlalchemy.pool import NullPool
 from knowledge.config import IndexSettings
 from knowledge.errors import IndexBusyError
 from knowledge.knowledge_base import KnowledgeBase
-from knowledge.lock import REFRESH_LOCK, AdvisoryLock, advisory_key
+from knowledge.lock import REFRESH_LOCK, AdvisoryLock, AdvisoryLockProbe, advisory_key
 from knowledge.sync import PermissionResolver
 from knowledge.types import EVERYONE, SearchFilters, SourceFile
 from tests.support.files import write_document
@@ -190,3 +190,20 @@ def test_the_advisory_lock_is_exclusive_within_a_process_and_freed_on_release(sh
         AdvisoryLock(shared.catalog_url).acquire()
     with AdvisoryLock(shared.catalog_url), AdvisoryLock(shared.catalog_url, "lore retraining"):
         pass  # another name is another lock
+
+
+def test_the_probe_sees_a_refresh_lock_held_anywhere_without_taking_it(shared: Shared) -> None:
+    """An embedded vector store waits for a refresh holding the database's lock before it
+    re-reads the store (KnowledgeBase._refreshing_elsewhere); looking never takes the lock."""
+    probe = AdvisoryLockProbe(shared.catalog_url)
+    try:
+        assert not probe.held()
+        with AdvisoryLock(shared.catalog_url):
+            assert probe.held()
+            assert not AdvisoryLockProbe(shared.catalog_url, "lore retraining").held()
+        assert not probe.held()
+        with AdvisoryLock(shared.catalog_url):  # looking left it free to take
+            pass
+    finally:
+        probe.close()
+
