@@ -206,4 +206,3 @@ def test_the_probe_sees_a_refresh_lock_held_anywhere_without_taking_it(shared: S
             pass
     finally:
         probe.close()
-
