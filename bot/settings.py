@@ -50,6 +50,10 @@ class ModelSettings(BaseModel):
     temperature: float = 0.0
     repetition_penalty: float = 1.2
     queue_size: int = 32
+    # torch's threads for the local backend (None: one per core). Replicas sharing a machine
+    # should split its cores (cores / replicas): oversubscribed, two replicas answered 4x
+    # slower than one on 2 cores (benchmarks/replicas_throughput.py).
+    cpu_threads: int | None = Field(default=None, ge=1)
     openai_base_url: str = "http://127.0.0.1:8000/v1"
     openai_model: str = "lore"
     openai_api_key: SecretStr = SecretStr("")

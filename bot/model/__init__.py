@@ -63,6 +63,7 @@ def _load_local(settings: ModelSettings, home: Path, adapters: AdapterRegistry) 
         device=settings.device,
         queue_size=settings.queue_size,
         defaults=generation_defaults(settings),
+        cpu_threads=settings.cpu_threads,
     )
 
 
