@@ -195,14 +195,15 @@ def test_the_advisory_lock_is_exclusive_within_a_process_and_freed_on_release(sh
 def test_the_probe_sees_a_refresh_lock_held_anywhere_without_taking_it(shared: Shared) -> None:
     """An embedded vector store waits for a refresh holding the database's lock before it
     re-reads the store (KnowledgeBase._refreshing_elsewhere); looking never takes the lock."""
-    probe = AdvisoryLockProbe(shared.catalog_url)
+    probe, other_name = AdvisoryLockProbe(shared.catalog_url), AdvisoryLockProbe(shared.catalog_url, "lore retraining")
     try:
         assert not probe.held()
         with AdvisoryLock(shared.catalog_url):
             assert probe.held()
-            assert not AdvisoryLockProbe(shared.catalog_url, "lore retraining").held()
+            assert not other_name.held()
         assert not probe.held()
         with AdvisoryLock(shared.catalog_url):  # looking left it free to take
             pass
     finally:
         probe.close()
+        other_name.close()
